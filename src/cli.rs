@@ -1,0 +1,131 @@
+//! Subcommands and their arguments; each returns the process exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+use crate::telemetry::{self, LogFormat};
+
+/// Exit code for bad usage or a bad configuration.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a failure at run time.
+pub const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reload-butler",
+    version,
+    about = "Tells people within seconds that a Qlik Cloud app reload failed.",
+    long_about = "Tells people within seconds that a Qlik Cloud app reload failed: receives Qlik Cloud \
+reload events over MQTT, keeps the failures of monitored tenants and turns each into one durable \
+alert job. See README.md and docs/ for the whole picture."
+)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// More log detail: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGINT or SIGTERM.
+    Run,
+    /// Validate the configuration and report every problem; sends nothing.
+    Check,
+}
+
+/// Parses the command line and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, cli.verbose);
+    match cli.command {
+        Command::Check => check(&cli.config),
+        Command::Run => run(&cli.config),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path, &config::process_env()).map_err(|error| {
+        eprintln!("error: {error}");
+        if matches!(error, ConfigError::Read { .. }) && path == Path::new(config::DEFAULT_PATH) {
+            eprintln!("hint: pass --config PATH, or run from the directory that holds config/");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    // TLS files are part of the configuration: read them now, not at the first connect.
+    if let Some(mqtt) = &config.mqtt {
+        if let Err(error) = crate::mqtt::client_options(mqtt) {
+            eprintln!(
+                "error: {} has 1 problem:\n  - mqtt: {error}",
+                path.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    let enabled = config.destinations.iter().filter(|d| d.enabled).count();
+    println!(
+        "{}: OK ({} tenant{}, {} destination{} of which {} enabled)",
+        path.display(),
+        config.tenants.len(),
+        plural(config.tenants.len()),
+        config.destinations.len(),
+        plural(config.destinations.len()),
+        enabled
+    );
+    ExitCode::SUCCESS
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(crate::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ crate::app::RunError::NoEventSource) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => {
+            tracing::error!(%error, "reload-butler stopped");
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Reads the expanded YAML tree into a typed [`Config`], checking each value and the rules that
+//! tie values together. Every problem goes to `problems`; reading goes on after one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::destinations::read_destinations;
+use super::reader::{ByteSize, Node, Problems, Section};
+use super::*;
+
+pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Config> {
+    let root = Node::root(tree, problems).section();
+    let poll = read_poll(&root.section("poll"));
+    let enrich = read_enrich(&root.section("enrich"));
+    let credentials_needed = poll.enabled || enrich.enabled;
+    let config = Config {
+        timezone: root.opt("timezone"),
+        mqtt: read_mqtt(&root.section("mqtt")),
+        alert_on: root.or(
+            "alert_on",
+            vec![
+                Failure::ReloadFailed,
+                Failure::ReloadExceededLimit,
+                Failure::EngineAttemptFailed,
+            ],
+        ),
+        include_session_apps: root.or("include_session_apps", false),
+        state: read_state(&root.section("state")),
+        admin: AdminConfig {
+            listen: root
+                .section("admin")
+                .default_or_null("listen", ([127, 0, 0, 1], 9090).into()),
+        },
+        tenants: read_tenants(&root, credentials_needed),
+        links: read_links(&root),
+        script_log_archive: read_archive(&root.section("script_log_archive")),
+        delivery: read_delivery(&root.section("delivery")),
+        destinations: read_destinations(&root),
+        gateway: read_gateway(&root.section("gateway")),
+        poll,
+        enrich,
+    };
+    if config.alert_on.is_empty() {
+        root.problem("alert_on", "must name at least one kind of failure");
+    }
+    if config.mqtt.is_none() && !config.poll.enabled {
+        root.problem(
+            "mqtt.url",
+            "is null and poll is disabled: nothing would ever be received",
+        );
+    }
+    Some(config)
+}
+
+fn read_mqtt(s: &Section) -> Option<MqttConfig> {
+    let url: Option<String> = s.default_or_null("url", "mqtt://127.0.0.1:1883".to_owned());
+    let url_node = s.node("url");
+    let endpoint = url.as_deref().and_then(|url| match parse_mqtt_url(url) {
+        Ok(endpoint) => endpoint,
+        Err(why) => {
+            url_node.problem(why);
+            None
+        }
+    });
+    let tls = matches!(endpoint, Some(MqttEndpoint::Tls { .. }));
+    let config = MqttConfig {
+        endpoint: endpoint.clone().unwrap_or(MqttEndpoint::Tcp {
+            host: String::new(),
+            port: 0,
+        }),
+        client_id: s.or("client_id", "reload-butler-1".to_owned()),
+        username: s.opt("username").filter(|u: &String| !u.is_empty()),
+        password: s.opt("password").filter(|p: &Secret| !p.is_empty()),
+        ca_file: s.opt("ca_file"),
+        client_identity: pair(s, "client_cert_file", "client_key_file"),
+        topic: s.or("topic", "qscloud/app/reload/#".to_owned()),
+        shared_group: s.opt("shared_group").filter(|g: &String| !g.is_empty()),
+        keep_alive: s.or("keep_alive", Duration::from_secs(30)),
+        persistent_session: s.or("persistent_session", true),
+    };
+    if config.client_id.is_empty() {
+        s.problem("client_id", "must not be empty");
+    }
+    if config.topic.is_empty() {
+        s.problem("topic", "must not be empty");
+    }
+    if let Some(group) = &config.shared_group {
+        if group.contains(['/', '+', '#']) {
+            s.problem("shared_group", "must not contain `/`, `+` or `#`");
+        }
+    }
+    if config.keep_alive < Duration::from_secs(5) {
+        s.problem("keep_alive", "must be at least 5s");
+    }
+    if !tls && endpoint.is_some() {
+        for key in ["ca_file", "client_cert_file", "client_key_file"] {
+            if s.node(key).is_present() {
+                s.problem(key, "is only used with an mqtts:// url");
+            }
+        }
+    }
+    endpoint.map(|_| config)
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]`; null, `""` or `none` mean "no MQTT".
+fn parse_mqtt_url(url: &str) -> Result<Option<MqttEndpoint>, String> {
+    let url = url.trim();
+    if url.is_empty() || url.eq_ignore_ascii_case("none") || url.eq_ignore_ascii_case("null") {
+        return Ok(None);
+    }
+    if url == "embedded" {
+        return Err("`embedded` (an in-process broker) is not available in this version; run mosquitto or another broker and give its mqtt:// url".to_owned());
+    }
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("mqtt://") {
+        (false, rest)
+    } else {
+        return Err(format!(
+            "expected mqtt://host:port or mqtts://host:port, found `{url}`"
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') {
+        return Err(
+            "put credentials in mqtt.username and mqtt.password, not in the url".to_owned(),
+        );
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("`{port}` is not a port number"))?;
+            (host, port)
+        }
+        _ => (rest, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("`{url}` has no valid host"));
+    }
+    let host = host.to_owned();
+    Ok(Some(if tls {
+        MqttEndpoint::Tls { host, port }
+    } else {
+        MqttEndpoint::Tcp { host, port }
+    }))
+}
+
+/// Two keys that must be set together (a certificate and its key).
+fn pair(s: &Section, a: &'static str, b: &'static str) -> Option<(PathBuf, PathBuf)> {
+    match (s.opt::<PathBuf>(a), s.opt::<PathBuf>(b)) {
+        (Some(x), Some(y)) => Some((x, y)),
+        (None, None) => None,
+        (Some(_), None) => {
+            s.problem(b, format!("is required when {a} is set"));
+            None
+        }
+        (None, Some(_)) => {
+            s.problem(a, format!("is required when {b} is set"));
+            None
+        }
+    }
+}
+
+fn read_poll(s: &Section) -> PollConfig {
+    let poll = PollConfig {
+        enabled: s.or("enabled", true),
+        interval: s.or("interval", Duration::from_secs(300)),
+        lookback: s.or("lookback", Duration::from_secs(3600)),
+    };
+    if poll.enabled && poll.interval < Duration::from_secs(10) {
+        s.problem("interval", "must be at least 10s");
+    }
+    poll
+}
+
+fn read_state(s: &Section) -> StateConfig {
+    let state = StateConfig {
+        path: s.or("path", PathBuf::from("data/reload-butler.db")),
+        dedupe_ttl: s.or("dedupe_ttl", Duration::from_secs(7 * 86_400)),
+    };
+    if state.path.as_os_str().is_empty() {
+        s.problem("path", "must not be empty");
+    }
+    if state.dedupe_ttl < Duration::from_secs(3600) {
+        s.problem(
+            "dedupe_ttl",
+            "must be at least 1h (Qlik may deliver an event again much later)",
+        );
+    }
+    state
+}
+
+fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
+    let mut tenants: Vec<TenantConfig> = Vec::new();
+    for node in root.list("tenants") {
+        let s = node.section();
+        let id: String = s.req("id").unwrap_or_default();
+        if tenants.iter().any(|t| t.id == id && !id.is_empty()) {
+            s.problem("id", format!("tenant `{id}` is listed twice"));
+        }
+        let url = s
+            .req::<String>("url")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = url.as_deref().filter(|u| !is_http_url(u)) {
+            s.problem("url", format!("expected an https:// url, found `{url}`"));
+        }
+        let links = s.section("links");
+        let tenant = TenantConfig {
+            id,
+            comment: s.or("comment", String::new()),
+            url: url.unwrap_or_default(),
+            auth: read_auth(&s.section("auth"), credentials_needed),
+            qmc_url: links.opt("qmc"),
+            hub_url: links.opt("hub"),
+        };
+        drop(links);
+        tenants.push(tenant);
+    }
+    tenants
+}
+
+fn read_auth(s: &Section, credentials_needed: bool) -> Option<TenantAuth> {
+    let api_key: Option<Secret> = s.opt("api_key");
+    let oauth = s.section("oauth");
+    let oauth_set = s.node("oauth").is_present();
+    let client_id: Option<String> = oauth.opt("client_id");
+    let client_secret: Option<Secret> = oauth.opt("client_secret");
+    drop(oauth);
+    match (api_key, oauth_set) {
+        (Some(_), true) => {
+            s.problem("", "set either api_key or oauth, not both");
+            None
+        }
+        (Some(key), false) => {
+            if key.is_empty() {
+                s.problem("api_key", "must not be empty");
+            }
+            Some(TenantAuth::ApiKey(key))
+        }
+        (None, true) => match (client_id, client_secret) {
+            (Some(client_id), Some(client_secret)) if !client_secret.is_empty() => {
+                Some(TenantAuth::OAuth {
+                    client_id,
+                    client_secret,
+                })
+            }
+            _ => {
+                s.problem("oauth", "needs client_id and a non-empty client_secret");
+                None
+            }
+        },
+        (None, false) => {
+            if credentials_needed {
+                s.problem("", "needs api_key or oauth while enrich or poll is enabled");
+            }
+            None
+        }
+    }
+}
+
+fn read_links(root: &Section) -> Vec<LinkConfig> {
+    root.list("links")
+        .iter()
+        .map(|node| {
+            let s = node.section();
+            let link = LinkConfig {
+                id: s.req("id").unwrap_or_default(),
+                text: s.req("text").unwrap_or_default(),
+                url: s.req("url").unwrap_or_default(),
+            };
+            link
+        })
+        .collect()
+}
+
+fn read_enrich(s: &Section) -> EnrichConfig {
+    EnrichConfig {
+        enabled: s.or("enabled", true),
+        timeout: s.or("timeout", Duration::from_secs(10)),
+        cache_ttl: s.or("cache_ttl", Duration::from_secs(600)),
+    }
+}
+
+fn read_archive(s: &Section) -> ScriptLogArchiveConfig {
+    ScriptLogArchiveConfig {
+        enabled: s.or("enabled", false),
+        dir: s.or("dir", PathBuf::from("data/script-logs")),
+    }
+}
+
+fn read_delivery(s: &Section) -> DeliveryConfig {
+    let delivery = DeliveryConfig {
+        retry_initial: s.or("retry_initial", Duration::from_secs(5)),
+        retry_max: s.or("retry_max", Duration::from_secs(600)),
+        give_up_after: s.or("give_up_after", Duration::from_secs(86_400)),
+        dry_run_dir: s.opt("dry_run_dir"),
+        retention: s.or("retention", Duration::from_secs(30 * 86_400)),
+    };
+    if delivery.retry_initial.is_zero() {
+        s.problem("retry_initial", "must be more than 0");
+    }
+    if delivery.retry_max < delivery.retry_initial {
+        s.problem("retry_max", "must not be shorter than retry_initial");
+    }
+    if delivery.give_up_after.is_zero() {
+        s.problem("give_up_after", "must be more than 0");
+    }
+    delivery
+}
+
+fn read_gateway(s: &Section) -> GatewayConfig {
+    let tls = s.section("tls");
+    let tls_pair = pair(&tls, "cert_file", "key_file");
+    drop(tls);
+    let gateway = GatewayConfig {
+        listen: s.or("listen", ([0, 0, 0, 0], 8443).into()),
+        path: s.or("path", "/qlik/webhook".to_owned()),
+        tls: tls_pair,
+        secrets: s
+            .or("secrets", Vec::<Secret>::new())
+            .into_iter()
+            .filter(|secret| !secret.is_empty())
+            .collect(),
+        max_body: s.or("max_body", ByteSize(1 << 20)).0,
+        topic_prefix: s.or("topic_prefix", "qscloud/app/reload".to_owned()),
+    };
+    if !gateway.path.starts_with('/') {
+        s.problem("path", "must start with `/`");
+    }
+    if gateway.topic_prefix.is_empty() || gateway.topic_prefix.contains(['+', '#']) {
+        s.problem("topic_prefix", "must be a topic without wildcards");
+    }
+    if gateway.max_body < 1024 {
+        s.problem("max_body", "must be at least 1KiB");
+    }
+    gateway
+}
+
+/// Whether `url` is an http(s) URL with a host. Plain http is accepted for proxies and tests.
+pub(super) fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls() {
+        let tcp = |h: &str, p| {
+            Ok(Some(MqttEndpoint::Tcp {
+                host: h.into(),
+                port: p,
+            }))
+        };
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1:1883"),
+            tcp("127.0.0.1", 1883)
+        );
+        assert_eq!(parse_mqtt_url("mqtt://broker"), tcp("broker", 1883));
+        assert_eq!(parse_mqtt_url("mqtt://[::1]:1884"), tcp("::1", 1884));
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker.example.com"),
+            Ok(Some(MqttEndpoint::Tls {
+                host: "broker.example.com".into(),
+                port: 8883
+            }))
+        );
+        assert_eq!(parse_mqtt_url("none"), Ok(None));
+        assert!(parse_mqtt_url("http://broker").is_err());
+        assert!(parse_mqtt_url("mqtt://user:pw@broker").is_err());
+        assert!(parse_mqtt_url("mqtt://broker:99999").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! The `destinations:` list: where alerts go (email, Slack, Teams) and how each is gated.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::build::is_http_url;
+use super::reader::{Node, Section};
+use super::Secret;
+use crate::yaml_keyword;
+
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub enabled: bool,
+    /// Non-empty: only apps carrying one of these tags alert here.
+    pub only_apps_tagged: Vec<String>,
+    /// Apps carrying one of these tags never alert here.
+    pub skip_apps_tagged: Vec<String>,
+    /// At most one alert per app (and recipient, for email) per window; zero disables.
+    pub rate_limit: Duration,
+    pub script_log: ScriptLogLines,
+    pub kind: DestinationKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptLogLines {
+    pub head: usize,
+    pub tail: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum DestinationKind {
+    Email(EmailConfig),
+    Slack(SlackConfig),
+    Teams(TeamsConfig),
+}
+
+yaml_keyword! {
+    /// Type of a destination.
+    pub enum DestinationType { Email = "email", Slack = "slack", Teams = "teams" }
+}
+
+yaml_keyword! {
+    /// How the SMTP connection is secured.
+    pub enum SmtpSecurity { StartTls = "starttls", Tls = "tls", None = "none" }
+}
+
+yaml_keyword! {
+    /// Mail priority, sent as X-Priority and Importance headers.
+    pub enum Priority { High = "high", Normal = "normal", Low = "low" }
+}
+
+yaml_keyword! {
+    /// `formatted` renders the destination's template; `basic` sends one line and buttons.
+    pub enum MessageFormat { Formatted = "formatted", Basic = "basic" }
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppOwnerConfig {
+    pub enabled: bool,
+    pub include_all: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub smtp: SmtpConfig,
+    pub from: String,
+    pub subject: String,
+    pub html_template: PathBuf,
+    pub text_template: PathBuf,
+    pub priority: Priority,
+    pub recipients: Vec<String>,
+    pub app_owner: AppOwnerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// The webhook URL carries its token, so it is a secret.
+    pub webhook_url: Secret,
+    pub format: MessageFormat,
+    pub basic_text: String,
+    pub template: PathBuf,
+    pub channel: Option<String>,
+    pub username: Option<String>,
+    pub icon_emoji: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeamsConfig {
+    pub webhook_url: Secret,
+    pub format: MessageFormat,
+    pub basic_text: String,
+    pub template: PathBuf,
+}
+
+const BASIC_TEXT: &str = "Qlik Cloud reload failed: \"{{appName}}\"";
+
+pub(super) fn read_destinations(root: &Section) -> Vec<DestinationConfig> {
+    let mut destinations: Vec<DestinationConfig> = Vec::new();
+    for node in root.list("destinations") {
+        let Some(destination) = read_destination(&node) else {
+            continue;
+        };
+        if destinations.iter().any(|d| d.name == destination.name) {
+            node.problem_at(
+                "name",
+                format!("destination `{}` is listed twice", destination.name),
+            );
+        }
+        destinations.push(destination);
+    }
+    destinations
+}
+
+fn read_destination(node: &Node) -> Option<DestinationConfig> {
+    let s = node.section();
+    let name: String = s.req("name").unwrap_or_default();
+    if name.is_empty() && s.node("name").is_present() {
+        s.problem("name", "must not be empty");
+    }
+    let kind_word: Option<DestinationType> = s.req("type");
+    let script_log = s.section("script_log");
+    let lines = ScriptLogLines {
+        head: script_log.or("head", 15),
+        tail: script_log.or("tail", 25),
+    };
+    drop(script_log);
+    let enabled = s.or("enabled", true);
+    let kind = match kind_word? {
+        DestinationType::Email => DestinationKind::Email(read_email(&s, enabled)),
+        DestinationType::Slack => DestinationKind::Slack(read_slack(&s, enabled)),
+        DestinationType::Teams => DestinationKind::Teams(read_teams(&s, enabled)),
+    };
+    Some(DestinationConfig {
+        name,
+        enabled,
+        only_apps_tagged: s.or("only_apps_tagged", Vec::new()),
+        skip_apps_tagged: s.or("skip_apps_tagged", Vec::new()),
+        rate_limit: s.or("rate_limit", Duration::from_secs(300)),
+        script_log: lines,
+        kind,
+    })
+}
+
+fn read_email(s: &Section, enabled: bool) -> EmailConfig {
+    let smtp = s.section("smtp");
+    let security = smtp.or("security", SmtpSecurity::StartTls);
+    let default_port = match security {
+        SmtpSecurity::StartTls => 587,
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::None => 25,
+    };
+    let smtp_config = SmtpConfig {
+        host: smtp.req("host").unwrap_or_default(),
+        port: smtp.or("port", default_port),
+        security,
+        username: smtp.opt("username").filter(|u: &String| !u.is_empty()),
+        password: smtp.opt("password").filter(|p: &Secret| !p.is_empty()),
+        timeout: smtp.or("timeout", Duration::from_secs(30)),
+    };
+    drop(smtp);
+    let owner = s.section("app_owner");
+    let app_owner = AppOwnerConfig {
+        enabled: owner.or("enabled", false),
+        include_all: owner.or("include_all", true),
+        include: owner.or("include", Vec::new()),
+        exclude: owner.or("exclude", Vec::new()),
+    };
+    drop(owner);
+    let email = EmailConfig {
+        smtp: smtp_config,
+        from: s.req("from").unwrap_or_default(),
+        subject: s.or(
+            "subject",
+            "❌ Qlik Cloud reload failed: \"{{appName}}\"".to_owned(),
+        ),
+        html_template: s.or(
+            "html_template",
+            PathBuf::from("templates/email/reload-failed.html.hbs"),
+        ),
+        text_template: s.or(
+            "text_template",
+            PathBuf::from("templates/email/reload-failed.txt.hbs"),
+        ),
+        priority: s.or("priority", Priority::High),
+        recipients: s.or("recipients", Vec::new()),
+        app_owner,
+    };
+    for (i, address) in email.recipients.iter().enumerate() {
+        if !looks_like_address(address) {
+            s.problem(
+                &format!("recipients[{i}]"),
+                format!("`{address}` is not an email address"),
+            );
+        }
+    }
+    if !email.from.is_empty() && !looks_like_address(&email.from) {
+        s.problem("from", format!("`{}` is not an email address", email.from));
+    }
+    if enabled && email.recipients.is_empty() && !email.app_owner.enabled {
+        s.problem(
+            "recipients",
+            "is empty and app_owner is disabled: nobody would get these alerts",
+        );
+    }
+    email
+}
+
+/// A light check that catches typos (`qlik-admins.acme.com`); the SMTP server has the last word.
+fn looks_like_address(text: &str) -> bool {
+    let address = match (text.rfind('<'), text.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &text[open + 1..close],
+        _ => text,
+    };
+    match address.trim().split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn webhook_url(s: &Section, enabled: bool) -> Secret {
+    let url: Secret = s.opt("webhook_url").unwrap_or_default();
+    if url.is_empty() {
+        if enabled {
+            s.problem("webhook_url", "is required");
+        }
+    } else if !is_http_url(url.expose()) {
+        // The URL carries a token: the message must not repeat it.
+        s.problem("webhook_url", "expected an https:// url");
+    }
+    url
+}
+
+fn read_slack(s: &Section, enabled: bool) -> SlackConfig {
+    SlackConfig {
+        webhook_url: webhook_url(s, enabled),
+        format: s.or("format", MessageFormat::Formatted),
+        basic_text: s.or("basic_text", BASIC_TEXT.to_owned()),
+        template: s.or(
+            "template",
+            PathBuf::from("templates/slack/reload-failed.json.hbs"),
+        ),
+        channel: s.opt("channel"),
+        username: s.opt("username"),
+        icon_emoji: s.opt("icon_emoji"),
+    }
+}
+
+fn read_teams(s: &Section, enabled: bool) -> TeamsConfig {
+    TeamsConfig {
+        webhook_url: webhook_url(s, enabled),
+        format: s.or("format", MessageFormat::Formatted),
+        basic_text: s.or("basic_text", BASIC_TEXT.to_owned()),
+        template: s.or(
+            "template",
+            PathBuf::from("templates/teams/reload-failed.json.hbs"),
+        ),
+    }
+}

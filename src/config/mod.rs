@@ -1,0 +1,216 @@
+//! Configuration: one YAML file → environment overrides and `${VAR}` expansion → typed, validated
+//! [`Config`], with every problem reported at once (key path and why). See docs/configuration.md.
+
+mod build;
+mod destinations;
+pub mod env;
+pub mod reader;
+pub mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::{process_env, Env};
+pub use reader::Problem;
+pub use secret::Secret;
+
+use crate::qlik::event::Failure;
+
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "config/reload-butler.yaml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// For the *Local* time fields of templates; `None` is the system's local zone.
+    pub timezone: Option<chrono_tz::Tz>,
+    /// `None` when `mqtt.url` is null: the daemon then learns of failures by polling alone.
+    pub mqtt: Option<MqttConfig>,
+    pub alert_on: Vec<Failure>,
+    pub include_session_apps: bool,
+    pub poll: PollConfig,
+    pub state: StateConfig,
+    pub admin: AdminConfig,
+    pub tenants: Vec<TenantConfig>,
+    pub links: Vec<LinkConfig>,
+    pub enrich: EnrichConfig,
+    pub script_log_archive: ScriptLogArchiveConfig,
+    pub delivery: DeliveryConfig,
+    pub destinations: Vec<DestinationConfig>,
+    pub gateway: GatewayConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttEndpoint {
+    Tcp { host: String, port: u16 },
+    Tls { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub endpoint: MqttEndpoint,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    /// Mutual TLS: certificate chain and private key (both PEM).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    pub topic: String,
+    pub shared_group: Option<String>,
+    pub keep_alive: Duration,
+    pub persistent_session: bool,
+}
+
+impl MqttConfig {
+    /// The topic filter actually subscribed: `$share/<group>/<topic>` with a shared group.
+    pub fn subscription(&self) -> String {
+        match &self.shared_group {
+            Some(group) => format!("$share/{group}/{}", self.topic),
+            None => self.topic.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub lookback: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub path: PathBuf,
+    /// How long an event id or reload id is remembered for deduplication.
+    pub dedupe_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// `None` turns the admin endpoint off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub id: String,
+    pub comment: String,
+    /// Base URL without a trailing slash, e.g. `https://acme.eu.qlikcloud.com`.
+    pub url: String,
+    pub auth: Option<TenantAuth>,
+    pub qmc_url: Option<String>,
+    pub hub_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TenantAuth {
+    ApiKey(Secret),
+    OAuth {
+        client_id: String,
+        client_secret: Secret,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub id: String,
+    pub text: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    pub enabled: bool,
+    pub timeout: Duration,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScriptLogArchiveConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub give_up_after: Duration,
+    pub dry_run_dir: Option<PathBuf>,
+    pub retention: Duration,
+}
+
+pub use destinations::{
+    AppOwnerConfig, DestinationConfig, DestinationKind, DestinationType, EmailConfig,
+    MessageFormat, Priority, ScriptLogLines, SlackConfig, SmtpConfig, SmtpSecurity, TeamsConfig,
+};
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub path: String,
+    /// Certificate chain and key (PEM): both set → HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Webhook secrets; more than one during a rotation.
+    pub secrets: Vec<Secret>,
+    pub max_body: u64,
+    pub topic_prefix: String,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid YAML: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("{path} has {} problem{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads, expands and validates the file at `path` with the given environment.
+    pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, path, env)
+    }
+
+    /// Like [`Config::load`] for text already in memory; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &Path, env: &Env) -> Result<Config, ConfigError> {
+        let mut tree: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+                path: origin.to_owned(),
+                message: e.to_string(),
+            })?;
+        let problems = reader::Problems::default();
+        env::expand_vars(&mut tree, "", env, &problems);
+        env::apply_overrides(&mut tree, env, &problems);
+        let config = build::build(&tree, &problems);
+        let problems = problems.into_vec();
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                problems,
+            }),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! reload-butler: alerts on failed Qlik Cloud app reloads. The map of the crate and the
+//! invariants every change must keep are in ARCHITECTURE.md.
+
+pub mod admin;
+pub mod app;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod mqtt;
+pub mod pipeline;
+pub mod qlik;
+pub mod store;
+pub mod telemetry;

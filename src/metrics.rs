@@ -1,0 +1,178 @@
+//! Counters and gauges served on `/metrics` in the Prometheus text format. Every label value is
+//! from a fixed list, so the number of series is bounded whatever arrives.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::pipeline::DropReason;
+
+/// A counter split by a label whose values are known in advance.
+pub struct LabelledCounter {
+    label: &'static str,
+    values: &'static [&'static str],
+    counts: Vec<AtomicU64>,
+}
+
+impl LabelledCounter {
+    fn new(label: &'static str, values: &'static [&'static str]) -> Self {
+        Self {
+            label,
+            values,
+            counts: values.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn inc(&self, value: &str) {
+        if let Some(i) = self.values.iter().position(|v| *v == value) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, value: &str) -> u64 {
+        self.values
+            .iter()
+            .position(|v| *v == value)
+            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
+    }
+}
+
+/// The daemon's metrics; one instance shared by every task.
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub decoded: AtomicU64,
+    pub dropped: LabelledCounter,
+    pub duplicates: AtomicU64,
+    pub jobs_committed: AtomicU64,
+    pub dead_letters: LabelledCounter,
+    pub store_errors: AtomicU64,
+    pub mqtt_connected: AtomicBool,
+    pub mqtt_connects: AtomicU64,
+    pub store_open: AtomicBool,
+}
+
+/// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
+pub const DEAD_LETTER_REASONS: &[&str] = &[
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "unknown_value",
+    "unknown_event_type",
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            received: AtomicU64::new(0),
+            decoded: AtomicU64::new(0),
+            dropped: LabelledCounter::new("reason", DropReason::LABELS),
+            duplicates: AtomicU64::new(0),
+            jobs_committed: AtomicU64::new(0),
+            dead_letters: LabelledCounter::new("reason", DEAD_LETTER_REASONS),
+            store_errors: AtomicU64::new(0),
+            mqtt_connected: AtomicBool::new(false),
+            mqtt_connects: AtomicU64::new(0),
+            store_open: AtomicBool::new(false),
+        }
+    }
+}
+
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter\nreload_butler_{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        };
+        let labelled = |out: &mut String, name: &str, help: &str, c: &LabelledCounter| {
+            let _ = writeln!(
+                out,
+                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter"
+            );
+            for (value, count) in c.values.iter().zip(&c.counts) {
+                let _ = writeln!(
+                    out,
+                    "reload_butler_{name}{{{}=\"{value}\"}} {}",
+                    c.label,
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: &AtomicBool| {
+            let _ = writeln!(
+                out,
+                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} gauge\nreload_butler_{name} {}",
+                u8::from(value.load(Ordering::Relaxed))
+            );
+        };
+        counter(
+            &mut out,
+            "events_received_total",
+            "MQTT messages received (redeliveries included).",
+            &self.received,
+        );
+        counter(
+            &mut out,
+            "events_decoded_total",
+            "Messages decoded as Qlik reload events.",
+            &self.decoded,
+        );
+        labelled(
+            &mut out,
+            "events_dropped_total",
+            "Decoded events that need no alert, by reason.",
+            &self.dropped,
+        );
+        counter(
+            &mut out,
+            "events_duplicate_total",
+            "Failure events already seen (same event id or reload id).",
+            &self.duplicates,
+        );
+        counter(
+            &mut out,
+            "jobs_committed_total",
+            "Alert jobs committed to the state store.",
+            &self.jobs_committed,
+        );
+        labelled(
+            &mut out,
+            "dead_letters_total",
+            "Payloads kept in the dead-letter table, by reason.",
+            &self.dead_letters,
+        );
+        counter(
+            &mut out,
+            "store_errors_total",
+            "Failed state store commits (the batch is retried, not acked).",
+            &self.store_errors,
+        );
+        counter(
+            &mut out,
+            "mqtt_connects_total",
+            "Successful MQTT connections (the first and every reconnect).",
+            &self.mqtt_connects,
+        );
+        gauge(
+            &mut out,
+            "mqtt_connected",
+            "1 while connected to the MQTT broker.",
+            &self.mqtt_connected,
+        );
+        gauge(
+            &mut out,
+            "store_open",
+            "1 while the state store is open.",
+            &self.store_open,
+        );
+        out
+    }
+}

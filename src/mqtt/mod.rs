@@ -1,0 +1,6 @@
+//! MQTT: connection options shared by the daemon's subscriber and the gateway's publisher.
+
+mod options;
+pub mod subscriber;
+
+pub use options::{client_options, MqttError};

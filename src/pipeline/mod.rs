@@ -1,0 +1,278 @@
+//! The ingest pipeline, top to bottom: decode → tenant filter → failure filter → dedupe → commit
+//! job → ack. A message is acknowledged only after its batch is committed (or it was judged
+//! irrelevant or malformed, which is committed too: dead letters), so a crash before the commit
+//! makes the broker deliver it again.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::Config;
+use crate::metrics::{inc, Metrics};
+use crate::qlik::event::{decode, DecodeError, Failure, ReloadEvent};
+use crate::store::{Record, Store, StoreError, Written};
+
+/// At most this many messages are committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// How often expired dedupe keys are deleted (checked after a batch).
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the pipeline needs to know of a message, whatever brought it.
+pub trait Message {
+    fn topic(&self) -> &str;
+    fn payload(&self) -> &[u8];
+}
+
+/// Which events deserve an alert.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub monitored_tenants: HashSet<String>,
+    pub alert_on: Vec<Failure>,
+    pub include_session_apps: bool,
+}
+
+impl Rules {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            monitored_tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
+            alert_on: config.alert_on.clone(),
+            include_session_apps: config.include_session_apps,
+        }
+    }
+}
+
+/// Why a decoded event needs no alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    UnmonitoredTenant,
+    Succeeded,
+    NotInAlertOn,
+    SessionApp,
+}
+
+impl DropReason {
+    pub const LABELS: &'static [&'static str] = &[
+        "unmonitored_tenant",
+        "reload_succeeded",
+        "not_in_alert_on",
+        "session_app",
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnmonitoredTenant => "unmonitored_tenant",
+            Self::Succeeded => "reload_succeeded",
+            Self::NotInAlertOn => "not_in_alert_on",
+            Self::SessionApp => "session_app",
+        }
+    }
+}
+
+/// The pipeline's judgement of one payload, before anything is written.
+#[derive(Debug)]
+pub enum Verdict {
+    Alert {
+        event: Box<ReloadEvent>,
+        failure: Failure,
+    },
+    Drop {
+        reason: DropReason,
+        event: Box<ReloadEvent>,
+    },
+    Malformed(DecodeError),
+}
+
+/// Decode, then the tenant filter, then the failure filter. Pure: no I/O.
+pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
+    let event = match decode(payload) {
+        Ok(event) => Box::new(event),
+        Err(error) => return Verdict::Malformed(error),
+    };
+    let reason = if !rules.monitored_tenants.contains(&event.tenant_id) {
+        DropReason::UnmonitoredTenant
+    } else {
+        match event.failure() {
+            None => DropReason::Succeeded,
+            Some(failure) if !rules.alert_on.contains(&failure) => DropReason::NotInAlertOn,
+            Some(_) if event.is_session_app == Some(true) && !rules.include_session_apps => {
+                DropReason::SessionApp
+            }
+            Some(failure) => return Verdict::Alert { event, failure },
+        }
+    };
+    Verdict::Drop { reason, event }
+}
+
+/// The stateful part of ingest: dedupe and commit, with the metrics and logs of each outcome.
+pub struct Ingest {
+    store: Store,
+    rules: Rules,
+    metrics: Arc<Metrics>,
+    /// Tenants already warned about, so a busy foreign tenant logs one warning, not thousands.
+    warned_tenants: HashSet<String>,
+}
+
+impl Ingest {
+    pub fn new(store: Store, rules: Rules, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            rules,
+            metrics,
+            warned_tenants: HashSet::new(),
+        }
+    }
+
+    /// Judges and commits a batch. `Ok` means every message of the batch may be acked.
+    pub fn process<M: Message>(&mut self, batch: &[M]) -> Result<(), StoreError> {
+        let verdicts: Vec<Verdict> = batch
+            .iter()
+            .map(|m| judge(m.payload(), &self.rules))
+            .collect();
+        let records: Vec<Record> = batch
+            .iter()
+            .zip(&verdicts)
+            .filter_map(|(message, verdict)| match verdict {
+                Verdict::Alert { event, failure } => Some(Record::Job {
+                    event,
+                    failure: *failure,
+                    topic: message.topic(),
+                }),
+                Verdict::Malformed(error) => Some(Record::DeadLetter {
+                    topic: message.topic(),
+                    payload: message.payload(),
+                    reason: error.reason(),
+                    detail: error.to_string(),
+                }),
+                Verdict::Drop { .. } => None,
+            })
+            .collect();
+        let written = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.store.write(&records)?
+        };
+        // Committed: now count and log, once per message.
+        let mut written = written.into_iter();
+        for (message, verdict) in batch.iter().zip(&verdicts) {
+            match verdict {
+                Verdict::Alert { event, failure } => {
+                    inc(&self.metrics.decoded);
+                    self.report_alert(event, *failure, written.next());
+                }
+                Verdict::Malformed(error) => {
+                    written.next();
+                    self.metrics.dead_letters.inc(error.reason());
+                    tracing::warn!(
+                        topic = message.topic(),
+                        bytes = message.payload().len(),
+                        reason = error.reason(),
+                        error = %error,
+                        "malformed message kept as dead letter"
+                    );
+                }
+                Verdict::Drop { reason, event } => {
+                    inc(&self.metrics.decoded);
+                    self.metrics.dropped.inc(reason.label());
+                    self.report_drop(*reason, event);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report_alert(&self, event: &ReloadEvent, failure: Failure, written: Option<Written>) {
+        match written {
+            Some(Written::Job(job_id)) => {
+                inc(&self.metrics.jobs_committed);
+                tracing::info!(
+                    job_id,
+                    tenant_id = %event.tenant_id,
+                    app_id = %event.app_id,
+                    app_name = event.app_name.as_deref().unwrap_or(""),
+                    reload_id = %event.reload_id,
+                    failure = failure.as_str(),
+                    "reload failure committed as job"
+                );
+            }
+            Some(Written::Duplicate { job_id }) => {
+                inc(&self.metrics.duplicates);
+                tracing::debug!(
+                    job_id,
+                    event_id = %event.event_id,
+                    reload_id = %event.reload_id,
+                    "duplicate of an event already committed"
+                );
+            }
+            Some(Written::DeadLetter) | None => {}
+        }
+    }
+
+    fn report_drop(&mut self, reason: DropReason, event: &ReloadEvent) {
+        if reason == DropReason::UnmonitoredTenant && self.warned_tenants.len() < 1000 {
+            if self.warned_tenants.insert(event.tenant_id.clone()) {
+                tracing::warn!(
+                    tenant_id = %event.tenant_id,
+                    "event from a tenant that is not in `tenants:`; its events are dropped (warned once per tenant)"
+                );
+                return;
+            }
+        }
+        tracing::debug!(
+            reason = reason.label(),
+            tenant_id = %event.tenant_id,
+            reload_id = %event.reload_id,
+            "event needs no alert"
+        );
+    }
+}
+
+/// Runs on its own thread: takes messages in batches, commits each batch, then acks its
+/// messages. A failed commit is retried with backoff and nothing is acked until it succeeds; at
+/// shutdown (`stopping`) an uncommitted batch is left unacked for the broker to redeliver.
+pub fn run_batches<M: Message>(
+    mut ingest: Ingest,
+    mut rx: UnboundedReceiver<M>,
+    mut ack: impl FnMut(&M),
+    stopping: &AtomicBool,
+) {
+    let mut last_purge = Instant::now();
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match ingest.process(&batch) {
+                Ok(()) => {
+                    batch.iter().for_each(&mut ack);
+                    break;
+                }
+                Err(error) => {
+                    inc(&ingest.metrics.store_errors);
+                    if stopping.load(Ordering::Relaxed) {
+                        tracing::error!(%error, messages = batch.len(), "commit failed during shutdown; messages left unacked for redelivery");
+                        return;
+                    }
+                    tracing::error!(%error, messages = batch.len(), retry_in = ?delay, "commit failed; messages not acked, retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = Instant::now();
+            match ingest.store.purge_expired_keys() {
+                Ok(purged) => tracing::debug!(purged, "expired dedupe keys purged"),
+                Err(error) => tracing::warn!(%error, "cannot purge expired dedupe keys"),
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Everything that knows Qlik Cloud's wire formats.
+
+pub mod event;

@@ -1,0 +1,249 @@
+//! The SQLite state store: jobs, dedupe keys, dead letters (and, later, the outbox and history).
+//!
+//! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
+//! an acked alert survives a crash or power loss. The ingest path batches many messages into one
+//! transaction, so a storm pays one fsync per batch, not per message.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::qlik::event::{Failure, ReloadEvent};
+
+/// Dead letters keep at most this many bytes of the payload (the size is kept too).
+pub const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: cannot create its directory: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state store {path} has schema version {found}, newer than this build's {supported}; use a newer reload-butler")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("cannot encode event for the state store: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One thing the ingest pipeline wants written.
+#[derive(Debug)]
+pub enum Record<'a> {
+    /// An alert-worthy event, to become a job unless a dedupe key says it was seen.
+    Job {
+        event: &'a ReloadEvent,
+        failure: Failure,
+        topic: &'a str,
+    },
+    /// A payload that could not be used, kept for inspection.
+    DeadLetter {
+        topic: &'a str,
+        payload: &'a [u8],
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// What became of one [`Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Job(i64),
+    Duplicate { job_id: i64 },
+    DeadLetter,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    dedupe_ttl: Duration,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path, dedupe_ttl: Duration) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite)?;
+        if let Err(found) = schema::migrate(&mut conn).map_err(sqlite)? {
+            return Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found,
+                supported: schema::VERSION,
+            });
+        }
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            dedupe_ttl,
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes a batch in one transaction: all of it is on disk when this returns `Ok`, none of it
+    /// when it returns `Err`.
+    pub fn write(&mut self, records: &[Record]) -> Result<Vec<Written>, StoreError> {
+        let now = now_ms();
+        let expires = now.saturating_add(self.dedupe_ttl.as_millis() as i64);
+        let Store { conn, path, .. } = self;
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // Dropping the transaction on an early return rolls it back.
+        let tx = conn.transaction().map_err(sqlite)?;
+        let mut written = Vec::with_capacity(records.len());
+        for record in records {
+            let outcome = match record {
+                Record::Job {
+                    event,
+                    failure,
+                    topic,
+                } => {
+                    let json = serde_json::to_string(event)?;
+                    write_job(&tx, event, *failure, topic, &json, now, expires)
+                }
+                Record::DeadLetter {
+                    topic,
+                    payload,
+                    reason,
+                    detail,
+                } => write_dead_letter(&tx, topic, payload, reason, detail, now),
+            };
+            written.push(outcome.map_err(sqlite)?);
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(written)
+    }
+
+    /// Forgets dedupe keys past their expiry; returns how many.
+    pub fn purge_expired_keys(&mut self) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM dedupe_keys WHERE expires_at < ?1",
+                params![now_ms()],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Jobs not yet taken up by the alerting stages.
+    pub fn new_job_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM jobs WHERE state = 'new'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn write_job(
+    tx: &rusqlite::Transaction,
+    event: &ReloadEvent,
+    failure: Failure,
+    topic: &str,
+    json: &str,
+    now: i64,
+    expires: i64,
+) -> rusqlite::Result<Written> {
+    let keys = dedupe_keys(event);
+    let mut seen = tx.prepare_cached(
+        "SELECT job_id FROM dedupe_keys WHERE key IN (?1, ?2) AND expires_at >= ?3 LIMIT 1",
+    )?;
+    if let Some(job_id) = seen
+        .query_row(params![keys[0], keys[1], now], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(Written::Duplicate { job_id });
+    }
+    tx.prepare_cached(
+        "INSERT INTO jobs (created_at, tenant_id, app_id, reload_id, event_id, failure, topic, event)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        now,
+        event.tenant_id,
+        event.app_id,
+        event.reload_id,
+        event.event_id,
+        failure.as_str(),
+        topic,
+        json
+    ])?;
+    let job_id = tx.last_insert_rowid();
+    let mut insert_key = tx.prepare_cached(
+        "INSERT OR REPLACE INTO dedupe_keys (key, job_id, expires_at) VALUES (?1, ?2, ?3)",
+    )?;
+    for key in &keys {
+        insert_key.execute(params![key, job_id, expires])?;
+    }
+    Ok(Written::Job(job_id))
+}
+
+fn write_dead_letter(
+    tx: &rusqlite::Transaction,
+    topic: &str,
+    payload: &[u8],
+    reason: &str,
+    detail: &str,
+    now: i64,
+) -> rusqlite::Result<Written> {
+    let kept = &payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)];
+    tx.prepare_cached(
+        "INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        now,
+        topic,
+        kept,
+        payload.len() as i64,
+        reason,
+        detail
+    ])?;
+    Ok(Written::DeadLetter)
+}
+
+/// The same event (by event id) or the same reload (by reload id: an engine attempt and the
+/// final outcome of one reload) alerts once.
+pub fn dedupe_keys(event: &ReloadEvent) -> [String; 2] {
+    [
+        format!("event:{}", event.event_id),
+        format!("reload:{}:{}", event.tenant_id, event.reload_id),
+    ]
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,59 @@
+//! Versioned schema migrations, applied in order at open. `PRAGMA user_version` records the
+//! version reached; a migration is never edited once released, only followed by a new one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: ingest — jobs, dedupe keys, dead letters.
+    "
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY,
+        created_at  INTEGER NOT NULL,          -- unix ms
+        tenant_id   TEXT NOT NULL,
+        app_id      TEXT NOT NULL,
+        reload_id   TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        failure     TEXT NOT NULL,             -- reload_failed, engine_attempt_failed, ...
+        topic       TEXT NOT NULL,             -- MQTT topic, or the source that found it
+        event       TEXT NOT NULL,             -- the decoded ReloadEvent as JSON
+        state       TEXT NOT NULL DEFAULT 'new'
+    );
+    CREATE INDEX jobs_state ON jobs (state, id);
+
+    CREATE TABLE dedupe_keys (
+        key         TEXT PRIMARY KEY,          -- event:<id> or reload:<tenant>:<reloadId>
+        job_id      INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL           -- unix ms
+    ) WITHOUT ROWID;
+    CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
+
+    CREATE TABLE dead_letters (
+        id            INTEGER PRIMARY KEY,
+        received_at   INTEGER NOT NULL,        -- unix ms
+        topic         TEXT NOT NULL,
+        payload       BLOB NOT NULL,           -- first bytes only, see payload_size
+        payload_size  INTEGER NOT NULL,
+        reason        TEXT NOT NULL,           -- bounded label: invalid_json, missing_field, ...
+        detail        TEXT NOT NULL            -- the decoder's message
+    );
+    ",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`VERSION`]. A database newer than this build is refused, so an
+/// old binary never writes into a schema it does not know.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), i64>> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > VERSION {
+        return Ok(Err(current));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(Ok(()))
+}
