@@ -265,12 +265,11 @@ fn read_links(root: &Section) -> Vec<LinkConfig> {
         .iter()
         .map(|node| {
             let s = node.section();
-            let link = LinkConfig {
+            LinkConfig {
                 id: s.req("id").unwrap_or_default(),
                 text: s.req("text").unwrap_or_default(),
                 url: s.req("url").unwrap_or_default(),
-            };
-            link
+            }
         })
         .collect()
 }

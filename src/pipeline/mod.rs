@@ -212,14 +212,15 @@ impl Ingest {
     }
 
     fn report_drop(&mut self, reason: DropReason, event: &ReloadEvent) {
-        if reason == DropReason::UnmonitoredTenant && self.warned_tenants.len() < 1000 {
-            if self.warned_tenants.insert(event.tenant_id.clone()) {
-                tracing::warn!(
-                    tenant_id = %event.tenant_id,
-                    "event from a tenant that is not in `tenants:`; its events are dropped (warned once per tenant)"
-                );
-                return;
-            }
+        if reason == DropReason::UnmonitoredTenant
+            && self.warned_tenants.len() < 1000
+            && self.warned_tenants.insert(event.tenant_id.clone())
+        {
+            tracing::warn!(
+                tenant_id = %event.tenant_id,
+                "event from a tenant that is not in `tenants:`; its events are dropped (warned once per tenant)"
+            );
+            return;
         }
         tracing::debug!(
             reason = reason.label(),

@@ -1,0 +1,108 @@
+//! The binary's command line: exit codes, `check` on the shipped and on broken configs, help.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn reload_butler(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reload-butler"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const SHIPPED_ENV: &[(&str, &str)] = &[
+    ("QLIK_TENANT_ID", "xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct"),
+    ("QLIK_API_KEY", "test-key"),
+    ("SMTP_PASSWORD", "smtp-secret-value"),
+    (
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T0/B0/slack-secret",
+    ),
+    (
+        "TEAMS_WEBHOOK_URL",
+        "https://prod.westeurope.logic.azure.com/workflows/x",
+    ),
+];
+
+#[test]
+fn check_passes_on_the_shipped_config() {
+    let out = reload_butler(&["check"], SHIPPED_ENV);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("config/reload-butler.yaml: OK"));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("smtp-secret-value") && !all.contains("slack-secret"));
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_2() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/three-mistakes.yaml");
+    let out = reload_butler(
+        &["check", "--config", path.to_str().expect("utf-8 path")],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("has 3 problems"), "{err}");
+    for key in ["poll.interval", "tenants[0].url", "alert_on"] {
+        assert!(err.contains(key), "{key} missing from {err}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_exit_2_with_a_hint() {
+    let out = reload_butler(
+        &["check", "--config", "/nonexistent/reload-butler.yaml"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read config file /nonexistent/reload-butler.yaml"));
+    let out = reload_butler(&["run", "--config", "/nonexistent/reload-butler.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_reads_tls_files_named_in_the_config() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "mqtt: {url: 'mqtts://broker:8883', ca_file: /nonexistent/ca.pem}\n\
+         poll: {enabled: false}\nenrich: {enabled: false}\n\
+         tenants: [{id: t1, url: 'https://t1.eu.qlikcloud.com'}]\n",
+    )
+    .expect("write");
+    let out = reload_butler(&["check", "--config", path.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read mqtt.ca_file /nonexistent/ca.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let out = reload_butler(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for word in ["run", "check", "--config", "--log-format", "--verbose"] {
+        assert!(help.contains(word), "{word} missing from --help");
+    }
+    let out = reload_butler(&["--version"], &[]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("reload-butler {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = reload_butler(&["frobnicate"], &[]);
+    assert_eq!(out.status.code(), Some(2), "bad usage is exit 2");
+}
