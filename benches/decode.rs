@@ -9,7 +9,10 @@ use reload_butler::pipeline::{judge, Rules, Verdict};
 use reload_butler::qlik::event::{decode, Failure};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -17,7 +20,10 @@ fn decoding(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     for (label, name) in [
         ("legacy", "app-reload-finished-error.json"),
-        ("hybrid", "app-reload-finished-error.hybrid-UNCONFIRMED.json"),
+        (
+            "hybrid",
+            "app-reload-finished-error.hybrid-UNCONFIRMED.json",
+        ),
         ("cloudevents", "app-reload-finished-error.cloudevents.json"),
         ("reload_finished", "reload-finished-failed.json"),
     ] {

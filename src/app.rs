@@ -99,6 +99,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             })
             .map_err(RunError::Thread)?
     };
+    if config.poll.enabled {
+        tracing::warn!("poll.enabled is set, but reconciliation polling is not available in this version; failures arrive over MQTT only");
+    }
     tracing::info!(
         tenants = config.tenants.len(),
         topic = %mqtt.subscription(),

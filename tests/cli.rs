@@ -106,3 +106,9 @@ fn help_and_version() {
     let out = reload_butler(&["frobnicate"], &[]);
     assert_eq!(out.status.code(), Some(2), "bad usage is exit 2");
 }
+
+#[test]
+fn check_passes_on_the_local_quick_start_config() {
+    let out = reload_butler(&["check", "--config", "config/local.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -181,3 +181,30 @@ fn admin_endpoint_reports_health_readiness_and_metrics() {
     }
     assert_eq!(daemon.http_get("/nope").map(|r| r.0), Some(404));
 }
+
+#[test]
+fn no_log_line_carries_a_secret() {
+    let broker = Broker::start();
+    let daemon = Daemon::start_with(|admin, state| {
+        Daemon::config_for(
+            &format!("mqtt://127.0.0.1:{}", broker.port),
+            admin,
+            state,
+            "  username: alerts\n  password: mqtt-pass-8d1f\n",
+        ) + "destinations:\n  - {name: chat, type: slack, webhook_url: 'https://hooks.slack.com/services/T0/B0/tok-5e2a'}\n"
+    });
+    daemon.wait_subscribed();
+    publish(
+        broker.port,
+        &topic(),
+        &[distinct_failure(1), b"junk".to_vec()],
+    );
+    wait_until("the job", Duration::from_secs(10), || {
+        daemon.job_count() == 1
+    });
+    let log = daemon.log();
+    assert!(log.contains("reload failure committed as job"));
+    for secret in ["mqtt-pass-8d1f", "tok-5e2a"] {
+        assert!(!log.contains(secret), "{secret} leaked into the log");
+    }
+}
