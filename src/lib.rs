@@ -12,3 +12,4 @@ pub mod pipeline;
 pub mod qlik;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

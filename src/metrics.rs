@@ -36,6 +36,61 @@ impl LabelledCounter {
     }
 }
 
+/// A histogram with fixed buckets (seconds).
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// Sum in microseconds, to keep it an integer.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Outcomes of one Qlik Cloud REST request.
+pub const QLIK_REQUEST_OUTCOMES: &[&str] = &[
+    "ok",
+    "not_found",
+    "unauthorized",
+    "rate_limited",
+    "server_error",
+    "client_error",
+    "timeout",
+    "network_error",
+];
+
+/// Enrichment look-ups, for `enrich_failures_total{lookup}`.
+pub const LOOKUPS: &[&str] = &["reload", "app", "item", "owner", "space", "script_log"];
+
+const LATENCY_BOUNDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The daemon's metrics; one instance shared by every task.
 pub struct Metrics {
     pub received: AtomicU64,
@@ -48,6 +103,9 @@ pub struct Metrics {
     pub mqtt_connected: AtomicBool,
     pub mqtt_connects: AtomicU64,
     pub store_open: AtomicBool,
+    pub qlik_requests: LabelledCounter,
+    pub qlik_request_seconds: Histogram,
+    pub enrich_failures: LabelledCounter,
 }
 
 /// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
@@ -73,12 +131,36 @@ impl Default for Metrics {
             mqtt_connected: AtomicBool::new(false),
             mqtt_connects: AtomicU64::new(0),
             store_open: AtomicBool::new(false),
+            qlik_requests: LabelledCounter::new("outcome", QLIK_REQUEST_OUTCOMES),
+            qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),
+            enrich_failures: LabelledCounter::new("lookup", LOOKUPS),
         }
     }
 }
 
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(
+        out,
+        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} histogram"
+    );
+    for (bound, bucket) in h.bounds.iter().zip(&h.buckets) {
+        let _ = writeln!(
+            out,
+            "reload_butler_{name}_bucket{{le=\"{bound}\"}} {}",
+            bucket.load(Ordering::Relaxed)
+        );
+    }
+    let count = h.count.load(Ordering::Relaxed);
+    let _ = writeln!(out, "reload_butler_{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(
+        out,
+        "reload_butler_{name}_sum {}\nreload_butler_{name}_count {count}",
+        h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    );
 }
 
 impl Metrics {
@@ -172,6 +254,24 @@ impl Metrics {
             "store_open",
             "1 while the state store is open.",
             &self.store_open,
+        );
+        labelled(
+            &mut out,
+            "qlik_requests_total",
+            "Qlik Cloud REST requests (each attempt), by outcome.",
+            &self.qlik_requests,
+        );
+        histogram(
+            &mut out,
+            "qlik_request_duration_seconds",
+            "Qlik Cloud REST request latency.",
+            &self.qlik_request_seconds,
+        );
+        labelled(
+            &mut out,
+            "enrich_failures_total",
+            "Enrichment look-ups that failed (the alert goes out without them), by look-up.",
+            &self.enrich_failures,
         );
         out
     }

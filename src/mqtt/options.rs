@@ -65,6 +65,7 @@ pub fn client_options(config: &MqttConfig) -> Result<MqttOptions, MqttError> {
 }
 
 fn rustls_config(config: &MqttConfig) -> Result<rustls::ClientConfig, MqttError> {
+    crate::tls::ensure_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     match &config.ca_file {
         Some(path) => {
