@@ -40,8 +40,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon until SIGINT or SIGTERM.
     Run,
-    /// Validate the configuration and report every problem; sends nothing.
+    /// Validate the configuration, compile and render every template with a sample failure, and
+    /// report every problem; sends nothing.
     Check,
+    /// Print what each destination would get for one event file; sends nothing.
+    Render {
+        /// A Qlik reload event (webhook body) as JSON.
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+        /// Only this destination.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Do not call the Qlik Cloud API: render from the event alone.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -51,10 +64,15 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::Render {
+            event,
+            destination,
+            offline,
+        } => crate::preview::render_command(&cli.config, &event, destination.as_deref(), offline),
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path, &config::process_env()).map_err(|error| {
         eprintln!("error: {error}");
         if matches!(error, ConfigError::Read { .. }) && path == Path::new(config::DEFAULT_PATH) {
@@ -79,6 +97,19 @@ fn check(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
+    let problems = crate::preview::check_templates(&config);
+    if !problems.is_empty() {
+        eprintln!(
+            "error: {} has {} problem{}:",
+            path.display(),
+            problems.len(),
+            plural(problems.len())
+        );
+        for problem in &problems {
+            eprintln!("  - {problem}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let enabled = config.destinations.iter().filter(|d| d.enabled).count();
     println!(
         "{}: OK ({} tenant{}, {} destination{} of which {} enabled)",
@@ -92,7 +123,7 @@ fn check(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {

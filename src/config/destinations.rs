@@ -78,8 +78,9 @@ pub struct EmailConfig {
     pub smtp: SmtpConfig,
     pub from: String,
     pub subject: String,
-    pub html_template: PathBuf,
-    pub text_template: PathBuf,
+    /// `None`: the stock template built into the binary (the same as `templates/email/...`).
+    pub html_template: Option<PathBuf>,
+    pub text_template: Option<PathBuf>,
     pub priority: Priority,
     pub recipients: Vec<String>,
     pub app_owner: AppOwnerConfig,
@@ -91,7 +92,8 @@ pub struct SlackConfig {
     pub webhook_url: Secret,
     pub format: MessageFormat,
     pub basic_text: String,
-    pub template: PathBuf,
+    /// `None`: the stock template built into the binary.
+    pub template: Option<PathBuf>,
     pub channel: Option<String>,
     pub username: Option<String>,
     pub icon_emoji: Option<String>,
@@ -102,7 +104,8 @@ pub struct TeamsConfig {
     pub webhook_url: Secret,
     pub format: MessageFormat,
     pub basic_text: String,
-    pub template: PathBuf,
+    /// `None`: the stock template built into the binary.
+    pub template: Option<PathBuf>,
 }
 
 const BASIC_TEXT: &str = "Qlik Cloud reload failed: \"{{appName}}\"";
@@ -186,14 +189,8 @@ fn read_email(s: &Section, enabled: bool) -> EmailConfig {
             "subject",
             "❌ Qlik Cloud reload failed: \"{{appName}}\"".to_owned(),
         ),
-        html_template: s.or(
-            "html_template",
-            PathBuf::from("templates/email/reload-failed.html.hbs"),
-        ),
-        text_template: s.or(
-            "text_template",
-            PathBuf::from("templates/email/reload-failed.txt.hbs"),
-        ),
+        html_template: s.opt("html_template"),
+        text_template: s.opt("text_template"),
         priority: s.or("priority", Priority::High),
         recipients: s.or("recipients", Vec::new()),
         app_owner,
@@ -250,10 +247,7 @@ fn read_slack(s: &Section, enabled: bool) -> SlackConfig {
         webhook_url: webhook_url(s, enabled),
         format: s.or("format", MessageFormat::Formatted),
         basic_text: s.or("basic_text", BASIC_TEXT.to_owned()),
-        template: s.or(
-            "template",
-            PathBuf::from("templates/slack/reload-failed.json.hbs"),
-        ),
+        template: s.opt("template"),
         channel: s.opt("channel"),
         username: s.opt("username"),
         icon_emoji: s.opt("icon_emoji"),
@@ -265,9 +259,6 @@ fn read_teams(s: &Section, enabled: bool) -> TeamsConfig {
         webhook_url: webhook_url(s, enabled),
         format: s.or("format", MessageFormat::Formatted),
         basic_text: s.or("basic_text", BASIC_TEXT.to_owned()),
-        template: s.or(
-            "template",
-            PathBuf::from("templates/teams/reload-failed.json.hbs"),
-        ),
+        template: s.opt("template"),
     }
 }

@@ -1,0 +1,150 @@
+//! `check`'s template stage and the `render` command: render alerts without sending them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::{load, EXIT_CONFIG, EXIT_RUNTIME};
+use crate::config::{Config, Problem};
+use crate::qlik::event::{decode, ReloadEvent};
+use crate::qlik::model::Enrichment;
+use crate::render::context::AlertInput;
+use crate::render::{sample, Rendered, Renderer};
+
+/// Compiles every template and renders each destination with the sample failure and with its
+/// hostile twin; every failure is a problem naming the destination.
+pub fn check_templates(config: &Config) -> Vec<Problem> {
+    let renderer = match Renderer::new(config) {
+        Ok(renderer) => renderer,
+        Err(problems) => return problems,
+    };
+    let normal = (sample::event(), sample::enrichment());
+    let hostile = sample::hostile();
+    let mut problems = Vec::new();
+    for (i, d) in renderer.destinations().iter().enumerate() {
+        for (label, (event, enrichment)) in [
+            ("the sample failure", &normal),
+            ("hostile sample text", &hostile),
+        ] {
+            let input = input_for(config, event, enrichment);
+            if let Err(error) = renderer.render(i, &input) {
+                problems.push(Problem {
+                    path: format!("destinations[{i}]"),
+                    message: format!("`{}` cannot render {label}: {error}", d.name),
+                });
+                break;
+            }
+        }
+    }
+    problems
+}
+
+fn input_for<'a>(
+    config: &'a Config,
+    event: &'a ReloadEvent,
+    enrichment: &'a Enrichment,
+) -> AlertInput<'a> {
+    AlertInput {
+        event,
+        enrichment,
+        tenant: config
+            .tenants
+            .iter()
+            .find(|t| t.id == event.tenant_id)
+            .or(config.tenants.first()),
+        links: &config.links,
+        timezone: config.timezone,
+    }
+}
+
+/// `render --event FILE`: prints what each destination (or one) would get.
+pub fn render_command(
+    config_path: &Path,
+    event_path: &Path,
+    only: Option<&str>,
+    offline: bool,
+) -> ExitCode {
+    let config = match load(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let bytes = match std::fs::read(event_path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", event_path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let event = match decode(&bytes) {
+        Ok(event) => event,
+        Err(error) => {
+            eprintln!(
+                "error: {} is not a usable reload event: {error}",
+                event_path.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let renderer = match Renderer::new(&config) {
+        Ok(renderer) => renderer,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("error: {problem}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if !config.tenants.iter().any(|t| t.id == event.tenant_id) {
+        eprintln!(
+            "warning: tenant {} is not in `tenants:`; the daemon would drop this event",
+            event.tenant_id
+        );
+    }
+    if !offline {
+        eprintln!("note: enrichment from the Qlik Cloud API is not available in this version; rendering from the event alone");
+    }
+    let enrichment = Enrichment::default();
+    let input = AlertInput {
+        event: &event,
+        enrichment: &enrichment,
+        tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
+        links: &config.links,
+        timezone: config.timezone,
+    };
+    let mut failed = false;
+    for (i, d) in renderer.destinations().iter().enumerate() {
+        if only.is_some_and(|name| name != d.name) {
+            continue;
+        }
+        println!("===== {} =====", d.name);
+        match renderer.render(i, &input) {
+            Ok(Rendered::Email {
+                subject,
+                html,
+                text,
+            }) => {
+                println!(
+                    "Subject: {subject}\n\n----- text -----\n{text}\n----- html -----\n{html}"
+                );
+            }
+            Ok(Rendered::Slack(payload) | Rendered::Teams(payload)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&payload).unwrap_or_default()
+                );
+            }
+            Err(error) => {
+                eprintln!("error: {}: {error}", d.name);
+                failed = true;
+            }
+        }
+    }
+    if let Some(name) = only.filter(|n| !renderer.destinations().iter().any(|d| d.name == *n)) {
+        eprintln!("error: no destination named `{name}`");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if failed {
+        ExitCode::from(EXIT_RUNTIME)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
