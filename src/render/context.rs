@@ -54,6 +54,11 @@ fn base(input: &AlertInput) -> Map<String, Value> {
         (Some(s), Some(t)) if t >= s => Some((t - s).num_milliseconds() as u64),
         _ => None,
     });
+    // An engine-attempt event has an end time and a duration but no start time.
+    let start = start.or_else(|| {
+        let ms = i64::try_from(duration_ms?).ok()?;
+        end?.checked_sub_signed(chrono::Duration::milliseconds(ms))
+    });
     let thumbnail = app
         .and_then(|a| a.thumbnail.clone())
         .filter(|t| !t.is_empty())
