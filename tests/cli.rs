@@ -112,3 +112,63 @@ fn check_passes_on_the_local_quick_start_config() {
     let out = reload_butler(&["check", "--config", "config/local.yaml"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn render_prints_each_destination_for_an_event_file() {
+    let out = reload_butler(
+        &[
+            "render",
+            "--event",
+            "tests/fixtures/events/app-reload-finished-error.json",
+            "--offline",
+        ],
+        SHIPPED_ENV,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for name in [
+        "===== ops-email =====",
+        "===== data-team-slack =====",
+        "===== ops-teams =====",
+    ] {
+        assert!(stdout.contains(name), "{name} missing");
+    }
+    assert!(stdout
+        .contains("Subject: ❌ Qlik Cloud reload failed: \"Sales Dashboard <EU> & \"Nordics\"\""));
+    assert!(stdout.contains("\"type\": \"AdaptiveCard\""));
+    let out = reload_butler(
+        &[
+            "render",
+            "--event",
+            "tests/fixtures/events/reload-finished-failed.json",
+            "--offline",
+            "--destination",
+            "nope",
+        ],
+        SHIPPED_ENV,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_reports_a_broken_template_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let template = dir.path().join("broken.json.hbs");
+    std::fs::write(&template, "{\n  \"text\": \"{{#each appTags}}\"\n}\n").expect("write");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll: {{enabled: false}}\nenrich: {{enabled: false}}\n\
+             tenants: [{{id: t1, url: 'https://t1.eu.qlikcloud.com'}}]\n\
+             destinations:\n  - {{name: chat, type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/x', template: '{}'}}\n",
+            template.display()
+        ),
+    )
+    .expect("write");
+    let out = reload_butler(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("destinations[0].template"), "{err}");
+    assert!(err.contains(&format!("{}:", template.display())), "{err}");
+}
