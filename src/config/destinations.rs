@@ -63,6 +63,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub timeout: Duration,
+    /// PEM CA bundle for relays with a private CA; `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +174,7 @@ fn read_email(s: &Section, enabled: bool) -> EmailConfig {
         username: smtp.opt("username").filter(|u: &String| !u.is_empty()),
         password: smtp.opt("password").filter(|p: &Secret| !p.is_empty()),
         timeout: smtp.or("timeout", Duration::from_secs(30)),
+        ca_file: smtp.opt("ca_file"),
     };
     drop(smtp);
     let owner = s.section("app_owner");
