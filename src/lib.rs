@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod archive;
 pub mod backoff;
 pub mod cli;
 pub mod config;

@@ -1,4 +1,7 @@
 //! Everything that knows Qlik Cloud's wire formats.
 
+pub mod api;
+pub mod auth;
+pub mod enrich;
 pub mod event;
 pub mod model;

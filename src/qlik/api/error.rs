@@ -1,0 +1,77 @@
+//! Errors of the Qlik Cloud client: which call failed and why, with Qlik's own error title when
+//! it sent one, and never a secret.
+
+use crate::qlik::auth::TokenError;
+
+/// Why a look-up failed. Names the call, and Qlik's own error title when it sent one; never a
+/// secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{call}: refused id {id:?}: only letters, digits, '-' and '_' are expected")]
+    InvalidId { call: &'static str, id: String },
+    #[error("{call}: HTTP {status}{}", in_parens(detail))]
+    Status {
+        call: &'static str,
+        status: u16,
+        detail: Option<String>,
+    },
+    #[error("{call}: timed out")]
+    Timeout { call: &'static str },
+    #[error("{call}: {message}")]
+    Network { call: &'static str, message: String },
+    #[error("{call}: unreadable answer: {message}")]
+    Decode { call: &'static str, message: String },
+    #[error("{call}: no item has resourceId equal to the app id")]
+    NoItem { call: &'static str },
+    #[error("{call}: no OAuth token: {source}")]
+    Token {
+        call: &'static str,
+        source: TokenError,
+    },
+    #[error("tenant url {url:?} is not a valid http(s) url")]
+    BadTenantUrl { url: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl ApiError {
+    /// The HTTP status Qlik answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(call: &'static str, e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Self::Timeout { call }
+        } else {
+            Self::Network {
+                call,
+                message: error_chain(&e.without_url()),
+            }
+        }
+    }
+}
+
+/// An error with its causes ("error sending request: connection refused"), since reqwest's own
+/// text stops at the outermost one.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// ` (Qlik's title: detail)`, or nothing when Qlik sent no error body we could read.
+fn in_parens(detail: &Option<String>) -> String {
+    detail
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
+}

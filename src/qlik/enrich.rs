@@ -1,0 +1,132 @@
+//! Enrichment: what the Qlik Cloud REST API adds to a failed reload's event. The look-ups run
+//! concurrently; each one that fails is logged, counted and recorded, and the alert goes out
+//! with the rest (design §5: enrichment failures never block an alert).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::api::{ApiError, QlikClient};
+use super::event::ReloadEvent;
+use super::model::{AppInfo, Enrichment, ItemInfo, LookupFailure, SpaceInfo, UserInfo};
+use crate::config::{EnrichConfig, TenantConfig};
+use crate::metrics::Metrics;
+
+/// The client of `tenant`, or `None` when the tenant has no credentials (enrichment is then
+/// off for it). Whether enrichment is enabled at all is the caller's decision: the
+/// reconciliation poll needs the client either way.
+pub fn client_for(
+    tenant: &TenantConfig,
+    enrich: &EnrichConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Option<QlikClient>, ApiError> {
+    match &tenant.auth {
+        Some(auth) => QlikClient::new(&tenant.url, auth, enrich, metrics).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Everything the API can tell about `event`'s reload. Never fails: a failed look-up leaves its
+/// part `None` and adds an entry to `failures`.
+pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics) -> Enrichment {
+    let (reload, script_log, (app, item, owner, space)) = tokio::join!(
+        client.reload(&event.reload_id),
+        client.script_log(&event.app_id, &event.reload_id),
+        app_side(client, event),
+    );
+    let mut record = Recorder {
+        event,
+        metrics,
+        failures: Vec::new(),
+    };
+    Enrichment {
+        reload: record.keep("reload", Some(reload)),
+        app: record.keep("app", Some(app)),
+        item: record.keep("item", Some(item)),
+        owner: record.keep("owner", owner),
+        space: record.keep("space", space),
+        script_log: record.keep("script_log", Some(script_log)),
+        failures: record.failures,
+    }
+}
+
+/// Turns look-up results into parts, logging, counting and listing each failure.
+struct Recorder<'a> {
+    event: &'a ReloadEvent,
+    metrics: &'a Metrics,
+    failures: Vec<LookupFailure>,
+}
+
+impl Recorder<'_> {
+    /// `lookup` is one of `metrics::LOOKUPS`; `None` means there was nothing to look up.
+    fn keep<T>(&mut self, lookup: &'static str, result: Option<Part<T>>) -> Option<T> {
+        match result? {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(
+                    app_id = %self.event.app_id,
+                    reload_id = %self.event.reload_id,
+                    lookup,
+                    error = %error,
+                    "enrichment look-up failed; the alert goes out without it"
+                );
+                self.metrics.enrich_failures.inc(lookup);
+                self.failures.push(LookupFailure {
+                    lookup: lookup.to_owned(),
+                    error: error.to_string(),
+                });
+                None
+            }
+        }
+    }
+}
+
+type Part<T> = Result<T, ApiError>;
+
+/// App and item, and the owner and space: straight away when the event names them, else from
+/// the app's (or item's) answer. `None` for owner or space means there was nothing to look up
+/// (a personal app has no space).
+async fn app_side(
+    client: &QlikClient,
+    event: &ReloadEvent,
+) -> (
+    Part<AppInfo>,
+    Part<ItemInfo>,
+    Option<Part<UserInfo>>,
+    Option<Part<SpaceInfo>>,
+) {
+    let owner_id = non_empty(&event.owner_id);
+    let space_id = non_empty(&event.space_id);
+    let (app, item, owner, space) = tokio::join!(
+        client.app(&event.app_id),
+        client.app_item(&event.app_id),
+        maybe(owner_id.map(|id| client.user(id))),
+        maybe(space_id.map(|id| client.space(id))),
+    );
+    let app_info = app.as_ref().ok();
+    let later_owner = match owner {
+        Some(_) => None,
+        None => app_info.and_then(|a| non_empty(&a.owner_id)),
+    };
+    let later_space = match space {
+        Some(_) => None,
+        None => app_info
+            .and_then(|a| non_empty(&a.space_id))
+            .or_else(|| item.as_ref().ok().and_then(|i| non_empty(&i.space_id))),
+    };
+    let (later_owner, later_space) = tokio::join!(
+        maybe(later_owner.map(|id| client.user(id))),
+        maybe(later_space.map(|id| client.space(id))),
+    );
+    (app, item, owner.or(later_owner), space.or(later_space))
+}
+
+async fn maybe<F: Future>(future: Option<F>) -> Option<F::Output> {
+    match future {
+        Some(future) => Some(future.await),
+        None => None,
+    }
+}
+
+fn non_empty(id: &Option<String>) -> Option<&str> {
+    id.as_deref().filter(|id| !id.is_empty())
+}
