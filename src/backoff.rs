@@ -35,6 +35,17 @@ impl Backoff {
     }
 }
 
+/// The delay before retry number `attempt` (1 for the first retry): `initial` doubling up to
+/// `max`, the upper half jittered.
+pub fn retry_delay(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let step = initial
+        .checked_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .unwrap_or(max)
+        .min(max);
+    let half = step / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +63,16 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let (initial, max) = (Duration::from_secs(5), Duration::from_secs(600));
+        let first = retry_delay(initial, max, 1);
+        assert!(first >= Duration::from_millis(2500) && first <= initial);
+        let third = retry_delay(initial, max, 3);
+        assert!(third >= Duration::from_secs(10) && third <= Duration::from_secs(20));
+        let late = retry_delay(initial, max, 40);
+        assert!(late >= Duration::from_secs(300) && late <= max);
     }
 }

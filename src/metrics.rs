@@ -87,6 +87,10 @@ pub const QLIK_REQUEST_OUTCOMES: &[&str] = &[
 /// Enrichment look-ups, for `enrich_failures_total{lookup}`.
 pub const LOOKUPS: &[&str] = &["reload", "app", "item", "owner", "space", "script_log"];
 
+const DELIVERY_BOUNDS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+];
+
 const LATENCY_BOUNDS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -106,7 +110,15 @@ pub struct Metrics {
     pub qlik_requests: LabelledCounter,
     pub qlik_request_seconds: Histogram,
     pub enrich_failures: LabelledCounter,
+    /// Alerts by (destination, outcome); destinations come from the config, so the series are
+    /// bounded.
+    alerts: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    pub outbox_pending: AtomicU64,
+    pub delivery_seconds: Histogram,
 }
+
+/// Outcomes counted in `alerts_total`.
+pub const ALERT_OUTCOMES: &[&str] = &["delivered", "retried", "dead", "suppressed"];
 
 /// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
 pub const DEAD_LETTER_REASONS: &[&str] = &[
@@ -134,12 +146,22 @@ impl Default for Metrics {
             qlik_requests: LabelledCounter::new("outcome", QLIK_REQUEST_OUTCOMES),
             qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),
             enrich_failures: LabelledCounter::new("lookup", LOOKUPS),
+            alerts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            outbox_pending: AtomicU64::new(0),
+            delivery_seconds: Histogram::new(DELIVERY_BOUNDS),
         }
     }
 }
 
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Escapes a Prometheus label value.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
@@ -164,6 +186,32 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 }
 
 impl Metrics {
+    /// Shows every (destination, outcome) series from the start, at zero.
+    pub fn register_destinations<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut alerts) = self.alerts.lock() {
+            for name in names {
+                for outcome in ALERT_OUTCOMES {
+                    alerts.entry((name.to_owned(), outcome)).or_insert(0);
+                }
+            }
+        }
+    }
+
+    /// Counts one alert outcome of a destination.
+    pub fn alert(&self, destination: &str, outcome: &'static str) {
+        if let Ok(mut alerts) = self.alerts.lock() {
+            *alerts.entry((destination.to_owned(), outcome)).or_insert(0) += 1;
+        }
+    }
+
+    pub fn alert_count(&self, destination: &str, outcome: &'static str) -> u64 {
+        self.alerts
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&(destination.to_owned(), outcome)).copied())
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
@@ -272,6 +320,30 @@ impl Metrics {
             "enrich_failures_total",
             "Enrichment look-ups that failed (the alert goes out without them), by look-up.",
             &self.enrich_failures,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP reload_butler_alerts_total Alerts by destination and outcome.\n# TYPE reload_butler_alerts_total counter"
+        );
+        if let Ok(alerts) = self.alerts.lock() {
+            for ((destination, outcome), count) in alerts.iter() {
+                let _ = writeln!(
+                    out,
+                    "reload_butler_alerts_total{{destination=\"{}\",outcome=\"{outcome}\"}} {count}",
+                    label_value(destination)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP reload_butler_outbox_pending Deliveries waiting to be sent.\n# TYPE reload_butler_outbox_pending gauge\nreload_butler_outbox_pending {}",
+            self.outbox_pending.load(Ordering::Relaxed)
+        );
+        histogram(
+            &mut out,
+            "delivery_duration_seconds",
+            "From the job's commit to the delivery's success.",
+            &self.delivery_seconds,
         );
         out
     }

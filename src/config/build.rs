@@ -40,6 +40,23 @@ pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Con
         poll,
         enrich,
     };
+    if !config.enrich.enabled {
+        for (i, d) in config.destinations.iter().enumerate() {
+            let owner = matches!(&d.kind, DestinationKind::Email(e) if e.app_owner.enabled);
+            for (key, used) in [
+                ("only_apps_tagged", !d.only_apps_tagged.is_empty()),
+                ("skip_apps_tagged", !d.skip_apps_tagged.is_empty()),
+                ("app_owner.enabled", owner),
+            ] {
+                if used {
+                    root.problem(
+                        &format!("destinations[{i}].{key}"),
+                        "needs enrich.enabled: tags and owners come from the Qlik Cloud API",
+                    );
+                }
+            }
+        }
+    }
     if config.alert_on.is_empty() {
         root.problem("alert_on", "must name at least one kind of failure");
     }

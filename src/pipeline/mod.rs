@@ -3,6 +3,8 @@
 //! irrelevant or malformed, which is committed too: dead letters), so a crash before the commit
 //! makes the broker deliver it again.
 
+pub mod gate;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

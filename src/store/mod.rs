@@ -4,7 +4,10 @@
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
 //! transaction, so a storm pays one fsync per batch, not per message.
 
+mod outbox;
 mod schema;
+
+pub use outbox::{DueDelivery, JobRow, NewDelivery, Outcome};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,6 +76,16 @@ pub struct Store {
 }
 
 impl Store {
+    /// The error for a failed SQLite call, with the database path.
+    pub(crate) fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path, dedupe_ttl: Duration) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -103,13 +116,6 @@ impl Store {
             path: path.to_owned(),
             dedupe_ttl,
         })
-    }
-
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
     }
 
     /// Writes a batch in one transaction: all of it is on disk when this returns `Ok`, none of it
@@ -155,7 +161,7 @@ impl Store {
                 "DELETE FROM dedupe_keys WHERE expires_at < ?1",
                 params![now_ms()],
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Jobs not yet taken up by the alerting stages.
@@ -164,7 +170,7 @@ impl Store {
             .query_row("SELECT count(*) FROM jobs WHERE state = 'new'", [], |r| {
                 r.get(0)
             })
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.sqlite(e))
     }
 }
 
@@ -244,6 +250,6 @@ pub fn dedupe_keys(event: &ReloadEvent) -> [String; 2] {
     ]
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -37,6 +37,32 @@ const MIGRATIONS: &[&str] = &[
         detail        TEXT NOT NULL            -- the decoder's message
     );
     ",
+    // 2: delivery — the outbox (one row per job × destination × recipient, which is also the
+    // alert history) and rate-limit windows.
+    "
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY,
+        job_id           INTEGER NOT NULL REFERENCES jobs (id),
+        destination      TEXT NOT NULL,
+        recipient        TEXT NOT NULL DEFAULT '',   -- email address; '' for Slack and Teams
+        payload          TEXT NOT NULL,              -- the rendered message (notify::Payload JSON)
+        state            TEXT NOT NULL,              -- pending, delivered, dead, suppressed
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,           -- unix ms
+        next_attempt_at  INTEGER NOT NULL,           -- unix ms
+        updated_at       INTEGER NOT NULL,           -- unix ms
+        last_error       TEXT,                       -- the service's answer to the last failure
+        detail           TEXT,                       -- receipt, or why it was suppressed
+        UNIQUE (job_id, destination, recipient)
+    );
+    CREATE INDEX outbox_due ON outbox (destination, state, next_attempt_at);
+    CREATE INDEX outbox_updated ON outbox (state, updated_at);
+
+    CREATE TABLE rate_limits (
+        key           TEXT PRIMARY KEY,             -- destination, app id [, recipient]
+        last_sent_at  INTEGER NOT NULL              -- unix ms
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

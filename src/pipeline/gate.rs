@@ -1,0 +1,146 @@
+//! Per-destination gating, pure: app tags, email recipients, rate-limit keys. The rate-limit
+//! *window* lives in the store; this only names it.
+
+use crate::config::{DestinationConfig, EmailConfig};
+
+/// Whether the app's tags let this destination alert. `tags` is `None` when they are unknown
+/// (the item look-up failed): the alert then goes out, because a failed look-up must never
+/// silence an alert. Tags compare case-insensitively.
+pub fn tags_allow(d: &DestinationConfig, tags: Option<&[String]>) -> Result<(), String> {
+    let Some(tags) = tags else {
+        return Ok(());
+    };
+    let has = |wanted: &String| tags.iter().any(|t| t.eq_ignore_ascii_case(wanted));
+    if let Some(tag) = d.skip_apps_tagged.iter().find(|t| has(t)) {
+        return Err(format!("app is tagged `{tag}` (skip_apps_tagged)"));
+    }
+    if !d.only_apps_tagged.is_empty() && !d.only_apps_tagged.iter().any(has) {
+        return Err(format!(
+            "app carries none of the tags {} (only_apps_tagged)",
+            d.only_apps_tagged.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The addresses an email destination sends to: its list, plus the app owner when
+/// `app_owner` says so; compared case-insensitively and without duplicates, in order.
+pub fn email_recipients(email: &EmailConfig, owner_email: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |address: &str| {
+        let address = address.trim();
+        if !address.is_empty() && !out.iter().any(|a| a.eq_ignore_ascii_case(address)) {
+            out.push(address.to_owned());
+        }
+    };
+    email.recipients.iter().for_each(|a| add(a));
+    let owner = &email.app_owner;
+    if let Some(address) = owner_email.filter(|_| owner.enabled) {
+        let listed = |list: &[String]| {
+            list.iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(address.trim()))
+        };
+        if (owner.include_all || listed(&owner.include)) && !listed(&owner.exclude) {
+            add(address);
+        }
+    }
+    out
+}
+
+/// The rate-limit window of one (destination, app[, recipient]).
+pub fn rate_key(destination: &str, app_id: &str, recipient: Option<&str>) -> String {
+    match recipient {
+        Some(r) => format!(
+            "{destination}\u{1f}{app_id}\u{1f}{}",
+            r.to_ascii_lowercase()
+        ),
+        None => format!("{destination}\u{1f}{app_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DestinationKind, Env};
+
+    fn destinations(yaml: &str) -> Vec<DestinationConfig> {
+        let text = format!(
+            "poll: {{enabled: false}}\ntenants: [{{id: t, url: 'https://t.example.com', auth: {{api_key: k}}}}]\ndestinations:\n{yaml}"
+        );
+        match Config::from_yaml(&text, std::path::Path::new("t.yaml"), &Env::new()) {
+            Ok(config) => config.destinations,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn tag_gating() {
+        let d = destinations(
+            "  - {name: s, type: slack, webhook_url: 'https://h.example.com/x', only_apps_tagged: [Finance, ops], skip_apps_tagged: [no-alerts]}\n",
+        );
+        let d = &d[0];
+        assert!(
+            tags_allow(d, Some(&tags(&["finance"]))).is_ok(),
+            "case-insensitive"
+        );
+        assert!(tags_allow(d, Some(&tags(&["sales"]))).is_err());
+        assert!(tags_allow(d, Some(&tags(&[]))).is_err());
+        let skipped = tags_allow(d, Some(&tags(&["ops", "NO-ALERTS"]))).unwrap_err();
+        assert!(skipped.contains("skip_apps_tagged"), "{skipped}");
+        assert!(
+            tags_allow(d, None).is_ok(),
+            "unknown tags never silence an alert"
+        );
+    }
+
+    #[test]
+    fn recipients_with_owner_rules() {
+        let d = destinations(
+            "  - {name: m, type: email, from: a@acme.com, smtp: {host: h.acme.com}, recipients: [Ops@acme.com, ops@ACME.com, bi@acme.com],\n     app_owner: {enabled: true, include_all: false, include: [jane@acme.com], exclude: [boss@acme.com]}}\n",
+        );
+        let DestinationKind::Email(email) = &d[0].kind else {
+            panic!("email")
+        };
+        assert_eq!(
+            email_recipients(email, None),
+            ["Ops@acme.com", "bi@acme.com"]
+        );
+        assert_eq!(
+            email_recipients(email, Some("JANE@acme.com")),
+            ["Ops@acme.com", "bi@acme.com", "JANE@acme.com"]
+        );
+        assert_eq!(
+            email_recipients(email, Some("joe@acme.com")).len(),
+            2,
+            "not in include"
+        );
+        let mut all = email.clone();
+        all.app_owner.include_all = true;
+        assert_eq!(email_recipients(&all, Some("joe@acme.com")).len(), 3);
+        assert_eq!(
+            email_recipients(&all, Some("boss@acme.com")).len(),
+            2,
+            "excluded"
+        );
+        assert_eq!(
+            email_recipients(&all, Some("bi@ACME.com")).len(),
+            2,
+            "deduplicated"
+        );
+        all.app_owner.enabled = false;
+        assert_eq!(email_recipients(&all, Some("joe@acme.com")).len(), 2);
+    }
+
+    #[test]
+    fn rate_keys() {
+        assert_ne!(rate_key("d", "a", None), rate_key("d", "a", Some("x@y.z")));
+        assert_eq!(
+            rate_key("d", "a", Some("X@Y.z")),
+            rate_key("d", "a", Some("x@y.z"))
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The delivery side of the store: jobs waiting to be routed, the outbox (which doubles as the
+//! alert history), and rate-limit windows.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now_ms, Store, StoreError};
+use crate::qlik::event::ReloadEvent;
+
+/// A committed job not yet routed to its destinations.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: i64,
+    pub event: ReloadEvent,
+}
+
+/// One outbox row to create when a job is routed.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub destination: String,
+    pub recipient: String,
+    /// The rendered message; empty for a suppressed row.
+    pub payload: String,
+    /// `None`: pending. `Some(reason)`: recorded as suppressed (rate limit, tags), never sent.
+    pub suppressed: Option<String>,
+    /// Rate-limit window this delivery opens, if any.
+    pub rate_key: Option<String>,
+}
+
+/// A pending delivery whose time has come.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub job_id: i64,
+    pub destination: String,
+    pub recipient: String,
+    pub payload: String,
+    pub attempts: u32,
+    pub created_at: i64,
+    pub app_id: String,
+    pub reload_id: String,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered { detail: String },
+    Retry { next_attempt_at: i64, error: String },
+    Dead { error: String },
+}
+
+impl Store {
+    /// Jobs waiting to be routed, oldest first. A job whose stored event no longer decodes is
+    /// marked `broken` (it cannot be alerted) and skipped.
+    pub fn unrouted_jobs(&mut self, limit: usize) -> Result<Vec<JobRow>, StoreError> {
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, event FROM jobs WHERE state = 'new' ORDER BY id LIMIT ?1",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = stmt
+                .query_map(params![limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.sqlite(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?
+        };
+        let mut jobs = Vec::with_capacity(rows.len());
+        for (id, json) in rows {
+            match serde_json::from_str(&json) {
+                Ok(event) => jobs.push(JobRow { id, event }),
+                Err(error) => {
+                    tracing::error!(job_id = id, %error, "stored job does not decode; marked broken");
+                    self.conn
+                        .execute(
+                            "UPDATE jobs SET state = 'broken' WHERE id = ?1",
+                            params![id],
+                        )
+                        .map_err(|e| self.sqlite(e))?;
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// When the rate-limit window `key` was last opened, if within `window_ms`.
+    pub fn rate_limited_since(&self, key: &str, window_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
+                params![key, now_ms() - window_ms],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Creates the job's outbox rows, opens their rate-limit windows and marks the job routed,
+    /// in one transaction. Rows that already exist (a job routed again after a crash) are kept.
+    pub fn route_job(&mut self, job_id: i64, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let Store { conn, path, .. } = self;
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = conn.transaction().map_err(sqlite)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox
+                     (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7)",
+                )
+                .map_err(sqlite)?;
+            let mut window = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)",
+                )
+                .map_err(sqlite)?;
+            for d in deliveries {
+                let state = if d.suppressed.is_some() {
+                    "suppressed"
+                } else {
+                    "pending"
+                };
+                insert
+                    .execute(params![
+                        job_id,
+                        d.destination,
+                        d.recipient,
+                        d.payload,
+                        state,
+                        now,
+                        d.suppressed
+                    ])
+                    .map_err(sqlite)?;
+                if let (None, Some(key)) = (&d.suppressed, &d.rate_key) {
+                    window.execute(params![key, now]).map_err(sqlite)?;
+                }
+            }
+            tx.execute(
+                "UPDATE jobs SET state = 'routed' WHERE id = ?1",
+                params![job_id],
+            )
+            .map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Pending deliveries of `destination` that are due, oldest first, leaving out `busy` ids.
+    pub fn due_deliveries(
+        &self,
+        destination: &str,
+        limit: usize,
+        busy: &[i64],
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.job_id, o.destination, o.recipient, o.payload, o.attempts, o.created_at,
+                        j.app_id, j.reload_id
+                 FROM outbox o JOIN jobs j ON j.id = o.job_id
+                 WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
+                 ORDER BY o.next_attempt_at, o.id LIMIT ?3",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map(
+                params![destination, now_ms(), (limit + busy.len()) as i64],
+                |r| {
+                    Ok(DueDelivery {
+                        id: r.get(0)?,
+                        job_id: r.get(1)?,
+                        destination: r.get(2)?,
+                        recipient: r.get(3)?,
+                        payload: r.get(4)?,
+                        attempts: r.get(5)?,
+                        created_at: r.get(6)?,
+                        app_id: r.get(7)?,
+                        reload_id: r.get(8)?,
+                    })
+                },
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let mut due = Vec::with_capacity(limit);
+        for row in rows {
+            let row = row.map_err(|e| self.sqlite(e))?;
+            if !busy.contains(&row.id) && due.len() < limit {
+                due.push(row);
+            }
+        }
+        Ok(due)
+    }
+
+    /// The earliest time a pending delivery of `destination` is due, if any is pending.
+    pub fn next_due_at(&self, destination: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM outbox WHERE destination = ?1 AND state = 'pending'",
+                params![destination],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Records the outcome of one attempt.
+    pub fn record_attempt(&mut self, id: i64, outcome: &Outcome) -> Result<(), StoreError> {
+        let now = now_ms();
+        let result = match outcome {
+            Outcome::Delivered { detail } => self.conn.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
+                params![id, now, detail],
+            ),
+            Outcome::Retry { next_attempt_at, error } => self.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+                params![id, now, next_attempt_at, error],
+            ),
+            Outcome::Dead { error } => self.conn.execute(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, now, error],
+            ),
+        };
+        result.map(|_| ()).map_err(|e| self.sqlite(e))
+    }
+
+    /// Deliveries waiting to be sent, all destinations.
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Deletes history older than `retention_ms`: finished outbox rows, routed jobs without
+    /// pending rows, dead letters and expired rate-limit windows. Returns the rows deleted.
+    pub fn purge_history(&mut self, retention_ms: i64) -> Result<usize, StoreError> {
+        let cutoff = now_ms() - retention_ms;
+        let sql = [
+            "DELETE FROM outbox WHERE state != 'pending' AND updated_at < ?1",
+            "DELETE FROM jobs WHERE state != 'new' AND created_at < ?1
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id)",
+            "DELETE FROM dead_letters WHERE received_at < ?1",
+            "DELETE FROM rate_limits WHERE last_sent_at < ?1",
+        ];
+        let mut deleted = 0;
+        for statement in sql {
+            deleted += self
+                .conn
+                .execute(statement, params![cutoff])
+                .map_err(|e| self.sqlite(e))?;
+        }
+        Ok(deleted)
+    }
+}
