@@ -40,6 +40,20 @@ pub enum RunError {
     Thread(#[source] std::io::Error),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("templates:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Templates(Vec<crate::config::Problem>),
+    #[error("destination `{name}`: {source}")]
+    Notifier {
+        name: String,
+        #[source]
+        source: crate::notify::NotifyError,
+    },
+    #[error("tenant `{tenant}`: {source}")]
+    Api {
+        tenant: String,
+        #[source]
+        source: crate::qlik::api::ApiError,
+    },
 }
 
 /// The daemon. Returns when a shutdown signal was handled.
@@ -65,6 +79,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         None => None,
     };
 
+    let alerting = start_alerting(&config, &metrics, shutdown_rx.clone()).await?;
+
     let (client, eventloop) = subscriber::connect(&mqtt)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let intake: subscriber::Intake = Arc::new(Mutex::new(Some(tx)));
@@ -78,7 +94,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     ));
 
     let stopping = Arc::new(AtomicBool::new(false));
-    let ingest = Ingest::new(store, Rules::from_config(&config), metrics.clone());
+    let ingest = Ingest::new(
+        store,
+        Rules::from_config(&config),
+        metrics.clone(),
+        alerting.jobs_committed.clone(),
+    );
     let pipeline = {
         let stopping = stopping.clone();
         let client = client.clone();
@@ -122,8 +143,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     if drained.is_err() {
         tracing::warn!(bound = ?DRAIN_BOUND, "ingest did not finish in time; unacked messages will be redelivered");
     }
-    metrics.store_open.store(false, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
+    alerting.stop().await;
+    metrics.store_open.store(false, Ordering::Relaxed);
     let _ = tokio::time::timeout(DISCONNECT_BOUND, client.disconnect()).await;
     let _ = tokio::time::timeout(DISCONNECT_BOUND, mqtt_task).await;
     if let Some(admin) = admin {
@@ -131,6 +153,101 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The alerting half of the daemon: the router and one outbox worker per destination.
+struct Alerting {
+    jobs_committed: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Alerting {
+    /// Waits for the router and the workers to stop (they drain their sends, bounded).
+    async fn stop(self) {
+        let bound = crate::outbox::DRAIN_BOUND + Duration::from_secs(2);
+        for task in self.tasks {
+            if tokio::time::timeout(bound, task).await.is_err() {
+                tracing::warn!("an alerting task did not stop in time");
+            }
+        }
+    }
+}
+
+async fn start_alerting(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Alerting, RunError> {
+    use std::collections::HashMap;
+
+    let config = Arc::new(config.clone());
+    let renderer = Arc::new(crate::render::Renderer::new(&config).map_err(RunError::Templates)?);
+    let path = config.state.path.clone();
+    let ttl = config.state.dedupe_ttl;
+    let store = crate::store::SharedStore::new(
+        tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??,
+    );
+    let mut clients = HashMap::new();
+    if config.enrich.enabled {
+        for tenant in &config.tenants {
+            let client = crate::qlik::enrich::client_for(tenant, &config.enrich, metrics.clone())
+                .map_err(|source| RunError::Api { tenant: tenant.id.clone(), source })?;
+            if let Some(client) = client {
+                clients.insert(tenant.id.clone(), Arc::new(client));
+            }
+        }
+    }
+    let enabled: Vec<_> = config.destinations.iter().filter(|d| d.enabled).collect();
+    metrics.register_destinations(enabled.iter().map(|d| d.name.as_str()));
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let jobs_committed = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for d in &enabled {
+        let notifier = crate::notify::Notifier::for_destination(d, config.delivery.dry_run_dir.as_deref())
+            .map_err(|source| RunError::Notifier { name: d.name.clone(), source })?;
+        let worker = crate::outbox::Worker {
+            destination: d.name.clone(),
+            notifier: Arc::new(notifier),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            delivery: config.delivery.clone(),
+        };
+        tasks.push(tokio::spawn(worker.run(outbox_wake.clone(), shutdown.clone())));
+    }
+    if let Some(dir) = &config.delivery.dry_run_dir {
+        tracing::warn!(dir = %dir.display(), "delivery.dry_run_dir is set: alerts are written there, not sent");
+    }
+    tasks.push(tokio::spawn(maintain(store.clone(), config.delivery.retention, shutdown.clone())));
+    let router = Arc::new(crate::pipeline::route::Router {
+        config,
+        renderer,
+        clients,
+        store,
+        metrics: metrics.clone(),
+    });
+    tasks.push(tokio::spawn(crate::pipeline::route::run(
+        router,
+        jobs_committed.clone(),
+        outbox_wake,
+        shutdown,
+    )));
+    Ok(Alerting { jobs_committed, tasks })
+}
+
+/// Deletes history past `delivery.retention`, at start and then hourly.
+async fn maintain(store: crate::store::SharedStore, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    let retention_ms = retention.as_millis() as i64;
+    loop {
+        match store.call(move |s| s.purge_history(retention_ms)).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "history past delivery.retention deleted"),
+            Err(error) => tracing::warn!(%error, "cannot purge old history"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
 }
 
 async fn wait_for_signal() -> Result<(), RunError> {

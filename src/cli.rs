@@ -43,6 +43,13 @@ pub enum Command {
     /// Validate the configuration, compile and render every template with a sample failure, and
     /// report every problem; sends nothing.
     Check,
+    /// Send the sample failure for real to each enabled destination (or one) and print each
+    /// answer.
+    TestAlert {
+        /// Only this destination (even if disabled).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
     /// Print what each destination would get for one event file; sends nothing.
     Render {
         /// A Qlik reload event (webhook body) as JSON.
@@ -64,6 +71,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::TestAlert { destination } => {
+            crate::test_alert::command(&cli.config, destination.as_deref())
+        }
         Command::Render {
             event,
             destination,
@@ -149,7 +159,7 @@ fn run(path: &Path) -> ExitCode {
     };
     match runtime.block_on(crate::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ crate::app::RunError::NoEventSource) => {
+        Err(error @ (crate::app::RunError::NoEventSource | crate::app::RunError::Templates(_))) => {
             eprintln!("error: {error}");
             ExitCode::from(EXIT_CONFIG)
         }

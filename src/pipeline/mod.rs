@@ -4,6 +4,7 @@
 //! makes the broker deliver it again.
 
 pub mod gate;
+pub mod route;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,15 +117,23 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     /// Tenants already warned about, so a busy foreign tenant logs one warning, not thousands.
     warned_tenants: HashSet<String>,
+    /// Woken after a commit that added jobs: the router takes them from there.
+    jobs_committed: Arc<tokio::sync::Notify>,
 }
 
 impl Ingest {
-    pub fn new(store: Store, rules: Rules, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Store,
+        rules: Rules,
+        metrics: Arc<Metrics>,
+        jobs_committed: Arc<tokio::sync::Notify>,
+    ) -> Self {
         Self {
             store,
             rules,
             metrics,
             warned_tenants: HashSet::new(),
+            jobs_committed,
         }
     }
 
@@ -190,6 +199,7 @@ impl Ingest {
         match written {
             Some(Written::Job(job_id)) => {
                 inc(&self.metrics.jobs_committed);
+                self.jobs_committed.notify_one();
                 tracing::info!(
                     job_id,
                     tenant_id = %event.tenant_id,

@@ -7,7 +7,30 @@
 mod outbox;
 mod schema;
 
-pub use outbox::{DueDelivery, JobRow, NewDelivery, Outcome};
+pub use outbox::{DueDelivery, JobRow, NewDelivery, NewState, Outcome};
+
+/// One store connection shared by async tasks; each call runs on the blocking pool.
+#[derive(Clone)]
+pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = inner.lock().map_err(|_| StoreError::Poisoned)?;
+            f(&mut store)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +62,10 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    #[error("a state store task panicked earlier; the connection is unusable")]
+    Poisoned,
+    #[error("a state store task failed: {0}")]
+    Task(String),
     #[error("cannot encode event for the state store: {0}")]
     Encode(#[from] serde_json::Error),
 }

@@ -18,12 +18,21 @@ pub struct JobRow {
 pub struct NewDelivery {
     pub destination: String,
     pub recipient: String,
-    /// The rendered message; empty for a suppressed row.
+    /// The rendered message; empty when there is nothing to send.
     pub payload: String,
-    /// `None`: pending. `Some(reason)`: recorded as suppressed (rate limit, tags), never sent.
-    pub suppressed: Option<String>,
-    /// Rate-limit window this delivery opens, if any.
-    pub rate_key: Option<String>,
+    pub state: NewState,
+    /// Rate-limit window this delivery opens when it is sent, and its length.
+    pub rate_limit: Option<(String, i64)>,
+}
+
+/// How a new outbox row starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewState {
+    Pending,
+    /// Recorded, never sent (tags, rate limit); the reason is kept.
+    Suppressed(String),
+    /// Could not even be prepared (no recipients, a template error); the reason is kept.
+    Dead(String),
 }
 
 /// A pending delivery whose time has come.
@@ -82,21 +91,15 @@ impl Store {
         Ok(jobs)
     }
 
-    /// When the rate-limit window `key` was last opened, if within `window_ms`.
-    pub fn rate_limited_since(&self, key: &str, window_ms: i64) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
-                params![key, now_ms() - window_ms],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sqlite(e))
-    }
-
-    /// Creates the job's outbox rows, opens their rate-limit windows and marks the job routed,
-    /// in one transaction. Rows that already exist (a job routed again after a crash) are kept.
-    pub fn route_job(&mut self, job_id: i64, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+    /// Creates the job's outbox rows and marks the job routed, in one transaction. A pending
+    /// delivery whose rate-limit window is open becomes suppressed; one that is sent opens its
+    /// window. Rows that already exist (a job routed again after a crash) are kept. Returns the
+    /// deliveries as recorded.
+    pub fn route_job(
+        &mut self,
+        job_id: i64,
+        mut deliveries: Vec<NewDelivery>,
+    ) -> Result<Vec<NewDelivery>, StoreError> {
         let now = now_ms();
         let Store { conn, path, .. } = self;
         let sqlite = |source| StoreError::Sqlite {
@@ -117,11 +120,34 @@ impl Store {
                     "INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)",
                 )
                 .map_err(sqlite)?;
-            for d in deliveries {
-                let state = if d.suppressed.is_some() {
-                    "suppressed"
-                } else {
-                    "pending"
+            let mut open = tx
+                .prepare_cached(
+                    "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
+                )
+                .map_err(sqlite)?;
+            for d in deliveries.iter_mut() {
+                if let (NewState::Pending, Some((key, window_ms))) = (&d.state, &d.rate_limit) {
+                    let since: Option<i64> = open
+                        .query_row(params![key, now - window_ms], |r| r.get(0))
+                        .optional()
+                        .map_err(sqlite)?;
+                    match since {
+                        Some(at) => {
+                            d.state = NewState::Suppressed(format!(
+                                "rate limited: this app alerted here {} s ago (rate_limit {} s)",
+                                (now - at) / 1000,
+                                window_ms / 1000
+                            ));
+                        }
+                        None => {
+                            window.execute(params![key, now]).map_err(sqlite)?;
+                        }
+                    }
+                }
+                let (state, detail) = match &d.state {
+                    NewState::Pending => ("pending", None),
+                    NewState::Suppressed(reason) => ("suppressed", Some(reason)),
+                    NewState::Dead(reason) => ("dead", Some(reason)),
                 };
                 insert
                     .execute(params![
@@ -131,12 +157,9 @@ impl Store {
                         d.payload,
                         state,
                         now,
-                        d.suppressed
+                        detail
                     ])
                     .map_err(sqlite)?;
-                if let (None, Some(key)) = (&d.suppressed, &d.rate_key) {
-                    window.execute(params![key, now]).map_err(sqlite)?;
-                }
             }
             tx.execute(
                 "UPDATE jobs SET state = 'routed' WHERE id = ?1",
@@ -144,7 +167,8 @@ impl Store {
             )
             .map_err(sqlite)?;
         }
-        tx.commit().map_err(sqlite)
+        tx.commit().map_err(sqlite)?;
+        Ok(deliveries)
     }
 
     /// Pending deliveries of `destination` that are due, oldest first, leaving out `busy` ids.

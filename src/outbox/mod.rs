@@ -1,0 +1,158 @@
+//! The outbox worker: the only place that sends, retries and backs off. One worker per
+//! destination, so a slow or failing destination never delays the others.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::backoff::retry_delay;
+use crate::config::DeliveryConfig;
+use crate::metrics::Metrics;
+use crate::notify::{Notifier, Payload, Receipt, SendError, SendMeta};
+use crate::store::{now_ms, DueDelivery, Outcome, SharedStore};
+
+/// Sends in flight per destination.
+const MAX_IN_FLIGHT: usize = 8;
+/// Longest sleep between looks at the outbox when nothing wakes the worker.
+const IDLE_POLL_MS: i64 = 5_000;
+/// How long shutdown waits for sends in flight.
+pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
+
+pub struct Worker {
+    pub destination: String,
+    pub notifier: Arc<Notifier>,
+    pub store: SharedStore,
+    pub metrics: Arc<Metrics>,
+    pub delivery: DeliveryConfig,
+}
+
+impl Worker {
+    pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut in_flight: JoinSet<(DueDelivery, Result<Receipt, SendError>)> = JoinSet::new();
+        let mut busy: Vec<i64> = Vec::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let room = MAX_IN_FLIGHT - in_flight.len();
+            let mut wait_ms = IDLE_POLL_MS;
+            if room > 0 {
+                let (name, skip) = (this.destination.clone(), busy.clone());
+                let lookup = this
+                    .store
+                    .call(move |s| Ok((s.due_deliveries(&name, room, &skip)?, s.next_due_at(&name)?)))
+                    .await;
+                match lookup {
+                    Ok((due, next)) => {
+                        if due.is_empty() {
+                            // A past `next` is a row already in flight: its completion wakes us.
+                            if let Some(next) = next.filter(|t| *t > now_ms()) {
+                                wait_ms = (next - now_ms()).clamp(1, IDLE_POLL_MS);
+                            }
+                        } else {
+                            wait_ms = 0;
+                        }
+                        for row in due {
+                            busy.push(row.id);
+                            let notifier = this.notifier.clone();
+                            in_flight.spawn(async move {
+                                let result = send(&notifier, &row).await;
+                                (row, result)
+                            });
+                        }
+                    }
+                    Err(error) => tracing::error!(destination = %this.destination, %error, "cannot read the outbox"),
+                }
+            }
+            if wait_ms == 0 && in_flight.len() < MAX_IN_FLIGHT {
+                continue;
+            }
+            tokio::select! {
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok((row, result)) = done {
+                        busy.retain(|id| *id != row.id);
+                        this.record(row, result).await;
+                    }
+                }
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let drain = async {
+            while let Some(done) = in_flight.join_next().await {
+                if let Ok((row, result)) = done {
+                    this.record(row, result).await;
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
+            tracing::warn!(destination = %this.destination, "sends still in flight at shutdown stay pending and go out after restart");
+        }
+    }
+
+    /// Turns a send result into the row's next state: delivered, retried later, or dead.
+    async fn record(&self, row: DueDelivery, result: Result<Receipt, SendError>) {
+        let now = now_ms();
+        let attempt = row.attempts + 1;
+        let give_up_at = row.created_at.saturating_add(self.delivery.give_up_after.as_millis() as i64);
+        let outcome = match result {
+            Ok(receipt) => {
+                self.metrics.alert(&row.destination, "delivered");
+                self.metrics
+                    .delivery_seconds
+                    .observe(Duration::from_millis((now - row.created_at).max(0) as u64));
+                tracing::info!(destination = %row.destination, job_id = row.job_id, recipient = %row.recipient, attempt, detail = %receipt.detail, "alert delivered");
+                Outcome::Delivered { detail: receipt.detail }
+            }
+            Err(SendError::Transient { reason, retry_after }) if now < give_up_at => {
+                let backoff = retry_delay(self.delivery.retry_initial, self.delivery.retry_max, attempt);
+                let delay = retry_after.map_or(backoff, |r| r.max(backoff));
+                self.metrics.alert(&row.destination, "retried");
+                tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, %reason, "delivery failed; will retry");
+                Outcome::Retry { next_attempt_at: now + delay.as_millis() as i64, error: reason }
+            }
+            Err(SendError::Transient { reason, .. }) => {
+                self.metrics.alert(&row.destination, "dead");
+                let error = format!("gave up after {}: {reason}", humantime::format_duration(self.delivery.give_up_after));
+                tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %error, "delivery dead");
+                Outcome::Dead { error }
+            }
+            Err(SendError::Permanent { reason }) => {
+                self.metrics.alert(&row.destination, "dead");
+                tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %reason, "delivery dead: the service refused it");
+                Outcome::Dead { error: reason }
+            }
+        };
+        let id = row.id;
+        let recorded = self
+            .store
+            .call(move |s| {
+                s.record_attempt(id, &outcome)?;
+                s.pending_count()
+            })
+            .await;
+        match recorded {
+            Ok(pending) => self.metrics.outbox_pending.store(pending, Ordering::Relaxed),
+            // The row stays as it was: a delivered alert may be sent once more after a restart.
+            Err(error) => tracing::error!(destination = %row.destination, id, %error, "cannot record the delivery outcome"),
+        }
+    }
+}
+
+async fn send(notifier: &Notifier, row: &DueDelivery) -> Result<Receipt, SendError> {
+    let payload: Payload = serde_json::from_str(&row.payload).map_err(|e| SendError::Permanent {
+        reason: format!("stored payload does not decode: {e}"),
+    })?;
+    let meta = SendMeta {
+        destination: &row.destination,
+        app_id: &row.app_id,
+        reload_id: &row.reload_id,
+        job_id: row.job_id,
+    };
+    notifier.send(&payload, &meta).await
+}

@@ -1,0 +1,194 @@
+//! From committed job to outbox rows, top to bottom: enrich → archive the script log → per
+//! destination: gate on tags → recipients → render → outbox row (the store applies the rate
+//! limit in the same transaction that records the rows).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::gate;
+use crate::config::{Config, DestinationConfig, DestinationKind};
+use crate::metrics::Metrics;
+use crate::notify::Payload;
+use crate::qlik::api::QlikClient;
+use crate::qlik::enrich::enrich;
+use crate::qlik::event::ReloadEvent;
+use crate::qlik::model::Enrichment;
+use crate::render::context::AlertInput;
+use crate::render::{Rendered, Renderer};
+use crate::store::{JobRow, NewDelivery, NewState, SharedStore};
+
+/// Jobs routed at once; enrichment waits on the network, so they overlap.
+const CONCURRENT_JOBS: usize = 32;
+/// How often the router looks for jobs when nobody woke it (a safety net, not the main path).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+pub struct Router {
+    pub config: Arc<Config>,
+    pub renderer: Arc<Renderer>,
+    /// Tenant id → its API client (tenants with credentials, when enrichment is on).
+    pub clients: HashMap<String, Arc<QlikClient>>,
+    pub store: SharedStore,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// The outbox rows for one job. Never fails: what cannot be sent is recorded with a reason.
+    pub async fn deliveries(&self, job: &JobRow) -> Vec<NewDelivery> {
+        let event = &job.event;
+        let enrichment = match self.clients.get(&event.tenant_id) {
+            Some(client) => enrich(client, event, &self.metrics).await,
+            None => Enrichment::default(),
+        };
+        self.archive(event, &enrichment);
+        let input = AlertInput {
+            event,
+            enrichment: &enrichment,
+            tenant: self.config.tenants.iter().find(|t| t.id == event.tenant_id),
+            links: &self.config.links,
+            timezone: self.config.timezone,
+        };
+        let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
+        let owner_email = enrichment.owner.as_ref().and_then(|o| o.email.as_deref());
+        let mut out = Vec::new();
+        for (i, d) in self.config.destinations.iter().enumerate() {
+            if !d.enabled {
+                continue;
+            }
+            if let Err(reason) = gate::tags_allow(d, tags) {
+                out.push(row(d, "", String::new(), NewState::Suppressed(reason), None));
+                continue;
+            }
+            match self.renderer.render(i, &input) {
+                Ok(rendered) => out.extend(self.rows_for(d, event, rendered, owner_email)),
+                Err(error) => {
+                    tracing::error!(destination = %d.name, job_id = job.id, %error, "cannot render the alert");
+                    out.push(row(d, "", String::new(), NewState::Dead(format!("render failed: {error}")), None));
+                }
+            }
+        }
+        out
+    }
+
+    fn rows_for(
+        &self,
+        d: &DestinationConfig,
+        event: &ReloadEvent,
+        rendered: Rendered,
+        owner_email: Option<&str>,
+    ) -> Vec<NewDelivery> {
+        let window = (!d.rate_limit.is_zero()).then(|| d.rate_limit.as_millis() as i64);
+        let limit = |recipient: Option<&str>| window.map(|w| (gate::rate_key(&d.name, &event.app_id, recipient), w));
+        match (rendered, &d.kind) {
+            (Rendered::Email { subject, html, text }, DestinationKind::Email(email)) => {
+                if email.app_owner.enabled && owner_email.is_none() {
+                    tracing::info!(destination = %d.name, app_id = %event.app_id, "the app owner has no known email address; not mailed");
+                }
+                let recipients = gate::email_recipients(email, owner_email);
+                if recipients.is_empty() {
+                    return vec![row(d, "", String::new(), NewState::Dead("no recipients".into()), None)];
+                }
+                recipients
+                    .into_iter()
+                    .map(|to| {
+                        let payload = Payload::Email { to: to.clone(), subject: subject.clone(), html: html.clone(), text: text.clone() };
+                        let rate = limit(Some(&to));
+                        row(d, &to, encode(&payload), NewState::Pending, rate)
+                    })
+                    .collect()
+            }
+            (Rendered::Slack(body), _) => vec![row(d, "", encode(&Payload::Slack { body }), NewState::Pending, limit(None))],
+            (Rendered::Teams(body), _) => vec![row(d, "", encode(&Payload::Teams { body }), NewState::Pending, limit(None))],
+            (Rendered::Email { .. }, _) => vec![row(d, "", String::new(), NewState::Dead("rendered an email for a chat destination".into()), None)],
+        }
+    }
+
+    fn archive(&self, event: &ReloadEvent, enrichment: &Enrichment) {
+        let archive = &self.config.script_log_archive;
+        if let (true, Some(log)) = (archive.enabled, enrichment.script_log.as_deref()) {
+            match crate::archive::archive_script_log(&archive.dir, event, log) {
+                Ok(path) => tracing::debug!(path = %path.display(), "script log archived"),
+                Err(error) => tracing::warn!(%error, dir = %archive.dir.display(), "cannot archive the script log"),
+            }
+        }
+    }
+
+    /// Routes one job: builds its rows and records them (and the job's new state) atomically.
+    async fn route(self: Arc<Self>, job: JobRow) {
+        let deliveries = self.deliveries(&job).await;
+        let job_id = job.id;
+        match self.store.call(move |s| s.route_job(job_id, deliveries)).await {
+            Ok(recorded) => {
+                let pending = recorded.iter().filter(|d| d.state == NewState::Pending).count();
+                for d in &recorded {
+                    match &d.state {
+                        NewState::Pending => {}
+                        NewState::Suppressed(reason) => {
+                            self.metrics.alert(&d.destination, "suppressed");
+                            tracing::info!(job_id, destination = %d.destination, recipient = %d.recipient, %reason, "alert suppressed");
+                        }
+                        NewState::Dead(reason) => {
+                            self.metrics.alert(&d.destination, "dead");
+                            tracing::error!(job_id, destination = %d.destination, %reason, "alert dead before sending");
+                        }
+                    }
+                }
+                tracing::info!(job_id, app_id = %job.event.app_id, deliveries = pending, "alert routed");
+            }
+            // The job stays `new` and is routed again on the next pass.
+            Err(error) => tracing::error!(job_id, %error, "cannot record the job's deliveries; will retry"),
+        }
+    }
+}
+
+fn row(
+    d: &DestinationConfig,
+    recipient: &str,
+    payload: String,
+    state: NewState,
+    rate_limit: Option<(String, i64)>,
+) -> NewDelivery {
+    NewDelivery { destination: d.name.clone(), recipient: recipient.to_owned(), payload, state, rate_limit }
+}
+
+fn encode(payload: &Payload) -> String {
+    // A Payload holds strings and JSON values only; serializing it cannot fail.
+    serde_json::to_string(payload).unwrap_or_default()
+}
+
+/// The routing loop: whenever woken (a job was committed) or every few seconds, routes the jobs
+/// waiting in the store, then wakes the outbox workers.
+pub async fn run(router: Arc<Router>, wake: Arc<Notify>, outbox: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let jobs = match router.store.call(|s| s.unrouted_jobs(CONCURRENT_JOBS)).await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                tracing::error!(%error, "cannot read jobs from the state store");
+                Vec::new()
+            }
+        };
+        if jobs.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut batch = JoinSet::new();
+        for job in jobs {
+            batch.spawn(router.clone().route(job));
+        }
+        while batch.join_next().await.is_some() {}
+        if let Ok(pending) = router.store.call(|s| s.pending_count()).await {
+            router.metrics.outbox_pending.store(pending, std::sync::atomic::Ordering::Relaxed);
+        }
+        outbox.notify_waiters();
+    }
+}
