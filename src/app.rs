@@ -191,7 +191,10 @@ async fn start_alerting(
     if config.enrich.enabled {
         for tenant in &config.tenants {
             let client = crate::qlik::enrich::client_for(tenant, &config.enrich, metrics.clone())
-                .map_err(|source| RunError::Api { tenant: tenant.id.clone(), source })?;
+                .map_err(|source| RunError::Api {
+                tenant: tenant.id.clone(),
+                source,
+            })?;
             if let Some(client) = client {
                 clients.insert(tenant.id.clone(), Arc::new(client));
             }
@@ -203,8 +206,12 @@ async fn start_alerting(
     let jobs_committed = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for d in &enabled {
-        let notifier = crate::notify::Notifier::for_destination(d, config.delivery.dry_run_dir.as_deref())
-            .map_err(|source| RunError::Notifier { name: d.name.clone(), source })?;
+        let notifier =
+            crate::notify::Notifier::for_destination(d, config.delivery.dry_run_dir.as_deref())
+                .map_err(|source| RunError::Notifier {
+                    name: d.name.clone(),
+                    source,
+                })?;
         let worker = crate::outbox::Worker {
             destination: d.name.clone(),
             notifier: Arc::new(notifier),
@@ -212,12 +219,18 @@ async fn start_alerting(
             metrics: metrics.clone(),
             delivery: config.delivery.clone(),
         };
-        tasks.push(tokio::spawn(worker.run(outbox_wake.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(
+            worker.run(outbox_wake.clone(), shutdown.clone()),
+        ));
     }
     if let Some(dir) = &config.delivery.dry_run_dir {
         tracing::warn!(dir = %dir.display(), "delivery.dry_run_dir is set: alerts are written there, not sent");
     }
-    tasks.push(tokio::spawn(maintain(store.clone(), config.delivery.retention, shutdown.clone())));
+    tasks.push(tokio::spawn(maintain(
+        store.clone(),
+        config.delivery.retention,
+        shutdown.clone(),
+    )));
     let router = Arc::new(crate::pipeline::route::Router {
         config,
         renderer,
@@ -231,11 +244,18 @@ async fn start_alerting(
         outbox_wake,
         shutdown,
     )));
-    Ok(Alerting { jobs_committed, tasks })
+    Ok(Alerting {
+        jobs_committed,
+        tasks,
+    })
 }
 
 /// Deletes history past `delivery.retention`, at start and then hourly.
-async fn maintain(store: crate::store::SharedStore, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn maintain(
+    store: crate::store::SharedStore,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let retention_ms = retention.as_millis() as i64;
     loop {
         match store.call(move |s| s.purge_history(retention_ms)).await {

@@ -85,7 +85,15 @@ pub const QLIK_REQUEST_OUTCOMES: &[&str] = &[
 ];
 
 /// Enrichment look-ups, for `enrich_failures_total{lookup}`.
-pub const LOOKUPS: &[&str] = &["reload", "app", "item", "owner", "space", "script_log"];
+pub const LOOKUPS: &[&str] = &[
+    "reload",
+    "app",
+    "item",
+    "owner",
+    "user",
+    "space",
+    "script_log",
+];
 
 const DELIVERY_BOUNDS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,

@@ -56,6 +56,51 @@ fn input_for<'a>(
     }
 }
 
+/// Enrichment for `render` from the tenant's API, or none (with a note saying why).
+fn enrich_online(config: &Config, event: &ReloadEvent) -> Enrichment {
+    let tenant = config.tenants.iter().find(|t| t.id == event.tenant_id);
+    let client = match tenant {
+        Some(tenant) if config.enrich.enabled => {
+            let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+            crate::qlik::enrich::client_for(tenant, &config.enrich, metrics)
+        }
+        _ => Ok(None),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match (client, runtime) {
+        (Ok(Some(client)), Ok(runtime)) => {
+            let metrics = crate::metrics::Metrics::default();
+            let enrichment =
+                runtime.block_on(crate::qlik::enrich::enrich(&client, event, &metrics));
+            for failure in &enrichment.failures {
+                eprintln!(
+                    "note: look-up `{}` failed: {}",
+                    failure.lookup, failure.error
+                );
+            }
+            enrichment
+        }
+        (Err(error), _) => {
+            eprintln!(
+                "note: cannot reach the Qlik Cloud API ({error}); rendering from the event alone"
+            );
+            Enrichment::default()
+        }
+        (_, Err(error)) => {
+            eprintln!(
+                "note: cannot start the async runtime ({error}); rendering from the event alone"
+            );
+            Enrichment::default()
+        }
+        (Ok(None), _) => {
+            eprintln!("note: enrichment is off or the tenant has no credentials; rendering from the event alone");
+            Enrichment::default()
+        }
+    }
+}
+
 /// `render --event FILE`: prints what each destination (or one) would get.
 pub fn render_command(
     config_path: &Path,
@@ -99,10 +144,11 @@ pub fn render_command(
             event.tenant_id
         );
     }
-    if !offline {
-        eprintln!("note: enrichment from the Qlik Cloud API is not available in this version; rendering from the event alone");
-    }
-    let enrichment = Enrichment::default();
+    let enrichment = if offline {
+        Enrichment::default()
+    } else {
+        enrich_online(&config, &event)
+    };
     let input = AlertInput {
         event: &event,
         enrichment: &enrichment,

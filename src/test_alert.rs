@@ -27,7 +27,10 @@ pub fn command(config_path: &Path, only: Option<&str>) -> ExitCode {
         eprintln!("error: no destination named `{name}`");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -48,7 +51,11 @@ async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> b
     let input = AlertInput {
         event: &event,
         enrichment: &enrichment,
-        tenant: config.tenants.iter().find(|t| t.id == event.tenant_id).or(config.tenants.first()),
+        tenant: config
+            .tenants
+            .iter()
+            .find(|t| t.id == event.tenant_id)
+            .or(config.tenants.first()),
         links: &config.links,
         timezone: config.timezone,
     };
@@ -70,11 +77,23 @@ async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> b
             }
         };
         let payloads = match (renderer.render(i, &input), &d.kind) {
-            (Ok(Rendered::Email { subject, html, text }), DestinationKind::Email(email)) => {
+            (
+                Ok(Rendered::Email {
+                    subject,
+                    html,
+                    text,
+                }),
+                DestinationKind::Email(email),
+            ) => {
                 // The sample's owner is fictional: only the configured recipients get the test.
                 gate::email_recipients(email, None)
                     .into_iter()
-                    .map(|to| Payload::Email { to, subject: subject.clone(), html: html.clone(), text: text.clone() })
+                    .map(|to| Payload::Email {
+                        to,
+                        subject: subject.clone(),
+                        html: html.clone(),
+                        text: text.clone(),
+                    })
                     .collect()
             }
             (Ok(Rendered::Slack(body)), _) => vec![Payload::Slack { body }],
@@ -86,7 +105,12 @@ async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> b
                 continue;
             }
         };
-        let meta = SendMeta { destination: &d.name, app_id: &event.app_id, reload_id: &event.reload_id, job_id: 0 };
+        let meta = SendMeta {
+            destination: &d.name,
+            app_id: &event.app_id,
+            reload_id: &event.reload_id,
+            job_id: 0,
+        };
         for payload in payloads {
             let to = match &payload {
                 Payload::Email { to, .. } => format!(" → {to}"),

@@ -21,7 +21,8 @@ fn api_fixture(name: &str) -> String {
 /// A local server answering like Qlik Cloud's REST API with the fixture answers.
 async fn qlik_fake() -> MockServer {
     let server = MockServer::start().await;
-    let json = |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
+    let json =
+        |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
     for (pattern, body) in [
         (r"^/api/v1/reloads/[^/]+$", json("reload-get-failed.json")),
         (r"^/api/v1/apps/[^/]+$", json("app-get.json")),
@@ -30,10 +31,17 @@ async fn qlik_fake() -> MockServer {
         (r"^/api/v1/spaces/[^/]+$", json("space-get.json")),
         (
             r"^/api/v1/apps/[^/]+/reloads/logs/[^/]+$",
-            ResponseTemplate::new(200).set_body_raw(api_fixture("reload-log-failed.txt"), "text/plain; charset=UTF-8"),
+            ResponseTemplate::new(200).set_body_raw(
+                api_fixture("reload-log-failed.txt"),
+                "text/plain; charset=UTF-8",
+            ),
         ),
     ] {
-        Mock::given(method("GET")).and(path_regex(pattern)).respond_with(body).mount(&server).await;
+        Mock::given(method("GET"))
+            .and(path_regex(pattern))
+            .respond_with(body)
+            .mount(&server)
+            .await;
     }
     server
 }
@@ -69,7 +77,10 @@ where
 {
     let start = Instant::now();
     while !condition().await {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -90,6 +101,14 @@ fn config(broker: u16, qlik: &str, destinations: &str, admin: u16, state: &Path)
     )
 }
 
+/// The harness publishes with rumqttc's blocking client, which runs its own runtime: call it
+/// from a plain thread, outside the test's runtime.
+fn send(port: u16, payloads: Vec<Vec<u8>>) {
+    std::thread::spawn(move || publish(port, &topic(), &payloads))
+        .join()
+        .expect("publisher thread");
+}
+
 fn outbox(daemon: &Daemon) -> Vec<Vec<String>> {
     daemon.query("SELECT destination, state, attempts, coalesce(last_error, ''), coalesce(detail, '') FROM outbox ORDER BY id")
 }
@@ -104,29 +123,50 @@ async fn a_failure_reaches_slack_and_teams_once_with_enriched_content() {
         "  - {{name: chat, type: slack, webhook_url: '{0}/slack'}}\n  - {{name: cards, type: teams, webhook_url: '{0}/teams'}}\n",
         hooks.uri()
     );
-    let daemon = Daemon::start_with(|admin, state| config(broker.port, &qlik.uri(), &destinations, admin, state));
+    let daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
     daemon.wait_subscribed();
 
     let attempt = fixture("app-reload-finished-error.json");
     let outcome = fixture("reload-finished-failed.json");
-    publish(broker.port, &topic(), &[attempt.clone(), outcome, attempt]);
-    eventually("both deliveries", || async { posts(&hooks, "/slack").await.len() == 1 && posts(&hooks, "/teams").await.len() == 1 }).await;
+    send(broker.port, vec![attempt.clone(), outcome, attempt]);
+    eventually("both deliveries", || async {
+        posts(&hooks, "/slack").await.len() == 1 && posts(&hooks, "/teams").await.len() == 1
+    })
+    .await;
 
     let slack = &posts(&hooks, "/slack").await[0];
     let text = slack.to_string();
-    assert!(text.contains("Sales Dashboard &lt;EU&gt; &amp; \\\"Nordics\\\""), "{text}");
-    assert!(text.contains("Jane Doe") && text.contains("Finance EU"), "enriched: {text}");
+    assert!(
+        text.contains("Sales Dashboard &lt;EU&gt; &amp; \\\"Nordics\\\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Jane Doe") && text.contains("Finance EU"),
+        "enriched: {text}"
+    );
     assert!(text.contains("Execution Failed"), "script log tail: {text}");
     let teams = posts(&hooks, "/teams").await[0].to_string();
-    assert!(teams.contains("AdaptiveCard") && teams.contains("EngineReloadScriptError"), "{teams}");
+    assert!(
+        teams.contains("AdaptiveCard") && teams.contains("EngineReloadScriptError"),
+        "{teams}"
+    );
     eventually("rows delivered", || async {
-        outbox(&daemon).iter().filter(|r| r[1] == "delivered").count() == 2
+        outbox(&daemon)
+            .iter()
+            .filter(|r| r[1] == "delivered")
+            .count()
+            == 2
     })
     .await;
     // The three messages were one reload: nothing more arrives.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(posts(&hooks, "/slack").await.len(), 1);
-    assert_eq!(daemon.metric("reload_butler_alerts_total{destination=\"chat\",outcome=\"delivered\"}"), Some(1.0));
+    assert_eq!(
+        daemon.metric("reload_butler_alerts_total{destination=\"chat\",outcome=\"delivered\"}"),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,13 +183,23 @@ async fn tag_gating_holds_for_every_destination_type_and_is_recorded() {
          \x20 - {{name: mail-sales, type: email, from: a@acme.com, recipients: [x@acme.com], smtp: {{host: 127.0.0.1, port: 9, security: none}}, only_apps_tagged: [sales]}}\n",
         hooks.uri()
     );
-    let daemon = Daemon::start_with(|admin, state| config(broker.port, &qlik.uri(), &destinations, admin, state));
+    let daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
     daemon.wait_subscribed();
-    publish(broker.port, &topic(), &[fixture("reload-finished-failed.json")]);
-    eventually("the finance delivery", || async { posts(&hooks, "/slack-finance").await.len() == 1 }).await;
+    send(broker.port, vec![fixture("reload-finished-failed.json")]);
+    eventually("the finance delivery", || async {
+        posts(&hooks, "/slack-finance").await.len() == 1
+    })
+    .await;
     eventually("four outbox rows", || async { outbox(&daemon).len() == 4 }).await;
     let rows = outbox(&daemon);
-    let state = |name: &str| rows.iter().find(|r| r[0] == name).map(|r| (r[1].clone(), r[4].clone())).expect(name);
+    let state = |name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .map(|r| (r[1].clone(), r[4].clone()))
+            .expect(name)
+    };
     assert_eq!(state("slack-finance").0, "delivered");
     for name in ["slack-sales", "teams-skip", "mail-sales"] {
         let (s, reason) = state(name);
@@ -165,25 +215,53 @@ async fn a_second_failure_of_an_app_inside_the_window_is_suppressed() {
     let broker = Broker::start();
     let (qlik, hooks) = (qlik_fake().await, MockServer::start().await);
     answer(&hooks, "/slack", 200, "ok", None).await;
-    let destinations = format!("  - {{name: chat, type: slack, webhook_url: '{}/slack', rate_limit: 5m}}\n", hooks.uri());
-    let daemon = Daemon::start_with(|admin, state| config(broker.port, &qlik.uri(), &destinations, admin, state));
+    let destinations = format!(
+        "  - {{name: chat, type: slack, webhook_url: '{}/slack', rate_limit: 5m}}\n",
+        hooks.uri()
+    );
+    let daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
     daemon.wait_subscribed();
-    publish(broker.port, &topic(), &[distinct_failure(1)]);
-    eventually("first alert", || async { posts(&hooks, "/slack").await.len() == 1 }).await;
+    send(broker.port, vec![distinct_failure(1)]);
+    eventually("first alert", || async {
+        posts(&hooks, "/slack").await.len() == 1
+    })
+    .await;
     let other_app = event("app-reload-finished-error.json", |v| {
         v["eventId"] = "evt-other-app".into();
         v["data"]["reloadId"] = "00000000000000000000abcd".into();
         v["extensions"]["topLevelResourceId"] = "11111111-2222-4333-8444-555555555555".into();
     });
-    publish(broker.port, &topic(), &[distinct_failure(2), other_app]);
+    send(broker.port, vec![distinct_failure(2), other_app]);
     eventually("three rows", || async { outbox(&daemon).len() == 3 }).await;
-    eventually("the other app's alert", || async { posts(&hooks, "/slack").await.len() == 2 }).await;
+    eventually("the other app's alert", || async {
+        posts(&hooks, "/slack").await.len() == 2
+    })
+    .await;
     let rows = outbox(&daemon);
-    assert_eq!(rows.iter().filter(|r| r[1] == "suppressed").count(), 1, "{rows:?}");
-    assert!(rows.iter().any(|r| r[1] == "suppressed" && r[4].contains("rate limited")), "{rows:?}");
-    assert_eq!(daemon.metric("reload_butler_alerts_total{destination=\"chat\",outcome=\"suppressed\"}"), Some(1.0));
-    let bodies: Vec<String> = posts(&hooks, "/slack").await.iter().map(|b| b.to_string()).collect();
-    assert!(bodies.iter().any(|b| b.contains("11111111-2222-4333-8444-555555555555")));
+    assert_eq!(
+        rows.iter().filter(|r| r[1] == "suppressed").count(),
+        1,
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[1] == "suppressed" && r[4].contains("rate limited")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        daemon.metric("reload_butler_alerts_total{destination=\"chat\",outcome=\"suppressed\"}"),
+        Some(1.0)
+    );
+    let bodies: Vec<String> = posts(&hooks, "/slack")
+        .await
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    assert!(bodies
+        .iter()
+        .any(|b| b.contains("11111111-2222-4333-8444-555555555555")));
     let _ = APP;
 }
 
@@ -202,25 +280,42 @@ async fn retries_honour_the_service_and_permanent_errors_are_dead_at_once() {
          \x20 - {{name: broken, type: slack, webhook_url: '{0}/slack-400'}}\n",
         hooks.uri()
     );
-    let daemon = Daemon::start_with(|admin, state| config(broker.port, &qlik.uri(), &destinations, admin, state));
+    let daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
     daemon.wait_subscribed();
-    publish(broker.port, &topic(), &[fixture("reload-finished-failed.json")]);
+    send(broker.port, vec![fixture("reload-finished-failed.json")]);
     eventually("busy and flaky delivered", || async {
         let rows = outbox(&daemon);
-        rows.iter().filter(|r| r[1] == "delivered").count() == 2 && rows.iter().any(|r| r[1] == "dead")
+        rows.iter().filter(|r| r[1] == "delivered").count() == 2
+            && rows.iter().any(|r| r[1] == "dead")
     })
     .await;
     let rows = outbox(&daemon);
     let row = |name: &str| rows.iter().find(|r| r[0] == name).cloned().expect(name);
-    assert_eq!(row("busy")[2], "2", "429 then delivered on the second attempt");
+    assert_eq!(
+        row("busy")[2],
+        "2",
+        "429 then delivered on the second attempt"
+    );
     assert_eq!(row("flaky")[2], "3", "500, 500, then delivered");
     assert_eq!(row("broken")[1], "dead");
-    assert!(row("broken")[3].contains("invalid_blocks"), "{:?}", row("broken"));
+    assert!(
+        row("broken")[3].contains("invalid_blocks"),
+        "{:?}",
+        row("broken")
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(posts(&hooks, "/slack-429").await.len(), 2);
     assert_eq!(posts(&hooks, "/teams-500").await.len(), 3);
-    assert_eq!(posts(&hooks, "/slack-400").await.len(), 1, "permanent errors are not retried");
-    assert!(daemon.log().contains("delivery dead: the service refused it"));
+    assert_eq!(
+        posts(&hooks, "/slack-400").await.len(),
+        1,
+        "permanent errors are not retried"
+    );
+    assert!(daemon
+        .log()
+        .contains("delivery dead: the service refused it"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,13 +328,22 @@ async fn slack_down_does_not_hold_teams_back_and_pending_rows_survive_a_kill() {
         "  - {{name: chat, type: slack, webhook_url: '{0}/slack'}}\n  - {{name: cards, type: teams, webhook_url: '{0}/teams'}}\n",
         hooks.uri()
     );
-    let mut daemon = Daemon::start_with(|admin, state| config(broker.port, &qlik.uri(), &destinations, admin, state));
+    let mut daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
     daemon.wait_subscribed();
-    publish(broker.port, &topic(), &[distinct_failure(1), distinct_failure(2)]);
+    send(broker.port, vec![distinct_failure(1), distinct_failure(2)]);
     eventually("teams delivered while slack fails", || async {
         let rows = outbox(&daemon);
-        rows.iter().filter(|r| r[0] == "cards" && r[1] == "delivered").count() == 1
-            && rows.iter().filter(|r| r[0] == "chat" && r[1] == "pending" && r[2] != "0").count() == 1
+        rows.iter()
+            .filter(|r| r[0] == "cards" && r[1] == "delivered")
+            .count()
+            == 1
+            && rows
+                .iter()
+                .filter(|r| r[0] == "chat" && r[1] == "pending" && r[2] != "0")
+                .count()
+                == 1
     })
     .await;
     // distinct_failure(2) is the same app inside the window: suppressed for both destinations.
@@ -249,12 +353,25 @@ async fn slack_down_does_not_hold_teams_back_and_pending_rows_survive_a_kill() {
     answer(&hooks, "/teams", 202, "", None).await;
     daemon.resume();
     eventually("the pending slack row delivered after restart", || async {
-        outbox(&daemon).iter().any(|r| r[0] == "chat" && r[1] == "delivered")
+        outbox(&daemon)
+            .iter()
+            .any(|r| r[0] == "chat" && r[1] == "delivered")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(posts(&hooks, "/slack").await.len(), 1, "sent exactly once after the restart");
-    assert!(posts(&hooks, "/teams").await.is_empty(), "teams was already delivered");
+    assert_eq!(
+        posts(&hooks, "/slack").await.len(),
+        1,
+        "sent exactly once after the restart"
+    );
+    assert!(
+        posts(&hooks, "/teams").await.is_empty(),
+        "teams was already delivered"
+    );
     let rows = outbox(&daemon);
-    assert_eq!(rows.iter().filter(|r| r[1] == "pending").count(), 0, "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r[1] == "pending").count(),
+        0,
+        "{rows:?}"
+    );
 }

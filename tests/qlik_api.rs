@@ -47,8 +47,11 @@ fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&fixture(&format!("api/{name}"))).unwrap()
 }
 
+/// The fixture event, reloaded by its owner (one user look-up serves both).
 fn event() -> ReloadEvent {
-    decode(&fixture("events/app-reload-finished-error.json")).unwrap()
+    let mut event = decode(&fixture("events/app-reload-finished-error.json")).unwrap();
+    event.user_id = Some(OWNER.to_owned());
+    event
 }
 
 fn answer(name: &str) -> ResponseTemplate {
@@ -690,4 +693,30 @@ async fn a_tenant_without_credentials_has_no_client() {
     let metrics = Arc::new(Metrics::default());
     let client = client_for(&tenant, &settings(Duration::from_secs(5)), metrics).unwrap();
     assert!(client.is_none());
+}
+
+#[tokio::test]
+async fn the_triggering_user_is_looked_up_when_it_is_not_the_owner() {
+    let server = MockServer::start().await;
+    mount_qlik(&server).await;
+    let scheduler = "6601a9b8c7d6e5f4a3b2c1d0";
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/users/{scheduler}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": scheduler, "name": "Sam Scheduler", "email": "sam@example.com", "subject": "s"
+        })))
+        .mount(&server)
+        .await;
+    let (client, metrics) = api_key_client(&server);
+    let mut e_in = event();
+    e_in.user_id = Some(scheduler.to_owned());
+    let e = enrich(&client, &e_in, &metrics).await;
+    assert_eq!(e.failures, vec![]);
+    assert_eq!(e.user.map(|u| u.name), Some(Some("Sam Scheduler".to_owned())));
+    assert_eq!(e.owner.map(|o| o.name), Some(Some("Jane Doe".to_owned())));
+
+    // Reloaded by the owner: the owner's answer serves as the user, no second call.
+    let e = enrich(&client, &event(), &metrics).await;
+    assert_eq!(e.user.and_then(|u| u.name).as_deref(), Some("Jane Doe"));
+    assert_eq!(hits(&server, &user_path()).await, 1, "the owner is cached");
 }

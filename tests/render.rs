@@ -426,3 +426,35 @@ fn a_broken_template_names_its_file_and_line() {
 fn renderer_config(yaml: &str) -> Config {
     config(yaml)
 }
+
+/// A template written the way Butler's stock Slack templates are: triple-stash everywhere,
+/// dotted paths, `{{#each genericUrls}}`, and `eq`. It must render valid JSON here too.
+const BUTLER_STYLE: &str = r#"{
+  "blocks": [
+    { "type": "header", "text": { "type": "plain_text", "text": "Qlik Sense Cloud app reload failed" } },
+    { "type": "section", "text": { "type": "mrkdwn", "text": "*App*: {{{appName}}}\n*Tenant*: {{tenantId}}\n*Duration*: {{executionDuration.hours}}:{{executionDuration.minutes}}:{{executionDuration.seconds}}\n*Log*: {{{logMessage}}}" } },
+    { "type": "actions", "elements": [
+      {{#each genericUrls}}{{#if (eq id "runbook")}}{ "type": "button", "text": { "type": "plain_text", "text": "{{linkText}}" }, "url": "{{{url}}}" }{{/if}}{{/each}}
+    ] }
+  ]
+}"#;
+
+#[test]
+fn a_butler_style_template_renders_valid_json_with_hostile_values() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("butler.json.hbs");
+    std::fs::write(&path, BUTLER_STYLE).expect("write");
+    let yaml = format!("{CONFIG}  - {{name: butler, type: slack, webhook_url: 'https://h.example.com/x', template: '{}'}}\n", path.display());
+    let config = config(&yaml);
+    let renderer = Renderer::new(&config).expect("compiles");
+    let (event, enrichment) = sample::hostile();
+    let Rendered::Slack(payload) = renderer.render_for("butler", &input(&config, &event, &enrichment)).expect("renders") else {
+        panic!("slack expected");
+    };
+    check_slack(&payload);
+    let button = &payload["blocks"][2]["elements"][0];
+    assert_eq!(button["text"]["text"], "Runbook");
+    assert_eq!(button["url"], "https://wiki.acme.com/qlik-runbook?team=bi&lang=en", "URLs keep their &");
+    let text = payload["blocks"][1]["text"]["text"].as_str().expect("text");
+    assert!(text.contains("Q\"uote\\back") && text.contains("&lt;script&gt;"), "{text}");
+}

@@ -44,7 +44,9 @@ impl Worker {
                 let (name, skip) = (this.destination.clone(), busy.clone());
                 let lookup = this
                     .store
-                    .call(move |s| Ok((s.due_deliveries(&name, room, &skip)?, s.next_due_at(&name)?)))
+                    .call(move |s| {
+                        Ok((s.due_deliveries(&name, room, &skip)?, s.next_due_at(&name)?))
+                    })
                     .await;
                 match lookup {
                     Ok((due, next)) => {
@@ -65,7 +67,9 @@ impl Worker {
                             });
                         }
                     }
-                    Err(error) => tracing::error!(destination = %this.destination, %error, "cannot read the outbox"),
+                    Err(error) => {
+                        tracing::error!(destination = %this.destination, %error, "cannot read the outbox")
+                    }
                 }
             }
             if wait_ms == 0 && in_flight.len() < MAX_IN_FLIGHT {
@@ -99,7 +103,9 @@ impl Worker {
     async fn record(&self, row: DueDelivery, result: Result<Receipt, SendError>) {
         let now = now_ms();
         let attempt = row.attempts + 1;
-        let give_up_at = row.created_at.saturating_add(self.delivery.give_up_after.as_millis() as i64);
+        let give_up_at = row
+            .created_at
+            .saturating_add(self.delivery.give_up_after.as_millis() as i64);
         let outcome = match result {
             Ok(receipt) => {
                 self.metrics.alert(&row.destination, "delivered");
@@ -107,18 +113,33 @@ impl Worker {
                     .delivery_seconds
                     .observe(Duration::from_millis((now - row.created_at).max(0) as u64));
                 tracing::info!(destination = %row.destination, job_id = row.job_id, recipient = %row.recipient, attempt, detail = %receipt.detail, "alert delivered");
-                Outcome::Delivered { detail: receipt.detail }
+                Outcome::Delivered {
+                    detail: receipt.detail,
+                }
             }
-            Err(SendError::Transient { reason, retry_after }) if now < give_up_at => {
-                let backoff = retry_delay(self.delivery.retry_initial, self.delivery.retry_max, attempt);
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            }) if now < give_up_at => {
+                let backoff = retry_delay(
+                    self.delivery.retry_initial,
+                    self.delivery.retry_max,
+                    attempt,
+                );
                 let delay = retry_after.map_or(backoff, |r| r.max(backoff));
                 self.metrics.alert(&row.destination, "retried");
                 tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, %reason, "delivery failed; will retry");
-                Outcome::Retry { next_attempt_at: now + delay.as_millis() as i64, error: reason }
+                Outcome::Retry {
+                    next_attempt_at: now + delay.as_millis() as i64,
+                    error: reason,
+                }
             }
             Err(SendError::Transient { reason, .. }) => {
                 self.metrics.alert(&row.destination, "dead");
-                let error = format!("gave up after {}: {reason}", humantime::format_duration(self.delivery.give_up_after));
+                let error = format!(
+                    "gave up after {}: {reason}",
+                    humantime::format_duration(self.delivery.give_up_after)
+                );
                 tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %error, "delivery dead");
                 Outcome::Dead { error }
             }
@@ -137,17 +158,23 @@ impl Worker {
             })
             .await;
         match recorded {
-            Ok(pending) => self.metrics.outbox_pending.store(pending, Ordering::Relaxed),
+            Ok(pending) => self
+                .metrics
+                .outbox_pending
+                .store(pending, Ordering::Relaxed),
             // The row stays as it was: a delivered alert may be sent once more after a restart.
-            Err(error) => tracing::error!(destination = %row.destination, id, %error, "cannot record the delivery outcome"),
+            Err(error) => {
+                tracing::error!(destination = %row.destination, id, %error, "cannot record the delivery outcome")
+            }
         }
     }
 }
 
 async fn send(notifier: &Notifier, row: &DueDelivery) -> Result<Receipt, SendError> {
-    let payload: Payload = serde_json::from_str(&row.payload).map_err(|e| SendError::Permanent {
-        reason: format!("stored payload does not decode: {e}"),
-    })?;
+    let payload: Payload =
+        serde_json::from_str(&row.payload).map_err(|e| SendError::Permanent {
+            reason: format!("stored payload does not decode: {e}"),
+        })?;
     let meta = SendMeta {
         destination: &row.destination,
         app_id: &row.app_id,

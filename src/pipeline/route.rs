@@ -59,14 +59,26 @@ impl Router {
                 continue;
             }
             if let Err(reason) = gate::tags_allow(d, tags) {
-                out.push(row(d, "", String::new(), NewState::Suppressed(reason), None));
+                out.push(row(
+                    d,
+                    "",
+                    String::new(),
+                    NewState::Suppressed(reason),
+                    None,
+                ));
                 continue;
             }
             match self.renderer.render(i, &input) {
                 Ok(rendered) => out.extend(self.rows_for(d, event, rendered, owner_email)),
                 Err(error) => {
                     tracing::error!(destination = %d.name, job_id = job.id, %error, "cannot render the alert");
-                    out.push(row(d, "", String::new(), NewState::Dead(format!("render failed: {error}")), None));
+                    out.push(row(
+                        d,
+                        "",
+                        String::new(),
+                        NewState::Dead(format!("render failed: {error}")),
+                        None,
+                    ));
                 }
             }
         }
@@ -80,29 +92,67 @@ impl Router {
         rendered: Rendered,
         owner_email: Option<&str>,
     ) -> Vec<NewDelivery> {
-        let window = (!d.rate_limit.is_zero()).then(|| d.rate_limit.as_millis() as i64);
-        let limit = |recipient: Option<&str>| window.map(|w| (gate::rate_key(&d.name, &event.app_id, recipient), w));
+        let window = (!d.rate_limit.is_zero()).then_some(d.rate_limit.as_millis() as i64);
+        let limit = |recipient: Option<&str>| {
+            window.map(|w| (gate::rate_key(&d.name, &event.app_id, recipient), w))
+        };
         match (rendered, &d.kind) {
-            (Rendered::Email { subject, html, text }, DestinationKind::Email(email)) => {
+            (
+                Rendered::Email {
+                    subject,
+                    html,
+                    text,
+                },
+                DestinationKind::Email(email),
+            ) => {
                 if email.app_owner.enabled && owner_email.is_none() {
                     tracing::info!(destination = %d.name, app_id = %event.app_id, "the app owner has no known email address; not mailed");
                 }
                 let recipients = gate::email_recipients(email, owner_email);
                 if recipients.is_empty() {
-                    return vec![row(d, "", String::new(), NewState::Dead("no recipients".into()), None)];
+                    return vec![row(
+                        d,
+                        "",
+                        String::new(),
+                        NewState::Dead("no recipients".into()),
+                        None,
+                    )];
                 }
                 recipients
                     .into_iter()
                     .map(|to| {
-                        let payload = Payload::Email { to: to.clone(), subject: subject.clone(), html: html.clone(), text: text.clone() };
+                        let payload = Payload::Email {
+                            to: to.clone(),
+                            subject: subject.clone(),
+                            html: html.clone(),
+                            text: text.clone(),
+                        };
                         let rate = limit(Some(&to));
                         row(d, &to, encode(&payload), NewState::Pending, rate)
                     })
                     .collect()
             }
-            (Rendered::Slack(body), _) => vec![row(d, "", encode(&Payload::Slack { body }), NewState::Pending, limit(None))],
-            (Rendered::Teams(body), _) => vec![row(d, "", encode(&Payload::Teams { body }), NewState::Pending, limit(None))],
-            (Rendered::Email { .. }, _) => vec![row(d, "", String::new(), NewState::Dead("rendered an email for a chat destination".into()), None)],
+            (Rendered::Slack(body), _) => vec![row(
+                d,
+                "",
+                encode(&Payload::Slack { body }),
+                NewState::Pending,
+                limit(None),
+            )],
+            (Rendered::Teams(body), _) => vec![row(
+                d,
+                "",
+                encode(&Payload::Teams { body }),
+                NewState::Pending,
+                limit(None),
+            )],
+            (Rendered::Email { .. }, _) => vec![row(
+                d,
+                "",
+                String::new(),
+                NewState::Dead("rendered an email for a chat destination".into()),
+                None,
+            )],
         }
     }
 
@@ -111,7 +161,9 @@ impl Router {
         if let (true, Some(log)) = (archive.enabled, enrichment.script_log.as_deref()) {
             match crate::archive::archive_script_log(&archive.dir, event, log) {
                 Ok(path) => tracing::debug!(path = %path.display(), "script log archived"),
-                Err(error) => tracing::warn!(%error, dir = %archive.dir.display(), "cannot archive the script log"),
+                Err(error) => {
+                    tracing::warn!(%error, dir = %archive.dir.display(), "cannot archive the script log")
+                }
             }
         }
     }
@@ -120,9 +172,16 @@ impl Router {
     async fn route(self: Arc<Self>, job: JobRow) {
         let deliveries = self.deliveries(&job).await;
         let job_id = job.id;
-        match self.store.call(move |s| s.route_job(job_id, deliveries)).await {
+        match self
+            .store
+            .call(move |s| s.route_job(job_id, deliveries))
+            .await
+        {
             Ok(recorded) => {
-                let pending = recorded.iter().filter(|d| d.state == NewState::Pending).count();
+                let pending = recorded
+                    .iter()
+                    .filter(|d| d.state == NewState::Pending)
+                    .count();
                 for d in &recorded {
                     match &d.state {
                         NewState::Pending => {}
@@ -139,7 +198,9 @@ impl Router {
                 tracing::info!(job_id, app_id = %job.event.app_id, deliveries = pending, "alert routed");
             }
             // The job stays `new` and is routed again on the next pass.
-            Err(error) => tracing::error!(job_id, %error, "cannot record the job's deliveries; will retry"),
+            Err(error) => {
+                tracing::error!(job_id, %error, "cannot record the job's deliveries; will retry")
+            }
         }
     }
 }
@@ -151,7 +212,13 @@ fn row(
     state: NewState,
     rate_limit: Option<(String, i64)>,
 ) -> NewDelivery {
-    NewDelivery { destination: d.name.clone(), recipient: recipient.to_owned(), payload, state, rate_limit }
+    NewDelivery {
+        destination: d.name.clone(),
+        recipient: recipient.to_owned(),
+        payload,
+        state,
+        rate_limit,
+    }
 }
 
 fn encode(payload: &Payload) -> String {
@@ -161,12 +228,21 @@ fn encode(payload: &Payload) -> String {
 
 /// The routing loop: whenever woken (a job was committed) or every few seconds, routes the jobs
 /// waiting in the store, then wakes the outbox workers.
-pub async fn run(router: Arc<Router>, wake: Arc<Notify>, outbox: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    router: Arc<Router>,
+    wake: Arc<Notify>,
+    outbox: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;
         }
-        let jobs = match router.store.call(|s| s.unrouted_jobs(CONCURRENT_JOBS)).await {
+        let jobs = match router
+            .store
+            .call(|s| s.unrouted_jobs(CONCURRENT_JOBS))
+            .await
+        {
             Ok(jobs) => jobs,
             Err(error) => {
                 tracing::error!(%error, "cannot read jobs from the state store");
@@ -187,7 +263,10 @@ pub async fn run(router: Arc<Router>, wake: Arc<Notify>, outbox: Arc<Notify>, mu
         }
         while batch.join_next().await.is_some() {}
         if let Ok(pending) = router.store.call(|s| s.pending_count()).await {
-            router.metrics.outbox_pending.store(pending, std::sync::atomic::Ordering::Relaxed);
+            router
+                .metrics
+                .outbox_pending
+                .store(pending, std::sync::atomic::Ordering::Relaxed);
         }
         outbox.notify_waiters();
     }

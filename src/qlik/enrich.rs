@@ -28,21 +28,33 @@ pub fn client_for(
 /// Everything the API can tell about `event`'s reload. Never fails: a failed look-up leaves its
 /// part `None` and adds an entry to `failures`.
 pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics) -> Enrichment {
-    let (reload, script_log, (app, item, owner, space)) = tokio::join!(
+    // The user who triggered the reload, when it is not the owner (for a schedule it often is).
+    let trigger_user =
+        non_empty(&event.user_id).filter(|id| non_empty(&event.owner_id) != Some(*id));
+    let (reload, script_log, (app, item, owner, space), user) = tokio::join!(
         client.reload(&event.reload_id),
         client.script_log(&event.app_id, &event.reload_id),
         app_side(client, event),
+        maybe(trigger_user.map(|id| client.user(id))),
     );
     let mut record = Recorder {
         event,
         metrics,
         failures: Vec::new(),
     };
+    let owner = record.keep("owner", owner);
+    let user = match user {
+        Some(result) => record.keep("user", Some(result)),
+        None => owner
+            .clone()
+            .filter(|o| non_empty(&event.user_id) == Some(o.id.as_str())),
+    };
     Enrichment {
         reload: record.keep("reload", Some(reload)),
         app: record.keep("app", Some(app)),
         item: record.keep("item", Some(item)),
-        owner: record.keep("owner", owner),
+        owner,
+        user,
         space: record.keep("space", space),
         script_log: record.keep("script_log", Some(script_log)),
         failures: record.failures,

@@ -15,6 +15,10 @@ pub struct Enrichment {
     pub item: Option<ItemInfo>,
     /// `GET /api/v1/users/{ownerId}`.
     pub owner: Option<UserInfo>,
+    /// `GET /api/v1/users/{userId}`: the user who triggered the reload (the owner's answer when
+    /// it is the same user).
+    #[serde(default)]
+    pub user: Option<UserInfo>,
     /// `GET /api/v1/spaces/{spaceId}`; `None` for personal spaces.
     pub space: Option<SpaceInfo>,
     /// `GET /api/v1/apps/{appId}/reloads/logs/{reloadId}`: the full script log, line endings as
@@ -87,7 +91,7 @@ pub struct SpaceInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LookupFailure {
-    /// `reload`, `app`, `item`, `owner`, `space` or `script_log`.
+    /// `reload`, `app`, `item`, `owner`, `user`, `space` or `script_log`.
     pub lookup: String,
     pub error: String,
 }

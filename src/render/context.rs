@@ -70,10 +70,14 @@ fn base(input: &AlertInput) -> Map<String, Value> {
     let app_url = tenant_url
         .as_ref()
         .map(|base| format!("{base}/sense/app/{}", e.app_id));
-    let user_name = match (&e.user_id, owner) {
-        (Some(user), Some(o)) if *user == o.id => o.name.clone(),
-        _ => None,
-    };
+    let user_name =
+        x.user
+            .as_ref()
+            .and_then(|u| u.name.clone())
+            .or_else(|| match (&e.user_id, owner) {
+                (Some(user), Some(o)) if *user == o.id => o.name.clone(),
+                _ => None,
+            });
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_owned(), v);

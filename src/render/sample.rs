@@ -67,6 +67,12 @@ pub fn enrichment() -> Enrichment {
             email: Some("jane.doe@example.com".into()),
             picture: Some("https://s.gravatar.com/avatar/0c1d2e3f4a5b6c7d8e9f?s=480".into()),
         }),
+        user: Some(UserInfo {
+            id: "6601a9b8c7d6e5f4a3b2c1d0".into(),
+            name: Some("Sam Scheduler".into()),
+            email: Some("sam.scheduler@example.com".into()),
+            picture: None,
+        }),
         space: Some(SpaceInfo {
             id: "6628d931342648bd8b3de5af".into(),
             name: Some("Finance EU".into()),
