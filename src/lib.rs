@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod mqtt;
+pub mod notify;
 pub mod pipeline;
 pub mod preview;
 pub mod qlik;
