@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod mqtt;
+pub mod notify;
 pub mod outbox;
 pub mod pipeline;
 pub mod preview;

@@ -17,7 +17,8 @@ fn api_fixture(name: &str) -> String {
 
 async fn qlik_fake() -> MockServer {
     let server = MockServer::start().await;
-    let json = |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
+    let json =
+        |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
     for (pattern, body) in [
         (r"^/api/v1/reloads/[^/]+$", json("reload-get-failed.json")),
         (r"^/api/v1/apps/[^/]+$", json("app-get.json")),
@@ -26,10 +27,15 @@ async fn qlik_fake() -> MockServer {
         (r"^/api/v1/spaces/[^/]+$", json("space-get.json")),
         (
             r"^/api/v1/apps/[^/]+/reloads/logs/[^/]+$",
-            ResponseTemplate::new(200).set_body_raw(api_fixture("reload-log-failed.txt"), "text/plain"),
+            ResponseTemplate::new(200)
+                .set_body_raw(api_fixture("reload-log-failed.txt"), "text/plain"),
         ),
     ] {
-        Mock::given(method("GET")).and(path_regex(pattern)).respond_with(body).mount(&server).await;
+        Mock::given(method("GET"))
+            .and(path_regex(pattern))
+            .respond_with(body)
+            .mount(&server)
+            .await;
     }
     server
 }
@@ -76,18 +82,41 @@ async fn a_failure_is_mailed_to_each_recipient_and_the_owner_over_starttls_with_
     std::thread::spawn(move || publish(broker.port, &topic(), &[payload]))
         .join()
         .expect("publisher");
-    wait_until("four messages", Duration::from_secs(30), || smtp.messages().len() == 4);
+    wait_until("four messages", Duration::from_secs(30), || {
+        smtp.messages().len() == 4
+    });
     std::thread::sleep(Duration::from_millis(300));
     let messages = smtp.messages();
-    assert_eq!(messages.len(), 4, "ops (deduplicated), bi, the owner; team (owner excluded there)");
+    assert_eq!(
+        messages.len(),
+        4,
+        "ops (deduplicated), bi, the owner; team (owner excluded there)"
+    );
     let mut to: Vec<String> = messages
         .iter()
-        .map(|m| m.parsed["rcpt_tos"][0].as_str().unwrap_or_default().to_owned())
+        .map(|m| {
+            m.parsed["rcpt_tos"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     to.sort();
-    assert_eq!(to, ["bi@acme.com", "jane.doe@example.com", "ops@acme.com", "team@acme.com"]);
+    assert_eq!(
+        to,
+        [
+            "bi@acme.com",
+            "jane.doe@example.com",
+            "ops@acme.com",
+            "team@acme.com"
+        ]
+    );
     for m in &messages {
-        assert_eq!(m.parsed["rcpt_tos"].as_array().map(Vec::len), Some(1), "one message per recipient");
+        assert_eq!(
+            m.parsed["rcpt_tos"].as_array().map(Vec::len),
+            Some(1),
+            "one message per recipient"
+        );
         assert_eq!(
             m.parsed["subject"],
             "❌ Qlik Cloud reload failed: \"Sales Dashboard <EU> & \"Nordics\"\"",
@@ -95,18 +124,36 @@ async fn a_failure_is_mailed_to_each_recipient_and_the_owner_over_starttls_with_
         );
         assert_eq!(m.parsed["content_type"], "multipart/alternative");
         let parts = m.parsed["parts"].as_array().expect("parts");
-        let kinds: Vec<&str> = parts.iter().filter_map(|p| p["content_type"].as_str()).collect();
+        let kinds: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| p["content_type"].as_str())
+            .collect();
         assert_eq!(kinds, ["text/plain", "text/html"]);
         let html = parts[1]["body"].as_str().unwrap_or_default();
-        assert!(html.contains("Sales Dashboard &lt;EU&gt; &amp; &quot;Nordics&quot;"), "HTML escaped");
-        assert!(html.contains("Jane Doe") && html.contains("Finance EU"), "enriched");
+        assert!(
+            html.contains("Sales Dashboard &lt;EU&gt; &amp; &quot;Nordics&quot;"),
+            "HTML escaped"
+        );
+        assert!(
+            html.contains("Jane Doe") && html.contains("Finance EU"),
+            "enriched"
+        );
         let text = parts[0]["body"].as_str().unwrap_or_default();
-        assert!(text.contains("Execution Failed"), "script log in the text part");
+        assert!(
+            text.contains("Execution Failed"),
+            "script log in the text part"
+        );
     }
-    let ops = messages.iter().find(|m| m.parsed["rcpt_tos"][0] == "ops@acme.com").expect("ops");
+    let ops = messages
+        .iter()
+        .find(|m| m.parsed["rcpt_tos"][0] == "ops@acme.com")
+        .expect("ops");
     assert_eq!(ops.parsed["headers"]["X-Priority"], "1");
     assert_eq!(ops.parsed["headers"]["Importance"], "high");
-    assert!(!daemon.log().contains("s3cret-smtp"), "the SMTP password never reaches the log");
+    assert!(
+        !daemon.log().contains("s3cret-smtp"),
+        "the SMTP password never reaches the log"
+    );
     let delivered = daemon.query("SELECT count(*) FROM outbox WHERE state = 'delivered'");
     assert_eq!(delivered[0][0], "4");
 }
@@ -150,11 +197,20 @@ async fn an_smtp_451_is_retried_and_a_550_is_dead_with_the_servers_words() {
     std::thread::spawn(move || publish(broker.port, &topic(), &[distinct_failure(9)]))
         .join()
         .expect("publisher");
-    wait_until("the 550 dead and the 451 retried", Duration::from_secs(30), || {
-        let rows = daemon.query("SELECT destination, state, attempts, coalesce(last_error, '') FROM outbox ORDER BY destination");
-        rows.len() == 2 && rows[1][1] == "dead" && rows[0][1] == "pending" && rows[0][2].parse::<u32>().unwrap_or(0) >= 2
-    });
-    let rows = daemon.query("SELECT destination, state, coalesce(last_error, '') FROM outbox ORDER BY destination");
+    wait_until(
+        "the 550 dead and the 451 retried",
+        Duration::from_secs(30),
+        || {
+            let rows = daemon.query("SELECT destination, state, attempts, coalesce(last_error, '') FROM outbox ORDER BY destination");
+            rows.len() == 2
+                && rows[1][1] == "dead"
+                && rows[0][1] == "pending"
+                && rows[0][2].parse::<u32>().unwrap_or(0) >= 2
+        },
+    );
+    let rows = daemon.query(
+        "SELECT destination, state, coalesce(last_error, '') FROM outbox ORDER BY destination",
+    );
     assert!(rows[0][2].contains("451"), "{rows:?}");
     assert!(rows[1][2].contains("550 5.1.1 no such user"), "{rows:?}");
 }

@@ -712,7 +712,10 @@ async fn the_triggering_user_is_looked_up_when_it_is_not_the_owner() {
     e_in.user_id = Some(scheduler.to_owned());
     let e = enrich(&client, &e_in, &metrics).await;
     assert_eq!(e.failures, vec![]);
-    assert_eq!(e.user.map(|u| u.name), Some(Some("Sam Scheduler".to_owned())));
+    assert_eq!(
+        e.user.map(|u| u.name),
+        Some(Some("Sam Scheduler".to_owned()))
+    );
     assert_eq!(e.owner.map(|o| o.name), Some(Some("Jane Doe".to_owned())));
 
     // Reloaded by the owner: the owner's answer serves as the user, no second call.

@@ -448,13 +448,22 @@ fn a_butler_style_template_renders_valid_json_with_hostile_values() {
     let config = config(&yaml);
     let renderer = Renderer::new(&config).expect("compiles");
     let (event, enrichment) = sample::hostile();
-    let Rendered::Slack(payload) = renderer.render_for("butler", &input(&config, &event, &enrichment)).expect("renders") else {
+    let Rendered::Slack(payload) = renderer
+        .render_for("butler", &input(&config, &event, &enrichment))
+        .expect("renders")
+    else {
         panic!("slack expected");
     };
     check_slack(&payload);
     let button = &payload["blocks"][2]["elements"][0];
     assert_eq!(button["text"]["text"], "Runbook");
-    assert_eq!(button["url"], "https://wiki.acme.com/qlik-runbook?team=bi&lang=en", "URLs keep their &");
+    assert_eq!(
+        button["url"], "https://wiki.acme.com/qlik-runbook?team=bi&lang=en",
+        "URLs keep their &"
+    );
     let text = payload["blocks"][1]["text"]["text"].as_str().expect("text");
-    assert!(text.contains("Q\"uote\\back") && text.contains("&lt;script&gt;"), "{text}");
+    assert!(
+        text.contains("Q\"uote\\back") && text.contains("&lt;script&gt;"),
+        "{text}"
+    );
 }

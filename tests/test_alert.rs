@@ -8,8 +8,16 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_alert_prints_each_services_answer() {
     let hooks = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/ok")).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&hooks).await;
-    Mock::given(method("POST")).and(path("/teams")).respond_with(ResponseTemplate::new(202)).mount(&hooks).await;
+    Mock::given(method("POST"))
+        .and(path("/ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&hooks)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/teams"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&hooks)
+        .await;
     Mock::given(method("POST"))
         .and(path("/archived"))
         .respond_with(ResponseTemplate::new(410).set_body_string("channel_is_archived"))
@@ -34,20 +42,38 @@ async fn test_alert_prints_each_services_answer() {
     let run = move |args: &[&str]| {
         let mut all = vec!["--config", config.to_str().expect("utf-8"), "test-alert"];
         all.extend_from_slice(args);
-        Command::new(env!("CARGO_BIN_EXE_reload-butler")).args(&all).output().expect("runs")
+        Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+            .args(&all)
+            .output()
+            .expect("runs")
     };
     let out = tokio::task::spawn_blocking(move || (run(&[]), run(&["--destination", "off"])))
         .await
         .expect("join");
     let (all, one) = out;
     let stdout = String::from_utf8_lossy(&all.stdout);
-    assert_eq!(all.status.code(), Some(1), "one destination refused: {stdout}");
+    assert_eq!(
+        all.status.code(),
+        Some(1),
+        "one destination refused: {stdout}"
+    );
     assert!(stdout.contains("good: delivered (200 ok)"), "{stdout}");
     assert!(stdout.contains("cards: delivered (202"), "{stdout}");
-    assert!(stdout.contains("old: refused: ") && stdout.contains("channel_is_archived"), "{stdout}");
-    assert!(!stdout.contains("off:"), "disabled destinations are skipped unless named");
+    assert!(
+        stdout.contains("old: refused: ") && stdout.contains("channel_is_archived"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("off:"),
+        "disabled destinations are skipped unless named"
+    );
     assert!(!stdout.contains(&hooks.uri()), "webhook URLs are secrets");
-    assert_eq!(one.status.code(), Some(0), "{}", String::from_utf8_lossy(&one.stdout));
+    assert_eq!(
+        one.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&one.stdout)
+    );
     let requests = hooks.received_requests().await.unwrap_or_default();
     assert_eq!(requests.iter().filter(|r| r.url.path() == "/ok").count(), 2);
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod smtp;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

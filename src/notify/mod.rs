@@ -1,0 +1,230 @@
+//! Senders: one per destination, built once from its config. A sender owns its payload and its
+//! request, nothing more: it never sleeps, retries or deduplicates (the outbox worker does), and
+//! it says whether a failure is worth retrying through [`SendError`].
+
+pub mod email;
+pub mod file;
+pub mod webhook;
+
+use std::error::Error as StdError;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DestinationConfig, DestinationKind};
+
+/// What an outbox row stores: one email per recipient, one post per webhook destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    Email {
+        to: String,
+        subject: String,
+        html: String,
+        text: String,
+    },
+    Slack {
+        body: serde_json::Value,
+    },
+    Teams {
+        body: serde_json::Value,
+    },
+}
+
+impl Payload {
+    /// The `kind` tag, for messages and file names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Email { .. } => "email",
+            Payload::Slack { .. } => "slack",
+            Payload::Teams { .. } => "teams",
+        }
+    }
+}
+
+/// Which delivery a send belongs to: names dry-run files, and goes into log lines.
+#[derive(Debug, Clone, Copy)]
+pub struct SendMeta<'a> {
+    pub destination: &'a str,
+    pub app_id: &'a str,
+    pub reload_id: &'a str,
+    pub job_id: i64,
+}
+
+/// Why a send failed, and whether trying again later can help. The reason carries the service's
+/// own words (Slack's `invalid_blocks`, an SMTP reply line) and never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: timeouts, connection errors, HTTP 429/5xx, SMTP 4xx.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        /// What the service asked for (HTTP `Retry-After`), if anything.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: the delivery is dead with this reason.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl SendError {
+    pub fn transient(reason: impl Into<String>) -> SendError {
+        SendError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> SendError {
+        SendError::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Transient { .. })
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            SendError::Transient { reason, .. } | SendError::Permanent { reason } => reason,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Transient { retry_after, .. } => *retry_after,
+            SendError::Permanent { .. } => None,
+        }
+    }
+}
+
+/// What the service answered to a successful send, e.g. `200 ok` or `250 2.0.0 Ok: queued`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub detail: String,
+}
+
+/// A destination whose sender cannot be built (unreadable CA file, `from` not a mailbox, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("destination `{destination}`: {message}")]
+pub struct NotifyError {
+    pub destination: String,
+    pub message: String,
+}
+
+impl NotifyError {
+    fn new(destination: &str, message: impl Into<String>) -> NotifyError {
+        NotifyError {
+            destination: destination.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The sender of one destination. Build it once and keep it: the email sender pools its SMTP
+/// connections and the webhook senders their HTTP connections.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per destination, built once: boxing would buy nothing
+pub enum Notifier {
+    Email(email::EmailNotifier),
+    Slack(webhook::SlackNotifier),
+    Teams(webhook::TeamsNotifier),
+    File(file::FileNotifier),
+}
+
+impl Notifier {
+    /// The sender for `d`; with `dry_run_dir` set, every destination writes files there instead.
+    pub fn for_destination(
+        d: &DestinationConfig,
+        dry_run_dir: Option<&Path>,
+    ) -> Result<Notifier, NotifyError> {
+        if let Some(dir) = dry_run_dir {
+            return file::FileNotifier::new(d, dir).map(Notifier::File);
+        }
+        match &d.kind {
+            DestinationKind::Email(e) => email::EmailNotifier::new(&d.name, e).map(Notifier::Email),
+            DestinationKind::Slack(s) => {
+                webhook::SlackNotifier::new(&d.name, s).map(Notifier::Slack)
+            }
+            DestinationKind::Teams(t) => {
+                webhook::TeamsNotifier::new(&d.name, t).map(Notifier::Teams)
+            }
+        }
+    }
+
+    /// Sends once. A payload of the wrong kind for this destination is a permanent error.
+    pub async fn send(&self, payload: &Payload, meta: &SendMeta<'_>) -> Result<Receipt, SendError> {
+        let result = match self {
+            Notifier::Email(n) => n.send(payload).await,
+            Notifier::Slack(n) => n.send(payload).await,
+            Notifier::Teams(n) => n.send(payload).await,
+            Notifier::File(n) => n.send(payload, meta).await,
+        };
+        match &result {
+            Ok(receipt) => tracing::debug!(
+                destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
+                job_id = meta.job_id, detail = %receipt.detail, "sent"
+            ),
+            Err(e) => tracing::debug!(
+                destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
+                job_id = meta.job_id, transient = e.is_transient(), reason = %e, "send failed"
+            ),
+        }
+        result
+    }
+}
+
+fn wrong_kind(payload: &Payload, destination_type: &str) -> SendError {
+    SendError::permanent(format!(
+        "a {} payload cannot be sent to a {destination_type} destination",
+        payload.kind()
+    ))
+}
+
+/// An error and its sources on one line, skipping a source whose text its parent already shows
+/// and a segment said twice in a row (lettre nests `Connection error: Connection error: ...`).
+/// Callers strip URLs first (reqwest's `without_url`): webhook URLs are secrets.
+fn describe(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    let mut segments: Vec<&str> = text.split(": ").collect();
+    segments.dedup();
+    segments.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_tagged_by_kind() {
+        let payload = Payload::Slack {
+            body: serde_json::json!({"text": "hi"}),
+        };
+        let stored = serde_json::to_value(&payload).expect("json");
+        assert_eq!(
+            stored,
+            serde_json::json!({"kind": "slack", "body": {"text": "hi"}})
+        );
+        assert_eq!(
+            serde_json::from_value::<Payload>(stored).expect("back"),
+            payload
+        );
+    }
+
+    #[test]
+    fn descriptions_do_not_stutter() {
+        let stutter = std::io::Error::other("Connection error: Connection error: refused");
+        assert_eq!(describe(&stutter), "Connection error: refused");
+    }
+}

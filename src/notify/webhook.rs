@@ -1,0 +1,238 @@
+//! Slack incoming webhooks and Teams Workflows webhooks: POST the rendered JSON, read the answer.
+//!
+//! Webhook URLs carry their token, so they are secrets: every reqwest error is stripped of its
+//! URL (`without_url`) before it becomes text, and an answer that echoes the URL is redacted.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{redirect, StatusCode};
+
+use super::{describe, wrong_kind, NotifyError, Payload, Receipt, SendError};
+use crate::config::{Secret, SlackConfig, TeamsConfig};
+
+/// How long one POST may take, connect to last byte.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of an error answer goes into the reason (Slack's are one word).
+const REASON_CHARS: usize = 300;
+/// How much of an answer is read at all; the rest is never needed.
+const READ_LIMIT: usize = 4096;
+
+#[derive(Debug)]
+pub struct SlackNotifier {
+    poster: Poster,
+}
+
+impl SlackNotifier {
+    pub fn new(destination: &str, config: &SlackConfig) -> Result<SlackNotifier, NotifyError> {
+        Ok(SlackNotifier {
+            poster: Poster::new(destination, &config.webhook_url)?,
+        })
+    }
+
+    /// Slack answers `200 ok`, and errors as plain-text words (`invalid_blocks`, ...).
+    pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
+        match payload {
+            Payload::Slack { body } => self.poster.post(body, &[StatusCode::OK]).await,
+            other => Err(wrong_kind(other, "slack")),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TeamsNotifier {
+    poster: Poster,
+}
+
+impl TeamsNotifier {
+    pub fn new(destination: &str, config: &TeamsConfig) -> Result<TeamsNotifier, NotifyError> {
+        Ok(TeamsNotifier {
+            poster: Poster::new(destination, &config.webhook_url)?,
+        })
+    }
+
+    /// Workflows answer `202 Accepted` and run the flow later; some endpoints answer 200.
+    pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
+        match payload {
+            Payload::Teams { body } => {
+                self.poster
+                    .post(body, &[StatusCode::OK, StatusCode::ACCEPTED])
+                    .await
+            }
+            other => Err(wrong_kind(other, "teams")),
+        }
+    }
+}
+
+/// What both webhooks share: one HTTP client (its connections are reused) and the secret URL.
+#[derive(Debug)]
+struct Poster {
+    client: reqwest::Client,
+    url: Secret,
+}
+
+impl Poster {
+    fn new(destination: &str, url: &Secret) -> Result<Poster, NotifyError> {
+        crate::tls::ensure_crypto_provider();
+        // The parse error is not shown: it could quote part of the URL.
+        if reqwest::Url::parse(url.expose()).is_err() {
+            return Err(NotifyError::new(
+                destination,
+                "webhook_url is not a valid URL",
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            // A webhook that redirects is misconfigured; following it would re-POST elsewhere.
+            .redirect(redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                NotifyError::new(
+                    destination,
+                    format!("HTTP client: {}", describe(&e.without_url())),
+                )
+            })?;
+        Ok(Poster {
+            client,
+            url: url.clone(),
+        })
+    }
+
+    async fn post(
+        &self,
+        body: &serde_json::Value,
+        success: &[StatusCode],
+    ) -> Result<Receipt, SendError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))?;
+        let mut response = self
+            .client
+            .post(self.url.expose())
+            // Slack wants JSON declared; Butler's form encoding is a known pitfall.
+            .header(CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| SendError::transient(describe(&e.without_url())))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let mut answer = Vec::new();
+        // A body that breaks off is no reason to doubt the status: use what arrived.
+        while let Ok(Some(chunk)) = response.chunk().await {
+            answer.extend_from_slice(&chunk);
+            if answer.len() >= READ_LIMIT {
+                break;
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer).replace(self.url.expose(), "<webhook url>");
+        http_outcome(status, &answer, retry_after, success)
+    }
+}
+
+/// The HTTP status rule of both webhooks, written once; `success` is where they differ.
+/// 429, 408 and 5xx are worth retrying (with the service's `Retry-After`); any other status,
+/// 3xx and unexpected 2xx included, will not get better by asking again.
+pub fn http_outcome(
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<Duration>,
+    success: &[StatusCode],
+) -> Result<Receipt, SendError> {
+    let text: String = body.trim().chars().take(REASON_CHARS).collect();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or_default().to_owned()
+    } else {
+        text
+    };
+    let detail = format!("{} {text}", status.as_u16()).trim_end().to_owned();
+    if success.contains(&status) {
+        return Ok(Receipt { detail });
+    }
+    let reason = format!("HTTP {detail}");
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        Err(SendError::Transient {
+            reason,
+            retry_after,
+        })
+    } else {
+        Err(SendError::permanent(reason))
+    }
+}
+
+/// `Retry-After` as seconds, or as an HTTP date (time from now; a past date is zero).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLACK: &[StatusCode] = &[StatusCode::OK];
+    const TEAMS: &[StatusCode] = &[StatusCode::OK, StatusCode::ACCEPTED];
+
+    fn outcome(code: u16, body: &str, success: &[StatusCode]) -> Result<Receipt, SendError> {
+        let status = StatusCode::from_u16(code).expect("status");
+        http_outcome(status, body, Some(Duration::from_secs(3)), success)
+    }
+
+    #[test]
+    fn success_codes_differ_per_service() {
+        assert_eq!(outcome(200, "ok", SLACK).expect("ok").detail, "200 ok");
+        assert_eq!(outcome(202, "", TEAMS).expect("ok").detail, "202 Accepted");
+        assert!(!outcome(202, "", SLACK).expect_err("slack").is_transient());
+    }
+
+    #[test]
+    fn throttling_timeouts_and_server_errors_are_transient() {
+        for code in [429, 408, 500, 502, 503] {
+            let e = outcome(code, "", TEAMS).expect_err("error");
+            assert!(e.is_transient(), "{code}");
+            assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_permanent_with_the_answer() {
+        for (code, body) in [
+            (400, "invalid_blocks"),
+            (403, "action_prohibited"),
+            (404, "no_service"),
+        ] {
+            let e = outcome(code, body, SLACK).expect_err("error");
+            assert!(!e.is_transient());
+            assert_eq!(e.reason(), format!("HTTP {code} {body}"));
+        }
+        assert!(!outcome(301, "", SLACK)
+            .expect_err("redirect")
+            .is_transient());
+        let long = "x".repeat(1000);
+        assert_eq!(
+            outcome(400, &long, SLACK).expect_err("e").reason().len(),
+            309
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().expect("header"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, "soon".parse().expect("header"));
+        assert_eq!(retry_after(&headers), None);
+    }
+}
