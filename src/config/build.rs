@@ -341,6 +341,7 @@ fn read_gateway(s: &Section) -> GatewayConfig {
             .collect(),
         max_body: s.or("max_body", ByteSize(1 << 20)).0,
         topic_prefix: s.or("topic_prefix", "qscloud/app/reload".to_owned()),
+        allowed_tenants: s.or("allowed_tenants", Vec::new()),
     };
     if !gateway.path.starts_with('/') {
         s.problem("path", "must start with `/`");

@@ -155,6 +155,8 @@ pub struct GatewayConfig {
     pub secrets: Vec<Secret>,
     pub max_body: u64,
     pub topic_prefix: String,
+    /// Non-empty: only events of these tenants are accepted (others get 403).
+    pub allowed_tenants: Vec<String>,
 }
 
 /// Why a configuration could not be loaded.
