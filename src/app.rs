@@ -30,6 +30,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Embedded(#[from] crate::mqtt::embedded::EmbeddedError),
     #[error(
         "mqtt.url is null, but polling without MQTT is not available in this version; set mqtt.url"
     )]
@@ -81,6 +83,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     let alerting = start_alerting(&config, &metrics, shutdown_rx.clone()).await?;
 
+    if let crate::config::MqttEndpoint::Embedded { port } = mqtt.endpoint {
+        tokio::task::spawn_blocking(move || crate::mqtt::embedded::start(port)).await??;
+    }
     let (client, eventloop) = subscriber::connect(&mqtt)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let intake: subscriber::Intake = Arc::new(Mutex::new(Some(tx)));

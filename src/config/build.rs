@@ -80,6 +80,13 @@ fn read_mqtt(s: &Section) -> Option<MqttConfig> {
         }
     });
     let tls = matches!(endpoint, Some(MqttEndpoint::Tls { .. }));
+    if matches!(endpoint, Some(MqttEndpoint::Embedded { .. })) {
+        for key in ["username", "password"] {
+            if s.node(key).is_present() {
+                s.problem(key, "is not used with the embedded broker (it accepts loopback clients only)");
+            }
+        }
+    }
     let config = MqttConfig {
         endpoint: endpoint.clone().unwrap_or(MqttEndpoint::Tcp {
             host: String::new(),
@@ -125,8 +132,15 @@ fn parse_mqtt_url(url: &str) -> Result<Option<MqttEndpoint>, String> {
     if url.is_empty() || url.eq_ignore_ascii_case("none") || url.eq_ignore_ascii_case("null") {
         return Ok(None);
     }
-    if url == "embedded" {
-        return Err("`embedded` (an in-process broker) is not available in this version; run mosquitto or another broker and give its mqtt:// url".to_owned());
+    if let Some(rest) = url.strip_prefix("embedded") {
+        let port = match rest.strip_prefix(':') {
+            None if rest.is_empty() => 1883,
+            Some(port) => port
+                .parse::<u16>()
+                .map_err(|_| format!("`{port}` is not a port number"))?,
+            None => return Err(format!("expected `embedded` or `embedded:PORT`, found `{url}`")),
+        };
+        return Ok(Some(MqttEndpoint::Embedded { port }));
     }
     let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
         (true, rest)
@@ -388,6 +402,9 @@ mod tests {
             }))
         );
         assert_eq!(parse_mqtt_url("none"), Ok(None));
+        assert_eq!(parse_mqtt_url("embedded"), Ok(Some(MqttEndpoint::Embedded { port: 1883 })));
+        assert_eq!(parse_mqtt_url("embedded:18830"), Ok(Some(MqttEndpoint::Embedded { port: 18830 })));
+        assert!(parse_mqtt_url("embeddedx").is_err());
         assert!(parse_mqtt_url("http://broker").is_err());
         assert!(parse_mqtt_url("mqtt://user:pw@broker").is_err());
         assert!(parse_mqtt_url("mqtt://broker:99999").is_err());

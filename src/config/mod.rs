@@ -44,6 +44,8 @@ pub struct Config {
 pub enum MqttEndpoint {
     Tcp { host: String, port: u16 },
     Tls { host: String, port: u16 },
+    /// An in-process broker on 127.0.0.1:`port`, started by this process.
+    Embedded { port: u16 },
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! MQTT: connection options shared by the daemon's subscriber and the gateway's publisher.
 
+pub mod embedded;
 mod options;
 pub mod subscriber;
 

@@ -39,10 +39,11 @@ pub enum MqttError {
 /// rumqttc options for one client id; the caller sets manual acks and the like.
 pub fn client_options(config: &MqttConfig) -> Result<MqttOptions, MqttError> {
     let (host, port, tls) = match &config.endpoint {
-        MqttEndpoint::Tcp { host, port } => (host, *port, false),
-        MqttEndpoint::Tls { host, port } => (host, *port, true),
+        MqttEndpoint::Tcp { host, port } => (host.as_str(), *port, false),
+        MqttEndpoint::Tls { host, port } => (host.as_str(), *port, true),
+        MqttEndpoint::Embedded { port } => ("127.0.0.1", *port, false),
     };
-    let mut options = MqttOptions::new(config.client_id.clone(), host.clone(), port);
+    let mut options = MqttOptions::new(config.client_id.clone(), host, port);
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_session(!config.persistent_session)
