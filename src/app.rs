@@ -60,6 +60,17 @@ pub enum RunError {
 
 /// The daemon. Returns when a shutdown signal was handled.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    let signals = signals()?;
+    run_until(config, signals, |_| {}).await
+}
+
+/// The daemon until `stop` completes. `started` is called once everything runs, with the
+/// metrics (the demo watches them to know when each stage is done).
+pub async fn run_until(
+    config: Config,
+    stop: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(Arc<Metrics>),
+) -> Result<(), RunError> {
     let mqtt = config.mqtt.clone().ok_or(RunError::NoEventSource)?;
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -134,7 +145,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         "reload-butler running"
     );
 
-    wait_for_signal().await?;
+    started(metrics.clone());
+    stop.await;
     tracing::info!("shutting down: intake stopped, committing what is in flight");
     stopping.store(true, Ordering::Relaxed);
     if let Ok(mut sender) = intake.lock() {
@@ -275,13 +287,16 @@ async fn maintain(
     }
 }
 
-async fn wait_for_signal() -> Result<(), RunError> {
+/// A future that completes at SIGTERM or SIGINT. The handlers are installed now, so a signal
+/// that arrives during start-up is not lost.
+pub fn signals() -> Result<impl std::future::Future<Output = ()>, RunError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "signal received"),
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+        }
+    })
 }

@@ -50,6 +50,11 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },
+    /// Print the reload-butler config equivalent to a Butler config (its Qlik Cloud parts).
+    ImportButler {
+        /// Butler's YAML config file.
+        file: PathBuf,
+    },
     /// Print what each destination would get for one event file; sends nothing.
     Render {
         /// A Qlik reload event (webhook body) as JSON.
@@ -71,6 +76,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::ImportButler { file } => crate::import_butler::command(&file),
         Command::TestAlert { destination } => {
             crate::test_alert::command(&cli.config, destination.as_deref())
         }

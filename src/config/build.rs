@@ -83,7 +83,10 @@ fn read_mqtt(s: &Section) -> Option<MqttConfig> {
     if matches!(endpoint, Some(MqttEndpoint::Embedded { .. })) {
         for key in ["username", "password"] {
             if s.node(key).is_present() {
-                s.problem(key, "is not used with the embedded broker (it accepts loopback clients only)");
+                s.problem(
+                    key,
+                    "is not used with the embedded broker (it accepts loopback clients only)",
+                );
             }
         }
     }
@@ -138,7 +141,11 @@ fn parse_mqtt_url(url: &str) -> Result<Option<MqttEndpoint>, String> {
             Some(port) => port
                 .parse::<u16>()
                 .map_err(|_| format!("`{port}` is not a port number"))?,
-            None => return Err(format!("expected `embedded` or `embedded:PORT`, found `{url}`")),
+            None => {
+                return Err(format!(
+                    "expected `embedded` or `embedded:PORT`, found `{url}`"
+                ))
+            }
         };
         return Ok(Some(MqttEndpoint::Embedded { port }));
     }
@@ -402,8 +409,14 @@ mod tests {
             }))
         );
         assert_eq!(parse_mqtt_url("none"), Ok(None));
-        assert_eq!(parse_mqtt_url("embedded"), Ok(Some(MqttEndpoint::Embedded { port: 1883 })));
-        assert_eq!(parse_mqtt_url("embedded:18830"), Ok(Some(MqttEndpoint::Embedded { port: 18830 })));
+        assert_eq!(
+            parse_mqtt_url("embedded"),
+            Ok(Some(MqttEndpoint::Embedded { port: 1883 }))
+        );
+        assert_eq!(
+            parse_mqtt_url("embedded:18830"),
+            Ok(Some(MqttEndpoint::Embedded { port: 18830 }))
+        );
         assert!(parse_mqtt_url("embeddedx").is_err());
         assert!(parse_mqtt_url("http://broker").is_err());
         assert!(parse_mqtt_url("mqtt://user:pw@broker").is_err());

@@ -42,10 +42,18 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MqttEndpoint {
-    Tcp { host: String, port: u16 },
-    Tls { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Tls {
+        host: String,
+        port: u16,
+    },
     /// An in-process broker on 127.0.0.1:`port`, started by this process.
-    Embedded { port: u16 },
+    Embedded {
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
