@@ -50,6 +50,12 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },
+    /// Exit 0 when the running daemon's admin endpoint answers /healthz (for HEALTHCHECK).
+    Healthcheck {
+        /// Address to ask instead of `admin.listen` from the config.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<std::net::SocketAddr>,
+    },
     /// Print the reload-butler config equivalent to a Butler config (its Qlik Cloud parts).
     ImportButler {
         /// Butler's YAML config file.
@@ -76,6 +82,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::Healthcheck { address } => crate::healthcheck::command(&cli.config, address),
         Command::ImportButler { file } => crate::import_butler::command(&file),
         Command::TestAlert { destination } => {
             crate::test_alert::command(&cli.config, destination.as_deref())

@@ -208,3 +208,20 @@ fn no_log_line_carries_a_secret() {
         assert!(!log.contains(secret), "{secret} leaked into the log");
     }
 }
+
+#[test]
+fn the_healthcheck_command_asks_the_admin_endpoint() {
+    let broker = Broker::start();
+    let daemon = Daemon::start(broker.port);
+    daemon.wait_subscribed();
+    let healthcheck = |address: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+            .args(["healthcheck", "--address", &address])
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    assert_eq!(healthcheck(format!("127.0.0.1:{}", daemon.admin_port)), Some(0));
+    assert_eq!(healthcheck(format!("127.0.0.1:{}", free_port())), Some(1), "nothing listening");
+}
