@@ -375,3 +375,43 @@ async fn slack_down_does_not_hold_teams_back_and_pending_rows_survive_a_kill() {
         "{rows:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_that_fails_for_one_event_falls_back_to_the_basic_message() {
+    let broker = Broker::start();
+    let hooks = MockServer::start().await;
+    answer(&hooks, "/slack", 200, "ok", None).await;
+    // Valid JSON only when rowLimit is known: reload.finished events do not carry it.
+    let dir = tempfile::tempdir().expect("dir");
+    let template = dir.path().join("fragile.json.hbs");
+    std::fs::write(
+        &template,
+        "{\"text\": \"{{appName}}\", \"rows\": {{rowLimit}} }",
+    )
+    .expect("write");
+    let destinations = format!(
+        "  - {{name: chat, type: slack, webhook_url: '{}/slack', template: '{}'}}\n",
+        hooks.uri(),
+        template.display()
+    );
+    let daemon = Daemon::start_with(|admin, state| {
+        Daemon::config_for(
+            &format!("mqtt://127.0.0.1:{}", broker.port),
+            admin,
+            state,
+            "",
+        ) + "destinations:\n"
+            + &destinations
+    });
+    daemon.wait_subscribed();
+    send(broker.port, vec![fixture("reload-finished-failed.json")]);
+    eventually("the fallback message", || async {
+        posts(&hooks, "/slack").await.len() == 1
+    })
+    .await;
+    let body = posts(&hooks, "/slack").await[0].to_string();
+    assert!(body.contains("Qlik Cloud reload failed"), "{body}");
+    assert!(daemon
+        .log()
+        .contains("sending the built-in message instead"));
+}

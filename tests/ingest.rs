@@ -222,6 +222,13 @@ fn the_healthcheck_command_asks_the_admin_endpoint() {
             .status
             .code()
     };
-    assert_eq!(healthcheck(format!("127.0.0.1:{}", daemon.admin_port)), Some(0));
-    assert_eq!(healthcheck(format!("127.0.0.1:{}", free_port())), Some(1), "nothing listening");
+    assert_eq!(
+        healthcheck(format!("127.0.0.1:{}", daemon.admin_port)),
+        Some(0)
+    );
+    assert_eq!(
+        healthcheck(format!("127.0.0.1:{}", free_port())),
+        Some(1),
+        "nothing listening"
+    );
 }

@@ -30,7 +30,12 @@ fn alerted(daemon: &Daemon) -> Vec<String> {
             dir.filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().into_string().ok())
                 .filter(|name| name.ends_with(".json"))
-                .filter_map(|name| name.trim_end_matches(".json").rsplit('_').next().map(str::to_owned))
+                .filter_map(|name| {
+                    name.trim_end_matches(".json")
+                        .rsplit('_')
+                        .next()
+                        .map(str::to_owned)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -49,14 +54,17 @@ fn two_daemons_in_a_shared_group_alert_each_failure_once() {
             event("app-reload-finished-error.json", |v| {
                 v["eventId"] = format!("evt-{n}").into();
                 v["data"]["reloadId"] = format!("{n:024x}").into();
-                v["extensions"]["topLevelResourceId"] = format!("00000000-0000-4000-8000-{n:012}").into();
+                v["extensions"]["topLevelResourceId"] =
+                    format!("00000000-0000-4000-8000-{n:012}").into();
             })
         })
         .collect();
     publish(broker.port, &topic(), &failures);
-    wait_until("200 alerts across both daemons", Duration::from_secs(60), || {
-        alerted(&a).len() + alerted(&b).len() >= 200
-    });
+    wait_until(
+        "200 alerts across both daemons",
+        Duration::from_secs(60),
+        || alerted(&a).len() + alerted(&b).len() >= 200,
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (from_a, from_b) = (alerted(&a), alerted(&b));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -64,6 +72,14 @@ fn two_daemons_in_a_shared_group_alert_each_failure_once() {
         *counts.entry(id.clone()).or_default() += 1;
     }
     assert_eq!(counts.len(), 200, "every failure alerted");
-    assert!(counts.values().all(|&n| n == 1), "each exactly once: {counts:?}");
-    assert!(!from_a.is_empty() && !from_b.is_empty(), "both did work: {} and {}", from_a.len(), from_b.len());
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each exactly once: {counts:?}"
+    );
+    assert!(
+        !from_a.is_empty() && !from_b.is_empty(),
+        "both did work: {} and {}",
+        from_a.len(),
+        from_b.len()
+    );
 }

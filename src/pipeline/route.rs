@@ -68,19 +68,14 @@ impl Router {
                 ));
                 continue;
             }
-            match self.renderer.render(i, &input) {
-                Ok(rendered) => out.extend(self.rows_for(d, event, rendered, owner_email)),
+            let rendered = match self.renderer.render(i, &input) {
+                Ok(rendered) => rendered,
                 Err(error) => {
-                    tracing::error!(destination = %d.name, job_id = job.id, %error, "cannot render the alert");
-                    out.push(row(
-                        d,
-                        "",
-                        String::new(),
-                        NewState::Dead(format!("render failed: {error}")),
-                        None,
-                    ));
+                    tracing::warn!(destination = %d.name, job_id = job.id, %error, "the template failed for this alert; sending the built-in message instead");
+                    self.renderer.render_fallback(i, &input)
                 }
-            }
+            };
+            out.extend(self.rows_for(d, event, rendered, owner_email));
         }
         out
     }

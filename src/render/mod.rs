@@ -169,6 +169,9 @@ impl Renderer {
             };
             origins.push(origin);
         }
+        // The fallbacks of `render_fallback`: stock templates, compiled whatever the config says.
+        let _ = html.register_template_string("fallback.html", stock::EMAIL_HTML.1);
+        let _ = raw.register_template_string("fallback.text", stock::EMAIL_TEXT.1);
         if problems.is_empty() {
             Ok(Renderer {
                 html,
@@ -250,6 +253,46 @@ impl Renderer {
                 };
                 limits::fit_teams(&mut payload).map_err(|source| self.limit_error(i, source))?;
                 Ok(Rendered::Teams(payload))
+            }
+        }
+    }
+
+    /// What destination `i` sends when its own template fails for an alert: the stock email
+    /// templates, or the built-in basic Slack/Teams message (no template involved). An alert is
+    /// never lost to a template bug.
+    pub fn render_fallback(&self, i: usize, input: &AlertInput) -> Rendered {
+        let d = &self.destinations[i];
+        let ctx = context::build(input, &d.name, d.script_log);
+        let app = ctx["appName"]
+            .as_str()
+            .or(ctx["appId"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let line = format!("Qlik Cloud reload failed: \"{app}\"");
+        match &d.kind {
+            DestinationKind::Email(_) => Rendered::Email {
+                subject: single_line(&format!("❌ {line}")),
+                html: self
+                    .html
+                    .render("fallback.html", &ctx)
+                    .unwrap_or_else(|_| format!("<p>{}</p>", handlebars::html_escape(&line))),
+                text: self
+                    .raw
+                    .render("fallback.text", &ctx)
+                    .unwrap_or_else(|_| line.clone()),
+            },
+            DestinationKind::Slack(_) => {
+                let mut payload = basic_slack(
+                    &slack_entities(&line),
+                    &with_strings(&ctx, &|t| t.to_owned(), &|t| t.to_owned()),
+                );
+                let _ = limits::fit_slack(&mut payload);
+                Rendered::Slack(payload)
+            }
+            DestinationKind::Teams(_) => {
+                let mut payload = basic_teams(&line, &ctx);
+                let _ = limits::fit_teams(&mut payload);
+                Rendered::Teams(payload)
             }
         }
     }
