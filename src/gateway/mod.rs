@@ -7,6 +7,7 @@
 //! on SIGINT/SIGTERM stop accepting, let requests in flight finish (bounded), then disconnect
 //! from the broker.
 
+mod rejection;
 pub mod server;
 pub mod tls;
 pub mod verify;

@@ -18,15 +18,14 @@ use axum::routing::get;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::verify::{self, Signature, SignatureError, Verifier};
+use super::rejection::{log, reason, Rejection};
+use super::verify::{self, Signature, Verifier};
 use crate::metrics::GatewayMetrics;
-use crate::mqtt::publisher::{PublishError, Publisher};
-use crate::qlik::event::{self, DecodeError};
+use crate::mqtt::publisher::Publisher;
+use crate::qlik::event;
 
 /// How long a sender may take to deliver the body once its headers are in.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Seconds a sender is asked to wait before retrying after a 503.
-const RETRY_AFTER_SECONDS: u32 = 10;
 /// Longest tenant id put into a topic.
 const MAX_TENANT_LEN: usize = 128;
 
@@ -73,72 +72,6 @@ async fn metrics_text(State(gateway): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
-/// Why a request was not accepted; each maps to one status and one metric label.
-#[derive(Debug)]
-enum Rejection {
-    NotFound,
-    MethodNotAllowed,
-    UnsupportedMediaType,
-    TooLarge,
-    Unauthorized(SignatureError),
-    Timeout,
-    BadRequest(String),
-    Forbidden(String),
-    Unavailable(PublishError),
-}
-
-impl Rejection {
-    fn outcome(&self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::TooLarge => "too_large",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Timeout => "timeout",
-            Self::BadRequest(_) => "bad_request",
-            Self::Forbidden(_) => "forbidden",
-            Self::Unavailable(_) => "unavailable",
-        }
-    }
-
-    fn into_response(self, max_body: u64) -> Response {
-        let text = |status: StatusCode, body: String| (status, body).into_response();
-        match self {
-            Self::NotFound => text(StatusCode::NOT_FOUND, "not found\n".into()),
-            Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                [(header::ALLOW, "POST")],
-                "method not allowed: use POST\n",
-            )
-                .into_response(),
-            Self::UnsupportedMediaType => text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported media type: expected application/json\n".into(),
-            ),
-            Self::TooLarge => text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("payload too large: the limit is {max_body} bytes\n"),
-            ),
-            Self::Unauthorized(_) => text(StatusCode::UNAUTHORIZED, "unauthorized\n".into()),
-            Self::Timeout => text(
-                StatusCode::REQUEST_TIMEOUT,
-                "request timeout: the body did not arrive in time\n".into(),
-            ),
-            Self::BadRequest(reason) => {
-                text(StatusCode::BAD_REQUEST, format!("bad request: {reason}\n"))
-            }
-            Self::Forbidden(_) => text(StatusCode::FORBIDDEN, "forbidden: tenant not allowed\n".into()),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
-                "service unavailable: the event could not be handed to the MQTT broker; retry later\n",
-            )
-                .into_response(),
-        }
-    }
-}
-
 /// An event handed to the broker.
 struct Accepted {
     tenant: String,
@@ -183,27 +116,6 @@ async fn webhook(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     }
 }
 
-fn log(rejection: &Rejection, signature: &str, peer: &str) {
-    let outcome = rejection.outcome();
-    match rejection {
-        Rejection::NotFound => tracing::debug!(outcome, %peer, "request for an unknown path"),
-        Rejection::Unauthorized(error) => tracing::warn!(
-            outcome, reason = error.reason(), %signature, %peer,
-            "webhook rejected: signature not valid"
-        ),
-        Rejection::BadRequest(reason) => {
-            tracing::warn!(outcome, %reason, %peer, "webhook rejected: not a usable reload event")
-        }
-        Rejection::Forbidden(tenant) => {
-            tracing::warn!(outcome, tenant = ?tenant, %peer, "webhook rejected: tenant not in gateway.allowed_tenants")
-        }
-        Rejection::Unavailable(error) => {
-            tracing::warn!(outcome, %error, %peer, "webhook not accepted: answered 503, the sender may retry")
-        }
-        _ => tracing::warn!(outcome, %peer, "webhook rejected"),
-    }
-}
-
 async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejection> {
     if request.uri().path() != gateway.path {
         return Err(Rejection::NotFound);
@@ -218,7 +130,10 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
     if declared_length(&parts.headers).is_some_and(|length| length > gateway.max_body) {
         return Err(Rejection::TooLarge);
     }
-    let header = parts.headers.get("qlik-signature").map(HeaderValue::as_bytes);
+    let header = parts
+        .headers
+        .get("qlik-signature")
+        .map(HeaderValue::as_bytes);
     let signature = Signature::parse(header).map_err(Rejection::Unauthorized)?;
     let body = read_body(body, gateway.max_body).await?;
     let secret = gateway
@@ -237,6 +152,7 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
     }
     let topic = format!("{}/{tenant}", gateway.topic_prefix);
     let bytes = body.len();
+    tracing::debug!(%topic, bytes, "signature valid; publishing the body");
     let started = Instant::now();
     gateway
         .publisher
@@ -285,18 +201,6 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, Rejection> {
     }
 }
 
-/// A short reason naming the field, never the value: the body is not echoed.
-fn reason(error: &DecodeError) -> String {
-    match error {
-        DecodeError::InvalidJson(_) => "the body is not valid JSON".into(),
-        DecodeError::NotAnObject => "the body is not a JSON object".into(),
-        DecodeError::MissingField(field) => format!("missing required field {field}"),
-        DecodeError::WrongType { field, expected } => format!("field {field} should be {expected}"),
-        DecodeError::UnknownValue { field, .. } => format!("field {field} has an unknown value"),
-        DecodeError::UnknownEventType(_) => "not a reload event (com.qlik.v1.reload.finished or com.qlik.v1.app.reload.finished)".into(),
-    }
-}
-
 /// A tenant id that makes one topic level: no separator, wildcard, control character or space.
 fn topic_safe(tenant: &str) -> bool {
     !tenant.is_empty()
@@ -332,19 +236,5 @@ mod tests {
         for bad in ["", "a/b", "a+", "#", "a b", "a\nb", &"x".repeat(129)] {
             assert!(!topic_safe(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn reasons_name_the_field_not_the_value() {
-        assert_eq!(
-            reason(&DecodeError::MissingField("tenantid")),
-            "missing required field tenantid"
-        );
-        let unknown = DecodeError::UnknownValue {
-            field: "data.status",
-            value: "<secret-ish>".into(),
-        };
-        assert!(!reason(&unknown).contains("secret-ish"));
-        assert!(!reason(&DecodeError::UnknownEventType("com.evil".into())).contains("evil"));
     }
 }
