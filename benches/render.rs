@@ -43,7 +43,13 @@ fn rendering(c: &mut Criterion) {
     let mut group = c.benchmark_group("render");
     group.throughput(Throughput::Elements(1));
     group.bench_function("context", |b| {
-        b.iter(|| build(black_box(&input), "slack", ScriptLogLines { head: 15, tail: 25 }))
+        b.iter(|| {
+            build(
+                black_box(&input),
+                "slack",
+                ScriptLogLines { head: 15, tail: 25 },
+            )
+        })
     });
     for (i, name) in ["email", "slack", "teams"].iter().enumerate() {
         group.bench_function(*name, |b| b.iter(|| renderer.render(i, black_box(&input))));
@@ -54,7 +60,9 @@ fn rendering(c: &mut Criterion) {
         .repeat(1024 * 1024 / 64);
     let mut group = c.benchmark_group("escape");
     group.throughput(Throughput::Bytes(log.len() as u64));
-    group.bench_function("slack_1mb", |b| b.iter(|| json_string_body(&slack_entities(black_box(&log)))));
+    group.bench_function("slack_1mb", |b| {
+        b.iter(|| json_string_body(&slack_entities(black_box(&log))))
+    });
     group.bench_function("json_1mb", |b| b.iter(|| json_string_body(black_box(&log))));
     group.finish();
 }

@@ -40,6 +40,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon until SIGINT or SIGTERM.
     Run,
+    /// Run the webhook gateway until SIGINT or SIGTERM: receives Qlik Cloud webhooks, verifies
+    /// their signature and publishes each event unchanged to the MQTT broker (section
+    /// `gateway:`).
+    Gateway,
     /// Validate the configuration, compile and render every template with a sample failure, and
     /// report every problem; sends nothing.
     Check,
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::Gateway => gateway(&cli.config),
         Command::Healthcheck { address } => crate::healthcheck::command(&cli.config, address),
         Command::ImportButler { file } => crate::import_butler::command(&file),
         Command::TestAlert { destination } => {
@@ -154,21 +159,48 @@ pub(crate) fn plural(n: usize) -> &'static str {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            tracing::error!(%error, "cannot start the async runtime");
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+fn gateway(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(crate::gateway::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_config() => {
+            eprintln!("error: {} has 1 problem:\n  - {error}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => {
+            tracing::error!(%error, "gateway stopped");
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
 fn run(path: &Path) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(crate::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -172,6 +172,37 @@ fn label_value(text: &str) -> String {
         .replace('\n', "\\n")
 }
 
+fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter\nreload_butler_{name} {}",
+        value.load(Ordering::Relaxed)
+    );
+}
+
+fn labelled(out: &mut String, name: &str, help: &str, c: &LabelledCounter) {
+    let _ = writeln!(
+        out,
+        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter"
+    );
+    for (value, count) in c.values.iter().zip(&c.counts) {
+        let _ = writeln!(
+            out,
+            "reload_butler_{name}{{{}=\"{value}\"}} {}",
+            c.label,
+            count.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: &AtomicBool) {
+    let _ = writeln!(
+        out,
+        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} gauge\nreload_butler_{name} {}",
+        u8::from(value.load(Ordering::Relaxed))
+    );
+}
+
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     let _ = writeln!(
         out,
@@ -223,34 +254,6 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counter = |out: &mut String, name: &str, help: &str, value: &AtomicU64| {
-            let _ = writeln!(
-                out,
-                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter\nreload_butler_{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        };
-        let labelled = |out: &mut String, name: &str, help: &str, c: &LabelledCounter| {
-            let _ = writeln!(
-                out,
-                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter"
-            );
-            for (value, count) in c.values.iter().zip(&c.counts) {
-                let _ = writeln!(
-                    out,
-                    "reload_butler_{name}{{{}=\"{value}\"}} {}",
-                    c.label,
-                    count.load(Ordering::Relaxed)
-                );
-            }
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, value: &AtomicBool| {
-            let _ = writeln!(
-                out,
-                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} gauge\nreload_butler_{name} {}",
-                u8::from(value.load(Ordering::Relaxed))
-            );
-        };
         counter(
             &mut out,
             "events_received_total",
@@ -352,6 +355,72 @@ impl Metrics {
             "delivery_duration_seconds",
             "From the job's commit to the delivery's success.",
             &self.delivery_seconds,
+        );
+        out
+    }
+}
+
+/// Outcomes of one request to the gateway, for `gateway_requests_total{outcome}`.
+pub const GATEWAY_OUTCOMES: &[&str] = &[
+    "accepted",
+    "unauthorized",
+    "bad_request",
+    "forbidden",
+    "too_large",
+    "unsupported_media_type",
+    "unavailable",
+    "timeout",
+    "method_not_allowed",
+    "not_found",
+];
+
+/// The gateway's metrics (`reload-butler gateway`); one instance shared by its tasks.
+pub struct GatewayMetrics {
+    pub requests: LabelledCounter,
+    /// From handing a message to the publisher to the broker's PUBACK, accepted requests only.
+    pub publish_seconds: Histogram,
+    pub mqtt_connected: AtomicBool,
+    pub mqtt_connects: AtomicU64,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self {
+            requests: LabelledCounter::new("outcome", GATEWAY_OUTCOMES),
+            publish_seconds: Histogram::new(LATENCY_BOUNDS),
+            mqtt_connected: AtomicBool::new(false),
+            mqtt_connects: AtomicU64::new(0),
+        }
+    }
+}
+
+impl GatewayMetrics {
+    /// The Prometheus text exposition of the gateway's metrics.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        labelled(
+            &mut out,
+            "gateway_requests_total",
+            "Webhook requests answered by the gateway, by outcome.",
+            &self.requests,
+        );
+        histogram(
+            &mut out,
+            "gateway_publish_duration_seconds",
+            "From publishing an accepted webhook body to the broker's PUBACK.",
+            &self.publish_seconds,
+        );
+        gauge(
+            &mut out,
+            "gateway_mqtt_connected",
+            "1 while the gateway is connected to the MQTT broker.",
+            &self.mqtt_connected,
+        );
+        counter(
+            &mut out,
+            "gateway_mqtt_connects_total",
+            "Successful MQTT connections of the gateway (the first and every reconnect).",
+            &self.mqtt_connects,
         );
         out
     }

@@ -2,6 +2,7 @@
 
 pub mod embedded;
 mod options;
+pub mod publisher;
 pub mod subscriber;
 
 pub use options::{client_options, MqttError};

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod gateway;
 pub mod smtp;
 
 use std::io::{Read, Write};
@@ -191,6 +192,20 @@ impl Broker {
         if let Some(mut child) = self.child.take() {
             signal(child.id(), "TERM");
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is read or answered.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "STOP");
+        }
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    pub fn unpause(&self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "CONT");
         }
     }
 

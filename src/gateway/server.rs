@@ -1,0 +1,240 @@
+//! The gateway's HTTP side (axum): the webhook path, checked in order from cheapest to dearest,
+//! and `/healthz`, `/readyz`, `/metrics` on the same listener.
+//!
+//! Webhook checks: path (404) → method (405) → content type (415) → declared length (413) →
+//! signature header present and well-formed (401) → body read up to `max_body` (413) →
+//! signature (401) → reload event (400) → allowed tenant (403) → publish and PUBACK (200, or
+//! 503 with Retry-After). Answers are short and fixed; the body is never echoed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::rejection::{log, reason, Rejection};
+use super::verify::{self, Signature, Verifier};
+use crate::metrics::GatewayMetrics;
+use crate::mqtt::publisher::Publisher;
+use crate::qlik::event;
+
+/// How long a sender may take to deliver the body once its headers are in.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest tenant id put into a topic.
+const MAX_TENANT_LEN: usize = 128;
+
+/// What every handler shares.
+pub struct Gateway {
+    /// The webhook path, e.g. `/qlik/webhook`.
+    pub path: String,
+    pub verifier: Verifier,
+    pub publisher: Publisher,
+    pub metrics: Arc<GatewayMetrics>,
+    pub max_body: u64,
+    pub topic_prefix: String,
+    /// Empty: every tenant.
+    pub allowed_tenants: Vec<String>,
+}
+
+/// The routes. The webhook is the fallback, matched on the exact path by hand, so that a
+/// configured path is never read as an axum pattern.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(webhook)
+        .with_state(gateway)
+}
+
+/// Paths the gateway serves besides the webhook.
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if gateway.publisher.is_connected() {
+        (StatusCode::OK, "mqtt: connected\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "mqtt: disconnected\n").into_response()
+    }
+}
+
+async fn metrics_text(State(gateway): State<Arc<Gateway>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        gateway.metrics.render(),
+    )
+        .into_response()
+}
+
+/// An event handed to the broker.
+struct Accepted {
+    tenant: String,
+    event_id: String,
+    event_type: String,
+    topic: String,
+    bytes: usize,
+    secret: usize,
+}
+
+async fn webhook(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.to_string())
+        .unwrap_or_default();
+    let signature = verify::log_prefix(
+        request
+            .headers()
+            .get("qlik-signature")
+            .map(HeaderValue::as_bytes),
+    );
+    let result = handle(&gateway, request).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(rejection) => rejection.outcome(),
+    };
+    gateway.metrics.requests.inc(outcome);
+    match result {
+        Ok(a) => {
+            tracing::info!(
+                tenant = %a.tenant, event_id = ?a.event_id, event_type = ?a.event_type,
+                topic = %a.topic, bytes = a.bytes, secret = a.secret + 1, %signature, %peer,
+                "webhook accepted and published"
+            );
+            (StatusCode::OK, "accepted\n").into_response()
+        }
+        Err(rejection) => {
+            log(&rejection, &signature, &peer);
+            rejection.into_response(gateway.max_body)
+        }
+    }
+}
+
+async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejection> {
+    if request.uri().path() != gateway.path {
+        return Err(Rejection::NotFound);
+    }
+    if request.method() != Method::POST {
+        return Err(Rejection::MethodNotAllowed);
+    }
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        return Err(Rejection::UnsupportedMediaType);
+    }
+    if declared_length(&parts.headers).is_some_and(|length| length > gateway.max_body) {
+        return Err(Rejection::TooLarge);
+    }
+    let header = parts
+        .headers
+        .get("qlik-signature")
+        .map(HeaderValue::as_bytes);
+    let signature = Signature::parse(header).map_err(Rejection::Unauthorized)?;
+    let body = read_body(body, gateway.max_body).await?;
+    let secret = gateway
+        .verifier
+        .verify(&body, &signature)
+        .map_err(Rejection::Unauthorized)?;
+    let event = event::decode(&body).map_err(|e| Rejection::BadRequest(reason(&e)))?;
+    let tenant = event.tenant_id;
+    if !gateway.allowed_tenants.is_empty() && !gateway.allowed_tenants.contains(&tenant) {
+        return Err(Rejection::Forbidden(tenant));
+    }
+    if !topic_safe(&tenant) {
+        return Err(Rejection::BadRequest(
+            "the tenant id cannot be used in an MQTT topic".into(),
+        ));
+    }
+    let topic = format!("{}/{tenant}", gateway.topic_prefix);
+    let bytes = body.len();
+    tracing::debug!(%topic, bytes, "signature valid; publishing the body");
+    let started = Instant::now();
+    gateway
+        .publisher
+        .publish(topic.clone(), body.into())
+        .await
+        .map_err(Rejection::Unavailable)?;
+    gateway.metrics.publish_seconds.observe(started.elapsed());
+    Ok(Accepted {
+        tenant,
+        event_id: event.event_id,
+        event_type: event.event_type,
+        topic,
+        bytes,
+        secret,
+    })
+}
+
+/// `application/json`, parameters such as `; charset=utf-8` allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads the body, failing as soon as it passes `limit` (a chunked body included): at most the
+/// limit plus one frame is ever held.
+async fn read_body(body: Body, limit: u64) -> Result<Bytes, Rejection> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(Rejection::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(Rejection::TooLarge),
+        Ok(Err(_)) => Err(Rejection::BadRequest("the body could not be read".into())),
+    }
+}
+
+/// A tenant id that makes one topic level: no separator, wildcard, control character or space.
+fn topic_safe(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= MAX_TENANT_LEN
+        && !tenant
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '+' | '#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let headers = |value: &'static str| {
+            let mut map = HeaderMap::new();
+            map.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            map
+        };
+        assert!(is_json(&headers("application/json")));
+        assert!(is_json(&headers("application/json; charset=utf-8")));
+        assert!(is_json(&headers("Application/JSON")));
+        assert!(!is_json(&headers("text/plain")));
+        assert!(!is_json(&headers("application/jsonp")));
+        assert!(!is_json(&headers("application/x-www-form-urlencoded")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn tenant_ids_that_fit_in_a_topic() {
+        assert!(topic_safe("xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct"));
+        for bad in ["", "a/b", "a+", "#", "a b", "a\nb", &"x".repeat(129)] {
+            assert!(!topic_safe(bad), "{bad:?}");
+        }
+    }
+}
