@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },
+    /// Everything in one process on loopback: an embedded broker, the gateway and the daemon;
+    /// a signed sample webhook becomes email, Slack and Teams alerts written to ./demo-out/.
+    Demo,
     /// Exit 0 when the running daemon's admin endpoint answers /healthz (for HEALTHCHECK).
     Healthcheck {
         /// Address to ask instead of `admin.listen` from the config.
@@ -82,11 +85,16 @@ pub enum Command {
 /// Parses the command line and runs the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format, cli.verbose);
+    match cli.command {
+        // The demo prints its own summary; its log keeps to warnings unless -v.
+        Command::Demo => telemetry::init_at(cli.log_format, cli.verbose, "warn"),
+        _ => telemetry::init(cli.log_format, cli.verbose),
+    }
     match cli.command {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
         Command::Gateway => gateway(&cli.config),
+        Command::Demo => crate::demo::command(),
         Command::Healthcheck { address } => crate::healthcheck::command(&cli.config, address),
         Command::ImportButler { file } => crate::import_butler::command(&file),
         Command::TestAlert { destination } => {

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod gateway;
 pub mod healthcheck;
 pub mod import_butler;

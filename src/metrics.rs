@@ -114,6 +114,8 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub mqtt_connected: AtomicBool,
     pub mqtt_connects: AtomicU64,
+    /// The subscription is acknowledged on the current connection.
+    pub mqtt_subscribed: AtomicBool,
     pub store_open: AtomicBool,
     pub qlik_requests: LabelledCounter,
     pub qlik_request_seconds: Histogram,
@@ -150,6 +152,7 @@ impl Default for Metrics {
             store_errors: AtomicU64::new(0),
             mqtt_connected: AtomicBool::new(false),
             mqtt_connects: AtomicU64::new(0),
+            mqtt_subscribed: AtomicBool::new(false),
             store_open: AtomicBool::new(false),
             qlik_requests: LabelledCounter::new("outcome", QLIK_REQUEST_OUTCOMES),
             qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),

@@ -12,14 +12,20 @@ pub enum LogFormat {
 
 /// `RUST_LOG` wins when set; otherwise `-v` raises the level from info to debug to trace.
 pub fn init(format: LogFormat, verbose: u8) {
+    init_at(format, verbose, "info");
+}
+
+/// Like [`init`] with another level for no `-v` (the demo prints its own summary and keeps the
+/// log to warnings).
+pub fn init_at(format: LogFormat, verbose: u8, quiet_level: &str) {
     let level = match verbose {
-        0 => "info",
+        0 => quiet_level,
         1 => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},rumqttc=warn,rumqttd=warn,hyper=warn,axum=warn"
+            "{level},rumqttc=warn,rumqttd=off,hyper=warn,axum=warn"
         ))
     });
     let builder = tracing_subscriber::fmt()

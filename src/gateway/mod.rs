@@ -103,6 +103,15 @@ fn check(config: &Config) -> Result<(&GatewayConfig, &MqttConfig), GatewayError>
 
 /// The gateway. Returns after a shutdown signal was handled.
 pub async fn run(config: Config) -> Result<(), GatewayError> {
+    let signal = shutdown_signal()?;
+    run_until(config, signal).await
+}
+
+/// The gateway until `stop` completes (the demo runs it in-process this way).
+pub async fn run_until(
+    config: Config,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<(), GatewayError> {
     let (settings, mqtt) = check(&config)?;
     let tls = match &settings.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
@@ -111,7 +120,6 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
     let metrics = Arc::new(GatewayMetrics::default());
     let (mqtt_stop, mqtt_stop_rx) = watch::channel(false);
     let (publisher, mqtt_task) = Publisher::start(mqtt, metrics.clone(), mqtt_stop_rx)?;
-    let signal = shutdown_signal()?;
     let address = settings.listen;
     let listener = TcpListener::bind(address)
         .await

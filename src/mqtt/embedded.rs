@@ -1,6 +1,7 @@
 //! The in-process MQTT broker (rumqttd) for `mqtt.url: embedded` and `demo`: one machine, no
 //! broker to install. It listens on loopback only and keeps sessions in memory, so events
-//! published while the process is down are not queued — use a real broker in production.
+//! published while the process is down are not queued — use a real broker in production. Its
+//! own log is off by default (`RUST_LOG=rumqttd=info` shows it).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};

@@ -69,6 +69,7 @@ pub async fn run(
                 if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
                     tracing::error!(topic = %subscription, "the broker refused the subscription (check its ACL)");
                 } else {
+                    metrics.mqtt_subscribed.store(true, Ordering::Relaxed);
                     tracing::info!(topic = %subscription, "subscribed");
                 }
             }
@@ -87,6 +88,7 @@ pub async fn run(
             Ok(_) => {}
             Err(error) => {
                 let was_connected = metrics.mqtt_connected.swap(false, Ordering::Relaxed);
+                metrics.mqtt_subscribed.store(false, Ordering::Relaxed);
                 if *shutdown.borrow() {
                     break;
                 }
@@ -104,4 +106,5 @@ pub async fn run(
         }
     }
     metrics.mqtt_connected.store(false, Ordering::Relaxed);
+    metrics.mqtt_subscribed.store(false, Ordering::Relaxed);
 }
