@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod outbox;
 pub mod pipeline;
+pub mod poll;
 pub mod preview;
 pub mod qlik;
 pub mod render;

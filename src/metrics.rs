@@ -124,6 +124,9 @@ pub struct Metrics {
     /// bounded.
     alerts: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     pub outbox_pending: AtomicU64,
+    /// Failures the reconciliation poll found that no event had brought.
+    pub poll_found: AtomicU64,
+    pub poll_errors: AtomicU64,
     pub delivery_seconds: Histogram,
 }
 
@@ -159,6 +162,8 @@ impl Default for Metrics {
             enrich_failures: LabelledCounter::new("lookup", LOOKUPS),
             alerts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             outbox_pending: AtomicU64::new(0),
+            poll_found: AtomicU64::new(0),
+            poll_errors: AtomicU64::new(0),
             delivery_seconds: Histogram::new(DELIVERY_BOUNDS),
         }
     }
@@ -298,6 +303,18 @@ impl Metrics {
             "store_errors_total",
             "Failed state store commits (the batch is retried, not acked).",
             &self.store_errors,
+        );
+        counter(
+            &mut out,
+            "poll_found_total",
+            "Failures found by the reconciliation poll that no event had brought.",
+            &self.poll_found,
+        );
+        counter(
+            &mut out,
+            "poll_errors_total",
+            "Reconciliation polls of a tenant that failed (retried at the next interval).",
+            &self.poll_errors,
         );
         counter(
             &mut out,

@@ -4,6 +4,7 @@
 
 mod cache;
 mod error;
+mod list;
 pub(crate) mod retry;
 mod wire;
 

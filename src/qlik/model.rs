@@ -95,3 +95,11 @@ pub struct LookupFailure {
     pub lookup: String,
     pub error: String,
 }
+
+/// One reload from the Reloads list (the reconciliation poll).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadSummary {
+    pub id: String,
+    pub app_id: String,
+    pub info: ReloadInfo,
+}

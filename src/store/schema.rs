@@ -63,6 +63,13 @@ const MIGRATIONS: &[&str] = &[
         last_sent_at  INTEGER NOT NULL              -- unix ms
     ) WITHOUT ROWID;
     ",
+    // 3: reconciliation — how far each tenant's Reloads API has been looked at.
+    "
+    CREATE TABLE poll_watermarks (
+        tenant_id     TEXT PRIMARY KEY,
+        polled_until  INTEGER NOT NULL              -- unix ms: reloads ending after this are looked at
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

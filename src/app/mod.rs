@@ -1,0 +1,161 @@
+//! Wiring of `run`: open the store, start the admin endpoint, the MQTT subscriber and the ingest
+//! thread, then wait for SIGINT/SIGTERM and shut down in order without losing a message.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::mqtt::MqttError;
+use crate::store::{Store, StoreError};
+
+mod alerting;
+mod intake;
+
+/// How long shutdown waits for the acks and the MQTT disconnect to go out.
+const DISCONNECT_BOUND: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("MQTT: {0}")]
+    Mqtt(#[from] MqttError),
+    #[error("cannot listen on admin.listen {address}: {source}")]
+    Admin {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Embedded(#[from] crate::mqtt::embedded::EmbeddedError),
+    #[error("mqtt.url is null and poll is disabled: nothing would ever be received")]
+    NoEventSource,
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot start the ingest thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("templates:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Templates(Vec<crate::config::Problem>),
+    #[error("destination `{name}`: {source}")]
+    Notifier {
+        name: String,
+        #[source]
+        source: crate::notify::NotifyError,
+    },
+    #[error("tenant `{tenant}`: {source}")]
+    Api {
+        tenant: String,
+        #[source]
+        source: crate::qlik::api::ApiError,
+    },
+}
+
+/// The daemon. Returns when a shutdown signal was handled.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let signals = signals()?;
+    run_until(config, signals, |_| {}).await
+}
+
+/// The daemon until `stop` completes. `started` is called once everything runs, with the
+/// metrics (the demo watches them to know when each stage is done).
+pub async fn run_until(
+    config: Config,
+    stop: impl std::future::Future<Output = ()>,
+    started: impl FnOnce(Arc<Metrics>),
+) -> Result<(), RunError> {
+    if config.mqtt.is_none() && !config.poll.enabled {
+        return Err(RunError::NoEventSource);
+    }
+    let metrics = Arc::new(Metrics::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let store_path = config.state.path.clone();
+    let dedupe_ttl = config.state.dedupe_ttl;
+    let mut store =
+        tokio::task::spawn_blocking(move || Store::open(&store_path, dedupe_ttl)).await??;
+    let purged = store.purge_expired_keys()?;
+    metrics.store_open.store(true, Ordering::Relaxed);
+    tracing::info!(path = %config.state.path.display(), expired_keys_purged = purged, "state store open");
+
+    let admin = match config.admin.listen {
+        Some(address) => Some(
+            crate::admin::serve(
+                address,
+                metrics.clone(),
+                config.mqtt.is_some(),
+                shutdown_rx.clone(),
+            )
+            .await
+            .map_err(|source| RunError::Admin { address, source })?,
+        ),
+        None => None,
+    };
+
+    let alerting = alerting::start(&config, &metrics, shutdown_rx.clone()).await?;
+
+    let intake = match &config.mqtt {
+        Some(mqtt) => Some(
+            intake::MqttIntake::start(
+                mqtt,
+                store,
+                &config,
+                &metrics,
+                alerting.jobs_committed.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?,
+        ),
+        None => {
+            drop(store);
+            None
+        }
+    };
+    tracing::info!(
+        tenants = config.tenants.len(),
+        mqtt = config
+            .mqtt
+            .as_ref()
+            .map(|m| m.subscription())
+            .unwrap_or_else(|| "off (polling only)".into()),
+        poll = config.poll.enabled,
+        "reload-butler running"
+    );
+
+    started(metrics.clone());
+    stop.await;
+    tracing::info!("shutting down: intake stopped, committing what is in flight");
+    if let Some(intake) = &intake {
+        intake.drain().await;
+    }
+    let _ = shutdown_tx.send(true);
+    alerting.stop().await;
+    metrics.store_open.store(false, Ordering::Relaxed);
+    if let Some(intake) = intake {
+        intake.disconnect().await;
+    }
+    if let Some(admin) = admin {
+        let _ = tokio::time::timeout(DISCONNECT_BOUND, admin).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A future that completes at SIGTERM or SIGINT. The handlers are installed now, so a signal
+/// that arrives during start-up is not lost.
+pub fn signals() -> Result<impl std::future::Future<Output = ()>, RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "signal received"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "signal received"),
+        }
+    })
+}

@@ -1,0 +1,200 @@
+//! Reconciliation: Qlik documents no retry for webhooks, so a delivery can be lost before it
+//! reaches us. Every `poll.interval`, each tenant's Reloads API is asked for reloads that ended
+//! in failure since the last look; each one not yet seen becomes a job through the same dedupe
+//! as events (by reload id), so a failure that also came over MQTT alerts once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::metrics::{inc, Metrics};
+use crate::qlik::api::QlikClient;
+use crate::qlik::event::{EventKind, Failure, ReloadEvent, Status, RELOAD_FINISHED};
+use crate::qlik::model::ReloadSummary;
+use crate::store::{Record, SharedStore, Written};
+
+/// Reloads are looked for by creation time; one created this long before the watermark can
+/// still have ended after it (Qlik Cloud stops reloads after a few hours).
+const LONGEST_RELOAD: chrono::Duration = chrono::Duration::hours(6);
+/// Each look overlaps the previous one by this much, for reloads the API lists late.
+const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+/// Pages of 100 reloads read per tenant and look, at most.
+const MAX_PAGES: usize = 20;
+
+pub struct Poller {
+    pub config: Arc<Config>,
+    pub clients: HashMap<String, Arc<QlikClient>>,
+    pub store: SharedStore,
+    pub metrics: Arc<Metrics>,
+    pub jobs_committed: Arc<Notify>,
+}
+
+/// The Reloads API statuses that `alert_on` asks for.
+fn statuses(alert_on: &[Failure]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for failure in alert_on {
+        let status = match failure {
+            Failure::ReloadFailed => "FAILED",
+            Failure::ReloadExceededLimit => "EXCEEDED_LIMIT",
+            Failure::ReloadCanceled => "CANCELED",
+            Failure::EngineAttemptFailed => continue,
+        };
+        out.push(status);
+    }
+    out
+}
+
+impl Poller {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let statuses = statuses(&self.config.alert_on);
+        if statuses.is_empty() {
+            tracing::warn!("poll is enabled but alert_on names no final outcome (reload_failed, reload_exceeded_limit, reload_canceled): the poll has nothing to look for");
+            return;
+        }
+        for tenant in &self.config.tenants {
+            if !self.clients.contains_key(&tenant.id) {
+                tracing::warn!(tenant_id = %tenant.id, "tenant has no credentials: not polled");
+            }
+        }
+        loop {
+            for (tenant, client) in &self.clients {
+                match self.poll_tenant(tenant, client, &statuses).await {
+                    Ok(0) => tracing::debug!(tenant_id = %tenant, "poll found nothing new"),
+                    Ok(found) => {
+                        tracing::warn!(tenant_id = %tenant, found, "poll found failures no event had brought; alerting them now")
+                    }
+                    Err(error) => {
+                        inc(&self.metrics.poll_errors);
+                        tracing::warn!(tenant_id = %tenant, %error, "poll failed; trying again at the next interval");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll.interval) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+    }
+
+    /// One look at one tenant; returns how many failures became jobs.
+    async fn poll_tenant(
+        &self,
+        tenant: &str,
+        client: &QlikClient,
+        statuses: &[&str],
+    ) -> Result<usize, String> {
+        let started = Utc::now();
+        let key = tenant.to_owned();
+        let watermark = self
+            .store
+            .call(move |s| s.poll_watermark(&key))
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_else(|| {
+                started - chrono::Duration::from_std(self.config.poll.lookback).unwrap_or_default()
+            });
+        let reloads = client
+            .failed_reloads(statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let events: Vec<(ReloadEvent, Failure)> = reloads
+            .into_iter()
+            .filter(|r| {
+                r.info
+                    .end_time
+                    .or(r.info.creation_time)
+                    .is_some_and(|t| t >= watermark)
+            })
+            .filter_map(|r| to_event(tenant, r))
+            .filter(|(_, failure)| self.config.alert_on.contains(failure))
+            .collect();
+        let key = tenant.to_owned();
+        let until = (started - OVERLAP).timestamp_millis();
+        let written = self
+            .store
+            .call(move |s| {
+                let records: Vec<Record> = events
+                    .iter()
+                    .map(|(event, failure)| Record::Job {
+                        event,
+                        failure: *failure,
+                        topic: "poll",
+                    })
+                    .collect();
+                let written = s.write(&records)?;
+                s.set_poll_watermark(&key, until)?;
+                Ok(written)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let found = written
+            .iter()
+            .filter(|w| matches!(w, Written::Job(_)))
+            .count();
+        if found > 0 {
+            self.metrics
+                .poll_found
+                .fetch_add(found as u64, Ordering::Relaxed);
+            self.metrics
+                .jobs_committed
+                .fetch_add(found as u64, Ordering::Relaxed);
+            self.jobs_committed.notify_one();
+        }
+        Ok(found)
+    }
+}
+
+/// A reload from the list as the event it would have been: `reload.finished` with its outcome.
+fn to_event(tenant: &str, r: ReloadSummary) -> Option<(ReloadEvent, Failure)> {
+    let status_text = r.info.status.clone()?;
+    let (status, failure) = match status_text.as_str() {
+        "FAILED" => (Status::Failed, Failure::ReloadFailed),
+        "EXCEEDED_LIMIT" => (Status::ExceededLimit, Failure::ReloadExceededLimit),
+        "CANCELED" => (Status::Canceled, Failure::ReloadCanceled),
+        _ => return None,
+    };
+    let duration_ms = match (r.info.start_time, r.info.end_time) {
+        (Some(s), Some(e)) if e >= s => Some((e - s).num_milliseconds() as u64),
+        _ => None,
+    };
+    let event = ReloadEvent {
+        kind: EventKind::FinalOutcome,
+        event_type: RELOAD_FINISHED.to_owned(),
+        event_type_version: None,
+        event_id: format!("poll:{}", r.id),
+        event_time: r.info.end_time,
+        source: Some("reload-butler/poll".to_owned()),
+        tenant_id: tenant.to_owned(),
+        app_id: r.app_id,
+        reload_id: r.id,
+        owner_id: None,
+        user_id: r.info.user_id,
+        space_id: None,
+        status,
+        status_text,
+        app_name: None,
+        trigger: r.info.trigger,
+        error_code: r.info.error_code,
+        error_message: r.info.error_message,
+        start_time: r.info.start_time,
+        end_time: r.info.end_time,
+        duration_ms,
+        is_session_app: None,
+        is_partial_reload: r.info.partial,
+        is_skip_store: None,
+        is_direct_query_mode: None,
+        ended_with_memory_constraint: None,
+        row_limit: None,
+        peak_memory_bytes: None,
+        size_memory_bytes: None,
+        usage: None,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    Some((event, failure))
+}
