@@ -54,6 +54,11 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
     },
+    /// Ad-hoc silences: add, list, remove (kept in the state store).
+    Silence {
+        #[command(subcommand)]
+        command: crate::silence_cli::SilenceCommand,
+    },
     /// Everything in one process on loopback: an embedded broker, the gateway and the daemon;
     /// a signed sample webhook becomes email, Slack and Teams alerts written to ./demo-out/.
     Demo,
@@ -95,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Run => run(&cli.config),
         Command::Gateway => gateway(&cli.config),
         Command::Demo => crate::demo::command(),
+        Command::Silence { command } => crate::silence_cli::command(&cli.config, command),
         Command::Healthcheck { address } => crate::healthcheck::command(&cli.config, address),
         Command::ImportButler { file } => crate::import_butler::command(&file),
         Command::TestAlert { destination } => {

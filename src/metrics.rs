@@ -131,7 +131,7 @@ pub struct Metrics {
 }
 
 /// Outcomes counted in `alerts_total`.
-pub const ALERT_OUTCOMES: &[&str] = &["delivered", "retried", "dead", "suppressed"];
+pub const ALERT_OUTCOMES: &[&str] = &["delivered", "retried", "dead", "suppressed", "silenced"];
 
 /// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
 pub const DEAD_LETTER_REASONS: &[&str] = &[

@@ -37,6 +37,7 @@ pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Con
         delivery: read_delivery(&root.section("delivery")),
         destinations: read_destinations(&root),
         gateway: read_gateway(&root.section("gateway")),
+        silences: super::silences::read_silences(&root),
         poll,
         enrich,
     };

@@ -6,6 +6,7 @@ mod destinations;
 pub mod env;
 pub mod reader;
 pub mod secret;
+mod silences;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use env::{process_env, Env};
 pub use reader::Problem;
 pub use secret::Secret;
+pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 
 use crate::qlik::event::Failure;
 
@@ -38,6 +40,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub destinations: Vec<DestinationConfig>,
     pub gateway: GatewayConfig,
+    pub silences: Vec<SilenceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

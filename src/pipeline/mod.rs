@@ -5,6 +5,7 @@
 
 pub mod gate;
 pub mod route;
+pub mod silence;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

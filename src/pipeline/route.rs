@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::gate;
+use super::silence::{in_force, matches, AlertFacts};
 use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::metrics::Metrics;
 use crate::notify::Payload;
@@ -52,6 +53,23 @@ impl Router {
             timezone: self.config.timezone,
         };
         let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
+        if let Some(reason) = self.silenced(event, &enrichment, tags).await {
+            return self
+                .config
+                .destinations
+                .iter()
+                .filter(|d| d.enabled)
+                .map(|d| {
+                    row(
+                        d,
+                        "",
+                        String::new(),
+                        NewState::Silenced(reason.clone()),
+                        None,
+                    )
+                })
+                .collect();
+        }
         let owner_email = enrichment.owner.as_ref().and_then(|o| o.email.as_deref());
         let mut out = Vec::new();
         for (i, d) in self.config.destinations.iter().enumerate() {
@@ -78,6 +96,48 @@ impl Router {
             out.extend(self.rows_for(d, event, rendered, owner_email));
         }
         out
+    }
+
+    /// The silence covering this alert now, if any (config first, then `silence add` ones).
+    async fn silenced(
+        &self,
+        event: &ReloadEvent,
+        enrichment: &Enrichment,
+        tags: Option<&[String]>,
+    ) -> Option<String> {
+        let space = event
+            .space_id
+            .as_deref()
+            .or(enrichment.app.as_ref().and_then(|a| a.space_id.as_deref()));
+        let facts = AlertFacts {
+            tenant: &event.tenant_id,
+            space,
+            app: &event.app_id,
+            tags,
+            error_code: event.error_code.as_deref().or(enrichment
+                .reload
+                .as_ref()
+                .and_then(|r| r.error_code.as_deref())),
+        };
+        let now = chrono::Utc::now();
+        for s in &self.config.silences {
+            if in_force(s, now, self.config.timezone) && matches(&s.matcher, &facts) {
+                return Some(format!("silenced by config: {}", s.comment));
+            }
+        }
+        let stored = match self.store.call(|s| s.silences(false)).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                // Unknown silences must not swallow an alert.
+                tracing::warn!(%error, "cannot read silences; alerting");
+                return None;
+            }
+        };
+        let now_ms = now.timestamp_millis();
+        stored
+            .into_iter()
+            .find(|s| s.starts_at <= now_ms && matches(&s.matcher, &facts))
+            .map(|s| format!("silenced by silence {}: {}", s.id, s.comment))
     }
 
     fn rows_for(
@@ -183,6 +243,10 @@ impl Router {
                         NewState::Suppressed(reason) => {
                             self.metrics.alert(&d.destination, "suppressed");
                             tracing::info!(job_id, destination = %d.destination, recipient = %d.recipient, %reason, "alert suppressed");
+                        }
+                        NewState::Silenced(reason) => {
+                            self.metrics.alert(&d.destination, "silenced");
+                            tracing::info!(job_id, destination = %d.destination, %reason, "alert silenced");
                         }
                         NewState::Dead(reason) => {
                             self.metrics.alert(&d.destination, "dead");

@@ -7,7 +7,7 @@
 mod outbox;
 mod schema;
 
-pub use outbox::{DueDelivery, JobRow, NewDelivery, NewState, Outcome};
+pub use outbox::{DueDelivery, JobRow, NewDelivery, NewState, Outcome, StoredSilence};
 
 /// One store connection shared by async tasks; each call runs on the blocking pool.
 #[derive(Clone)]

@@ -31,6 +31,8 @@ pub enum NewState {
     Pending,
     /// Recorded, never sent (tags, rate limit); the reason is kept.
     Suppressed(String),
+    /// Covered by a silence in force; the reason names it.
+    Silenced(String),
     /// Could not even be prepared (no recipients, a template error); the reason is kept.
     Dead(String),
 }
@@ -147,6 +149,7 @@ impl Store {
                 let (state, detail) = match &d.state {
                     NewState::Pending => ("pending", None),
                     NewState::Suppressed(reason) => ("suppressed", Some(reason)),
+                    NewState::Silenced(reason) => ("silenced", Some(reason)),
                     NewState::Dead(reason) => ("dead", Some(reason)),
                 };
                 insert
@@ -300,6 +303,78 @@ impl Store {
                 params![tenant, until_ms],
             )
             .map(|_| ())
+            .map_err(|e| self.sqlite(e))
+    }
+}
+
+/// A silence added with `reload-butler silence add`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSilence {
+    pub id: i64,
+    pub matcher: crate::config::Matcher,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+}
+
+impl Store {
+    pub fn add_silence(
+        &mut self,
+        matcher: &crate::config::Matcher,
+        starts_at: i64,
+        ends_at: i64,
+        comment: &str,
+    ) -> Result<i64, StoreError> {
+        let json = serde_json::to_string(matcher)?;
+        self.conn
+            .execute(
+                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![json, starts_at, ends_at, comment, now_ms()],
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Silences not yet over (all of them with `include_expired`).
+    pub fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, matcher, starts_at, ends_at, comment FROM silences WHERE ends_at > ?1 ORDER BY id")
+            .map_err(|e| self.sqlite(e))?;
+        let since = if include_expired { i64::MIN } else { now_ms() };
+        let rows = stmt
+            .query_map(params![since], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, starts_at, ends_at, comment) = row.map_err(|e| self.sqlite(e))?;
+            // A row this build cannot read covers nothing rather than stopping every alert.
+            if let Ok(matcher) = serde_json::from_str(&json) {
+                out.push(StoredSilence {
+                    id,
+                    matcher,
+                    starts_at,
+                    ends_at,
+                    comment,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a silence; false when there was none with that id.
+    pub fn remove_silence(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM silences WHERE id = ?1", params![id])
+            .map(|n| n > 0)
             .map_err(|e| self.sqlite(e))
     }
 }

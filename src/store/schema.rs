@@ -70,6 +70,17 @@ const MIGRATIONS: &[&str] = &[
         polled_until  INTEGER NOT NULL              -- unix ms: reloads ending after this are looked at
     ) WITHOUT ROWID;
     ",
+    // 4: ad-hoc silences (`reload-butler silence add`).
+    "
+    CREATE TABLE silences (
+        id          INTEGER PRIMARY KEY,
+        matcher     TEXT NOT NULL,                   -- JSON: tenant, space, app, app_tag, error_code
+        starts_at   INTEGER NOT NULL,                -- unix ms
+        ends_at     INTEGER NOT NULL,                -- unix ms
+        comment     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

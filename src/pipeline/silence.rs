@@ -1,0 +1,140 @@
+//! Silences, pure: whether one is in force now, and whether it covers an alert.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{Matcher, SilenceConfig, WeeklyWindow};
+
+/// What a silence can be matched against for one alert.
+pub struct AlertFacts<'a> {
+    pub tenant: &'a str,
+    pub space: Option<&'a str>,
+    pub app: &'a str,
+    /// `None` when the tags are unknown: a tag matcher then does not match (the alert goes out).
+    pub tags: Option<&'a [String]>,
+    pub error_code: Option<&'a str>,
+}
+
+/// Every field the matcher sets must match (ids exactly, tags and error codes ignoring case).
+pub fn matches(m: &Matcher, f: &AlertFacts) -> bool {
+    let eq = |want: &Option<String>, have: Option<&str>| match want {
+        None => true,
+        Some(want) => have.is_some_and(|h| h == want),
+    };
+    let tag = match &m.app_tag {
+        None => true,
+        Some(want) => f
+            .tags
+            .is_some_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case(want))),
+    };
+    let code = match &m.error_code {
+        None => true,
+        Some(want) => f.error_code.is_some_and(|c| c.eq_ignore_ascii_case(want)),
+    };
+    eq(&m.tenant, Some(f.tenant)) && eq(&m.space, f.space) && eq(&m.app, Some(f.app)) && tag && code
+}
+
+/// Whether `s` is in force at `now`; weekly windows are read in `tz` (the system zone if none).
+pub fn in_force(s: &SilenceConfig, now: DateTime<Utc>, tz: Option<Tz>) -> bool {
+    if s.start.is_some_and(|start| now < start) || s.end.is_some_and(|end| now >= end) {
+        return false;
+    }
+    match &s.weekly {
+        None => true,
+        Some(w) => match tz {
+            Some(tz) => in_window(w, &now.with_timezone(&tz)),
+            None => in_window(w, &now.with_timezone(&chrono::Local)),
+        },
+    }
+}
+
+fn in_window<Z: TimeZone>(w: &WeeklyWindow, local: &DateTime<Z>) -> bool {
+    let (day, time) = (local.weekday(), local.time());
+    if w.from < w.to {
+        w.days.contains(&day) && time >= w.from && time < w.to
+    } else {
+        // Spans midnight: the evening of a listed day, or the morning after it.
+        (w.days.contains(&day) && time >= w.from) || (w.days.contains(&day.pred()) && time < w.to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveTime, Weekday};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    fn silence(weekly: Option<WeeklyWindow>) -> SilenceConfig {
+        SilenceConfig {
+            comment: String::new(),
+            matcher: Matcher::default(),
+            start: None,
+            end: None,
+            weekly,
+        }
+    }
+
+    #[test]
+    fn matchers_need_every_field() {
+        let tags = vec!["Finance".to_owned()];
+        let f = AlertFacts {
+            tenant: "t",
+            space: Some("s"),
+            app: "a",
+            tags: Some(&tags),
+            error_code: Some("EngineReloadScriptError"),
+        };
+        let m = |app: Option<&str>, tag: Option<&str>| Matcher {
+            app: app.map(Into::into),
+            app_tag: tag.map(Into::into),
+            ..Matcher::default()
+        };
+        assert!(matches(&m(Some("a"), None), &f));
+        assert!(matches(&m(Some("a"), Some("finance")), &f));
+        assert!(!matches(&m(Some("b"), None), &f));
+        assert!(!matches(&m(Some("a"), Some("sales")), &f));
+        let unknown = AlertFacts { tags: None, ..f };
+        assert!(
+            !matches(&m(None, Some("finance")), &unknown),
+            "unknown tags never silence"
+        );
+    }
+
+    #[test]
+    fn start_end_and_weekly_windows_in_the_time_zone() {
+        let mut s = silence(None);
+        s.start = Some(at("2026-12-01T00:00:00Z"));
+        s.end = Some(at("2026-12-02T00:00:00Z"));
+        assert!(in_force(&s, at("2026-12-01T12:00:00Z"), None));
+        assert!(!in_force(&s, at("2026-12-02T00:00:00Z"), None));
+        let weekend_nights = WeeklyWindow {
+            days: vec![Weekday::Sat],
+            from: NaiveTime::from_hms_opt(22, 0, 0).expect("time"),
+            to: NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
+        };
+        let s = silence(Some(weekend_nights));
+        let tz = Some(chrono_tz::Europe::Stockholm);
+        // 2026-12-05 is a Saturday; Stockholm is UTC+1 in December.
+        assert!(
+            in_force(&s, at("2026-12-05T21:30:00Z"), tz),
+            "22:30 Saturday local"
+        );
+        assert!(
+            in_force(&s, at("2026-12-06T04:30:00Z"), tz),
+            "05:30 Sunday local"
+        );
+        assert!(
+            !in_force(&s, at("2026-12-06T05:30:00Z"), tz),
+            "06:30 Sunday local"
+        );
+        assert!(
+            !in_force(&s, at("2026-12-05T20:30:00Z"), tz),
+            "21:30 Saturday local"
+        );
+    }
+}
