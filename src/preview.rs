@@ -25,7 +25,7 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
             ("the sample failure", &normal),
             ("hostile sample text", &hostile),
         ] {
-            let input = input_for(config, event, enrichment);
+            let input = AlertInput::for_sample(config, event, enrichment);
             if let Err(error) = renderer.render(i, &input) {
                 problems.push(Problem {
                     path: format!("destinations[{i}]"),
@@ -36,24 +36,6 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
         }
     }
     problems
-}
-
-fn input_for<'a>(
-    config: &'a Config,
-    event: &'a ReloadEvent,
-    enrichment: &'a Enrichment,
-) -> AlertInput<'a> {
-    AlertInput {
-        event,
-        enrichment,
-        tenant: config
-            .tenants
-            .iter()
-            .find(|t| t.id == event.tenant_id)
-            .or(config.tenants.first()),
-        links: &config.links,
-        timezone: config.timezone,
-    }
 }
 
 /// Enrichment for `render` from the tenant's API, or none (with a note saying why).
@@ -149,13 +131,7 @@ pub fn render_command(
     } else {
         enrich_online(&config, &event)
     };
-    let input = AlertInput {
-        event: &event,
-        enrichment: &enrichment,
-        tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
-        links: &config.links,
-        timezone: config.timezone,
-    };
+    let input = AlertInput::new(&config, &event, &enrichment);
     let mut failed = false;
     for (i, d) in renderer.destinations().iter().enumerate() {
         if only.is_some_and(|name| name != d.name) {

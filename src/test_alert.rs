@@ -48,17 +48,7 @@ pub fn command(config_path: &Path, only: Option<&str>) -> ExitCode {
 async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> bool {
     let event = sample::event();
     let enrichment = sample::enrichment();
-    let input = AlertInput {
-        event: &event,
-        enrichment: &enrichment,
-        tenant: config
-            .tenants
-            .iter()
-            .find(|t| t.id == event.tenant_id)
-            .or(config.tenants.first()),
-        links: &config.links,
-        timezone: config.timezone,
-    };
+    let input = AlertInput::for_sample(config, &event, &enrichment);
     let mut all_ok = true;
     for (i, d) in config.destinations.iter().enumerate() {
         let chosen = match only {

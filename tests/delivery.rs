@@ -5,46 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::qlik::{eventually, qlik_fake};
 use common::*;
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const APP: &str = "8b3f6f2e-4c1a-4f7e-9a7d-2f0c5e1b9d43";
-
-fn api_fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/api/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// A local server answering like Qlik Cloud's REST API with the fixture answers.
-async fn qlik_fake() -> MockServer {
-    let server = MockServer::start().await;
-    let json =
-        |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
-    for (pattern, body) in [
-        (r"^/api/v1/reloads/[^/]+$", json("reload-get-failed.json")),
-        (r"^/api/v1/apps/[^/]+$", json("app-get.json")),
-        (r"^/api/v1/items$", json("items-app.json")),
-        (r"^/api/v1/users/[^/]+$", json("user-get.json")),
-        (r"^/api/v1/spaces/[^/]+$", json("space-get.json")),
-        (
-            r"^/api/v1/apps/[^/]+/reloads/logs/[^/]+$",
-            ResponseTemplate::new(200).set_body_raw(
-                api_fixture("reload-log-failed.txt"),
-                "text/plain; charset=UTF-8",
-            ),
-        ),
-    ] {
-        Mock::given(method("GET"))
-            .and(path_regex(pattern))
-            .respond_with(body)
-            .mount(&server)
-            .await;
-    }
-    server
-}
 
 /// Answers POSTs on `at` with `status` and `body` (Slack answers text; Teams answers 202).
 async fn answer(server: &MockServer, at: &str, status: u16, body: &str, times: Option<u64>) {
@@ -68,21 +36,6 @@ async fn posts(server: &MockServer, at: &str) -> Vec<serde_json::Value> {
         .filter(|r| r.url.path() == at)
         .filter_map(|r| serde_json::from_slice(&r.body).ok())
         .collect()
-}
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !condition().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A daemon config with enrichment from `qlik` and the given destinations.

@@ -5,40 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::qlik::qlik_fake;
 use common::smtp::{SmtpOptions, SmtpServer};
 use common::*;
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn api_fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/api/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-async fn qlik_fake() -> MockServer {
-    let server = MockServer::start().await;
-    let json =
-        |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
-    for (pattern, body) in [
-        (r"^/api/v1/reloads/[^/]+$", json("reload-get-failed.json")),
-        (r"^/api/v1/apps/[^/]+$", json("app-get.json")),
-        (r"^/api/v1/items$", json("items-app.json")),
-        (r"^/api/v1/users/[^/]+$", json("user-get.json")),
-        (r"^/api/v1/spaces/[^/]+$", json("space-get.json")),
-        (
-            r"^/api/v1/apps/[^/]+/reloads/logs/[^/]+$",
-            ResponseTemplate::new(200)
-                .set_body_raw(api_fixture("reload-log-failed.txt"), "text/plain"),
-        ),
-    ] {
-        Mock::given(method("GET"))
-            .and(path_regex(pattern))
-            .respond_with(body)
-            .mount(&server)
-            .await;
-    }
-    server
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_is_mailed_to_each_recipient_and_the_owner_over_starttls_with_auth() {

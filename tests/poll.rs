@@ -5,17 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::qlik::{eventually, mount_enrichment};
 use common::*;
 use serde_json::json;
-use wiremock::matchers::{method, path, path_regex, query_param};
+use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn api_fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/api/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// A failed reload as the Reloads list shows it, ended `minutes_ago`.
 fn reload(id: &str, app: &str, status: &str, minutes_ago: i64) -> serde_json::Value {
@@ -48,25 +44,7 @@ async fn qlik_fake(page1: Vec<serde_json::Value>, page2: Vec<serde_json::Value>)
         )
         .mount(&server)
         .await;
-    let json =
-        |name: &str| ResponseTemplate::new(200).set_body_raw(api_fixture(name), "application/json");
-    for (pattern, body) in [
-        (r"^/api/v1/reloads/[^/]+$", json("reload-get-failed.json")),
-        (r"^/api/v1/apps/[^/]+$", json("app-get.json")),
-        (r"^/api/v1/items$", json("items-app.json")),
-        (r"^/api/v1/users/[^/]+$", json("user-get.json")),
-        (r"^/api/v1/spaces/[^/]+$", json("space-get.json")),
-        (
-            r"^/api/v1/apps/[^/]+/reloads/logs/[^/]+$",
-            ResponseTemplate::new(404),
-        ),
-    ] {
-        Mock::given(method("GET"))
-            .and(path_regex(pattern))
-            .respond_with(body)
-            .mount(&server)
-            .await;
-    }
+    mount_enrichment(&server, 404).await;
     Mock::given(method("POST"))
         .and(path("/slack"))
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
@@ -97,21 +75,6 @@ async fn slack_posts(server: &MockServer) -> Vec<String> {
         .filter(|r| r.url.path() == "/slack")
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .collect()
-}
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !condition().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

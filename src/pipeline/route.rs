@@ -45,13 +45,7 @@ impl Router {
             None => Enrichment::default(),
         };
         self.archive(event, &enrichment);
-        let input = AlertInput {
-            event,
-            enrichment: &enrichment,
-            tenant: self.config.tenants.iter().find(|t| t.id == event.tenant_id),
-            links: &self.config.links,
-            timezone: self.config.timezone,
-        };
+        let input = AlertInput::new(&self.config, event, &enrichment);
         let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
         if let Some(reason) = self.silenced(event, &enrichment, tags).await {
             return self

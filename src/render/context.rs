@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
-use crate::config::{LinkConfig, ScriptLogLines, TenantConfig};
+use crate::config::{Config, LinkConfig, ScriptLogLines, TenantConfig};
 use crate::qlik::event::{ReloadEvent, Status};
 use crate::qlik::model::Enrichment;
 
@@ -25,6 +25,31 @@ pub struct AlertInput<'a> {
     pub links: &'a [LinkConfig],
     /// `None`: the system's local zone.
     pub timezone: Option<Tz>,
+}
+
+impl<'a> AlertInput<'a> {
+    /// The input for a real event: its own tenant's settings (none if it is not configured).
+    pub fn new(config: &'a Config, event: &'a ReloadEvent, enrichment: &'a Enrichment) -> Self {
+        Self {
+            event,
+            enrichment,
+            tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
+            links: &config.links,
+            timezone: config.timezone,
+        }
+    }
+
+    /// The input for a sample event: its tenant if configured, else the first tenant, so links
+    /// in `check` and `test-alert` look like the real thing.
+    pub fn for_sample(
+        config: &'a Config,
+        event: &'a ReloadEvent,
+        enrichment: &'a Enrichment,
+    ) -> Self {
+        let mut input = Self::new(config, event, enrichment);
+        input.tenant = input.tenant.or(config.tenants.first());
+        input
+    }
 }
 
 /// Builds the template context for one destination.

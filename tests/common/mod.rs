@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod gateway;
+pub mod qlik;
 pub mod smtp;
 
 use std::io::{Read, Write};
