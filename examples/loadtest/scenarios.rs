@@ -221,6 +221,15 @@ pub async fn single(settings: &Settings) -> Result<Vec<Row>, String> {
         )
         .await?;
         let cpu = rig.daemon.cpu_ms()? - cpu0;
+        let first_id = reload_id(next - count);
+        let first = rig
+            .hooks
+            .slack
+            .lock()
+            .map_err(|_| "poisoned")?
+            .iter()
+            .find(|post| post.body.windows(24).any(|w| w == first_id.as_bytes()))
+            .and_then(|post| Some(post.at.duration_since(*sent.get(&first_id)?)));
         let mut latencies: Vec<Duration> = rig
             .hooks
             .slack
@@ -254,13 +263,14 @@ pub async fn single(settings: &Settings) -> Result<Vec<Row>, String> {
         rows.push(
             Row::new(
                 scenario,
-                format!("publish → Slack receipt, {count} failures: p50 / p95 / p99 (max)"),
+                format!("publish → Slack receipt, {count} failures: p50 / p95 / p99 (max; first)"),
                 format!(
-                    "{} / {} / {} ({})",
+                    "{} / {} / {} ({}; {})",
                     ms(p50),
                     ms(p95),
                     ms(p99),
-                    ms(*latencies.last().unwrap_or(&Duration::ZERO))
+                    ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+                    first.map_or("?".to_owned(), ms)
                 ),
             )
             .vs(target, butler),
