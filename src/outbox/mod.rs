@@ -77,10 +77,13 @@ impl Worker {
             }
             tokio::select! {
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok((row, result)) = done {
-                        busy.retain(|id| *id != row.id);
-                        this.record(row, result).await;
-                    }
+                    // Every send that has finished by now is recorded in one transaction.
+                    let finished: Vec<_> = std::iter::once(done)
+                        .chain(std::iter::from_fn(|| in_flight.try_join_next()))
+                        .filter_map(Result::ok)
+                        .collect();
+                    busy.retain(|id| !finished.iter().any(|(row, _)| row.id == *id));
+                    this.record(finished).await;
                 }
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
@@ -89,8 +92,8 @@ impl Worker {
         }
         let drain = async {
             while let Some(done) = in_flight.join_next().await {
-                if let Ok((row, result)) = done {
-                    this.record(row, result).await;
+                if let Ok(finished) = done {
+                    this.record(vec![finished]).await;
                 }
             }
         };
@@ -99,14 +102,40 @@ impl Worker {
         }
     }
 
+    /// Records finished sends (one transaction for all of them), then the pending gauge.
+    async fn record(&self, finished: Vec<(DueDelivery, Result<Receipt, SendError>)>) {
+        let outcomes: Vec<(i64, Outcome)> = finished
+            .into_iter()
+            .map(|(row, result)| (row.id, self.outcome(&row, result)))
+            .collect();
+        let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+        let recorded = self
+            .store
+            .call(move |s| {
+                s.record_attempts(&outcomes)?;
+                s.pending_count()
+            })
+            .await;
+        match recorded {
+            Ok(pending) => self
+                .metrics
+                .outbox_pending
+                .store(pending, Ordering::Relaxed),
+            // The rows stay as they were: a delivered alert may be sent once more after a restart.
+            Err(error) => {
+                tracing::error!(destination = %self.destination, ?ids, %error, "cannot record the delivery outcomes")
+            }
+        }
+    }
+
     /// Turns a send result into the row's next state: delivered, retried later, or dead.
-    async fn record(&self, row: DueDelivery, result: Result<Receipt, SendError>) {
+    fn outcome(&self, row: &DueDelivery, result: Result<Receipt, SendError>) -> Outcome {
         let now = now_ms();
         let attempt = row.attempts + 1;
         let give_up_at = row
             .created_at
             .saturating_add(self.delivery.give_up_after.as_millis() as i64);
-        let outcome = match result {
+        match result {
             Ok(receipt) => {
                 self.metrics.alert(&row.destination, "delivered");
                 self.metrics
@@ -147,24 +176,6 @@ impl Worker {
                 self.metrics.alert(&row.destination, "dead");
                 tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %reason, "delivery dead: the service refused it");
                 Outcome::Dead { error: reason }
-            }
-        };
-        let id = row.id;
-        let recorded = self
-            .store
-            .call(move |s| {
-                s.record_attempt(id, &outcome)?;
-                s.pending_count()
-            })
-            .await;
-        match recorded {
-            Ok(pending) => self
-                .metrics
-                .outbox_pending
-                .store(pending, Ordering::Relaxed),
-            // The row stays as it was: a delivered alert may be sent once more after a restart.
-            Err(error) => {
-                tracing::error!(destination = %row.destination, id, %error, "cannot record the delivery outcome")
             }
         }
     }

@@ -230,24 +230,34 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 
-    /// Records the outcome of one attempt.
-    pub fn record_attempt(&mut self, id: i64, outcome: &Outcome) -> Result<(), StoreError> {
+    /// Records the outcomes of attempts that finished, in one transaction (one fsync however
+    /// many there are): all of them are on disk when this returns `Ok`, none when `Err`.
+    pub fn record_attempts(&mut self, outcomes: &[(i64, Outcome)]) -> Result<(), StoreError> {
         let now = now_ms();
-        let result = match outcome {
-            Outcome::Delivered { detail } => self.conn.execute(
-                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
-                params![id, now, detail],
-            ),
-            Outcome::Retry { next_attempt_at, error } => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
-                params![id, now, next_attempt_at, error],
-            ),
-            Outcome::Dead { error } => self.conn.execute(
-                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
-                params![id, now, error],
-            ),
+        let Store { conn, path, .. } = self;
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
         };
-        result.map(|_| ()).map_err(|e| self.sqlite(e))
+        let tx = conn.transaction().map_err(sqlite)?;
+        for (id, outcome) in outcomes {
+            match outcome {
+                Outcome::Delivered { detail } => tx.execute(
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
+                    params![id, now, detail],
+                ),
+                Outcome::Retry { next_attempt_at, error } => tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+                    params![id, now, next_attempt_at, error],
+                ),
+                Outcome::Dead { error } => tx.execute(
+                    "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![id, now, error],
+                ),
+            }
+            .map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)
     }
 
     /// Deliveries waiting to be sent, all destinations.
