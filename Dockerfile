@@ -9,8 +9,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY templates ./templates
-# The sample failure built into `check` and `test-alert`.
-COPY tests/fixtures/events/app-reload-finished-error.json ./tests/fixtures/events/
+# Built into the binary: the demo's config, and the sample events of `check`, `test-alert` and
+# `demo`.
+COPY config/demo.yaml ./config/
+COPY tests/fixtures/events/app-reload-finished-error.json tests/fixtures/events/webhook-example-body.json ./tests/fixtures/events/
 RUN cargo build --release --locked --bin reload-butler
 
 FROM debian:bookworm-slim
