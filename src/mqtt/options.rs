@@ -1,12 +1,9 @@
 //! Builds rumqttc options from the configuration: endpoint, credentials, persistent session, and
 //! TLS with rustls (system roots or a CA file, optional client certificate).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{MqttConfig, MqttEndpoint};
 
@@ -17,19 +14,8 @@ const MAX_OUTGOING_PACKET: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("cannot read {what} {path}: {source}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what} {path} holds no usable PEM {expected}")]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        expected: &'static str,
-    },
+    #[error(transparent)]
+    Pem(#[from] crate::tls::PemError),
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
     #[error("no system root certificates found; set mqtt.ca_file")]
@@ -70,7 +56,7 @@ fn rustls_config(config: &MqttConfig) -> Result<rustls::ClientConfig, MqttError>
     let mut roots = rustls::RootCertStore::empty();
     match &config.ca_file {
         Some(path) => {
-            for cert in read_certs(path, "mqtt.ca_file")? {
+            for cert in crate::tls::read_certs(path, "mqtt.ca_file")? {
                 roots.add(cert)?;
             }
         }
@@ -88,42 +74,10 @@ fn rustls_config(config: &MqttConfig) -> Result<rustls::ClientConfig, MqttError>
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
     Ok(match &config.client_identity {
         Some((cert_path, key_path)) => {
-            let certs = read_certs(cert_path, "mqtt.client_cert_file")?;
-            let key = read_key(key_path)?;
+            let certs = crate::tls::read_certs(cert_path, "mqtt.client_cert_file")?;
+            let key = crate::tls::read_key(key_path, "mqtt.client_key_file")?;
             builder.with_client_auth_cert(certs, key)?
         }
         None => builder.with_no_client_auth(),
-    })
-}
-
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, MqttError> {
-    std::fs::read(path).map_err(|source| MqttError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, MqttError> {
-    let pem = read(path, what)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(MqttError::Pem {
-            what,
-            path: path.to_owned(),
-            expected: "certificate",
-        });
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, MqttError> {
-    let pem = read(path, "mqtt.client_key_file")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| MqttError::Pem {
-        what: "mqtt.client_key_file",
-        path: path.to_owned(),
-        expected: "private key",
     })
 }

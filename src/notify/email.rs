@@ -10,8 +10,6 @@ use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsPar
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio::runtime::Handle;
 
 use super::{describe, wrong_kind, NotifyError, Payload, Receipt, SendError};
@@ -159,17 +157,8 @@ fn tls_parameters(destination: &str, smtp: &SmtpConfig) -> Result<TlsParameters,
     let problem = |message: String| NotifyError::new(destination, message);
     let mut builder = TlsParameters::builder(smtp.host.clone());
     if let Some(path) = &smtp.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| problem(format!("smtp.ca_file {}: {e}", path.display())))?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| problem(format!("smtp.ca_file {}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(problem(format!(
-                "smtp.ca_file {}: no PEM certificate in it",
-                path.display()
-            )));
-        }
+        let certs =
+            crate::tls::read_certs(path, "smtp.ca_file").map_err(|e| problem(e.to_string()))?;
         builder = builder.certificate_store(CertificateStore::None);
         for cert in certs {
             let cert = Certificate::from_der(cert.to_vec())
