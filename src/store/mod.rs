@@ -190,15 +190,6 @@ impl Store {
             )
             .map_err(|e| self.sqlite(e))
     }
-
-    /// Jobs not yet taken up by the alerting stages.
-    pub fn new_job_count(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT count(*) FROM jobs WHERE state = 'new'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| self.sqlite(e))
-    }
 }
 
 fn write_job(
