@@ -41,6 +41,7 @@ fn judging(c: &mut Criterion) {
         monitored_tenants: HashSet::from(["xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct".to_owned()]),
         alert_on: vec![Failure::ReloadFailed, Failure::EngineAttemptFailed],
         include_session_apps: false,
+        recovery: false,
     };
     let ok = fixture("app-reload-finished-ok.json");
     let failed = fixture("reload-finished-failed.json");

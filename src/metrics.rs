@@ -127,11 +127,22 @@ pub struct Metrics {
     /// Failures the reconciliation poll found that no event had brought.
     pub poll_found: AtomicU64,
     pub poll_errors: AtomicU64,
+    /// Failing apps that reloaded successfully (recovery jobs recorded).
+    pub recoveries: AtomicU64,
+    /// Storm digests sent in place of single alerts.
+    pub digests: AtomicU64,
     pub delivery_seconds: Histogram,
 }
 
 /// Outcomes counted in `alerts_total`.
-pub const ALERT_OUTCOMES: &[&str] = &["delivered", "retried", "dead", "suppressed", "silenced"];
+pub const ALERT_OUTCOMES: &[&str] = &[
+    "delivered",
+    "retried",
+    "dead",
+    "suppressed",
+    "silenced",
+    "digested",
+];
 
 /// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
 pub const DEAD_LETTER_REASONS: &[&str] = &[
@@ -163,6 +174,8 @@ impl Default for Metrics {
             alerts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             outbox_pending: AtomicU64::new(0),
             poll_found: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
+            digests: AtomicU64::new(0),
             poll_errors: AtomicU64::new(0),
             delivery_seconds: Histogram::new(DELIVERY_BOUNDS),
         }
@@ -309,6 +322,18 @@ impl Metrics {
             "poll_found_total",
             "Failures found by the reconciliation poll that no event had brought.",
             &self.poll_found,
+        );
+        counter(
+            &mut out,
+            "recoveries_total",
+            "Apps that alerted reloaded successfully again (recovery recorded).",
+            &self.recoveries,
+        );
+        counter(
+            &mut out,
+            "digests_total",
+            "Storm digests sent in place of single alerts (each listed alert counts as `digested`).",
+            &self.digests,
         );
         counter(
             &mut out,

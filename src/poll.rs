@@ -31,6 +31,8 @@ pub struct Poller {
     pub store: SharedStore,
     pub metrics: Arc<Metrics>,
     pub jobs_committed: Arc<Notify>,
+    /// Failures found here make their apps failing, for recovery notices.
+    pub failing: Arc<crate::pipeline::FailingApps>,
 }
 
 /// The Reloads API statuses that `alert_on` asks for.
@@ -115,6 +117,10 @@ impl Poller {
             .collect();
         let key = tenant.to_owned();
         let until = (started - OVERLAP).timestamp_millis();
+        let apps: Vec<(String, String)> = events
+            .iter()
+            .map(|(e, _)| (e.tenant_id.clone(), e.app_id.clone()))
+            .collect();
         let written = self
             .store
             .call(move |s| {
@@ -132,10 +138,15 @@ impl Poller {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let found = written
-            .iter()
-            .filter(|w| matches!(w, Written::Job(_)))
-            .count();
+        let mut found = 0;
+        for (w, (tenant, app)) in written.iter().zip(&apps) {
+            if matches!(w, Written::Job(_)) {
+                found += 1;
+                if self.config.recovery_enabled() {
+                    self.failing.insert(tenant, app);
+                }
+            }
+        }
         if found > 0 {
             self.metrics
                 .poll_found

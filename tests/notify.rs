@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reload_butler::config::{
-    AppOwnerConfig, DestinationConfig, DestinationKind, EmailConfig, MessageFormat, Priority,
-    ScriptLogLines, Secret, SlackConfig, SmtpConfig, SmtpSecurity, TeamsConfig,
+    AppOwnerConfig, DestinationConfig, DestinationKind, EmailConfig, MessageFormat,
+    NoticeTemplates, Priority, ScriptLogLines, Secret, SlackConfig, SmtpConfig, SmtpSecurity,
+    TeamsConfig,
 };
 use reload_butler::notify::{Notifier, Payload, SendMeta};
 
@@ -37,6 +38,8 @@ fn destination(kind: DestinationKind) -> DestinationConfig {
         skip_apps_tagged: vec![],
         rate_limit: Duration::ZERO,
         script_log: ScriptLogLines { head: 15, tail: 25 },
+        grouping: None,
+        notify_recovery: false,
         kind,
     }
 }
@@ -74,6 +77,8 @@ fn email_config(
             include: vec![],
             exclude: vec![],
         },
+        digest: NoticeTemplates::default(),
+        recovery: NoticeTemplates::default(),
     }
 }
 
@@ -84,7 +89,8 @@ fn email_to(
     password: Option<&str>,
 ) -> Notifier {
     let email = email_config(port, security, ca, password);
-    Notifier::for_destination(&destination(DestinationKind::Email(email)), None).expect("notifier")
+    Notifier::for_destination(&destination(DestinationKind::Email(Box::new(email))), None)
+        .expect("notifier")
 }
 
 fn mail(to: &str) -> Payload {
@@ -105,6 +111,8 @@ fn slack_config(url: String) -> DestinationKind {
         channel: None,
         username: None,
         icon_emoji: None,
+        digest_template: None,
+        recovery_template: None,
     })
 }
 
@@ -114,5 +122,7 @@ fn teams_config(url: String) -> DestinationKind {
         format: MessageFormat::Formatted,
         basic_text: String::new(),
         template: None,
+        digest_template: None,
+        recovery_template: None,
     })
 }

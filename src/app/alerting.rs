@@ -33,15 +33,16 @@ impl Alerting {
 pub(super) async fn start(
     config: &Config,
     metrics: &Arc<Metrics>,
+    failing: Arc<crate::pipeline::FailingApps>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Alerting, RunError> {
     let config = Arc::new(config.clone());
     let renderer = Arc::new(crate::render::Renderer::new(&config).map_err(RunError::Templates)?);
     let path = config.state.path.clone();
     let ttl = config.state.dedupe_ttl;
-    let store = crate::store::SharedStore::new(
-        tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??,
-    );
+    let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
+    store.track_failing_apps(config.recovery_enabled());
+    let store = crate::store::SharedStore::new(store);
     // API clients serve enrichment and the reconciliation poll.
     let mut clients = HashMap::new();
     if config.enrich.enabled || config.poll.enabled {
@@ -61,7 +62,12 @@ pub(super) async fn start(
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let jobs_committed = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
-    for d in &enabled {
+    for (index, d) in config
+        .destinations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.enabled)
+    {
         let notifier =
             crate::notify::Notifier::for_destination(d, config.delivery.dry_run_dir.as_deref())
                 .map_err(|source| RunError::Notifier {
@@ -74,6 +80,12 @@ pub(super) async fn start(
             store: store.clone(),
             metrics: metrics.clone(),
             delivery: config.delivery.clone(),
+            digests: d.grouping.map(|grouping| crate::outbox::Digester {
+                renderer: renderer.clone(),
+                index,
+                grouping,
+                timezone: config.timezone,
+            }),
         };
         tasks.push(tokio::spawn(
             worker.run(outbox_wake.clone(), shutdown.clone()),
@@ -94,6 +106,7 @@ pub(super) async fn start(
             store: store.clone(),
             metrics: metrics.clone(),
             jobs_committed: jobs_committed.clone(),
+            failing,
         };
         tasks.push(tokio::spawn(poller.run(shutdown.clone())));
     }

@@ -32,6 +32,7 @@ impl MqttIntake {
         config: &Config,
         metrics: &Arc<Metrics>,
         jobs_committed: Arc<tokio::sync::Notify>,
+        failing: Arc<crate::pipeline::FailingApps>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<MqttIntake, RunError> {
         if let MqttEndpoint::Embedded { port } = mqtt.endpoint {
@@ -54,6 +55,7 @@ impl MqttIntake {
             Rules::from_config(config),
             metrics.clone(),
             jobs_committed,
+            failing,
         );
         let pipeline = {
             let stopping = stopping.clone();

@@ -80,6 +80,14 @@ pub async fn run_until(
     let mut store =
         tokio::task::spawn_blocking(move || Store::open(&store_path, dedupe_ttl)).await??;
     let purged = store.purge_expired_keys()?;
+    // Recovery notices need to know which apps are failing; the set starts from the store.
+    let recovery = config.recovery_enabled();
+    store.track_failing_apps(recovery);
+    let failing = Arc::new(crate::pipeline::FailingApps::new(if recovery {
+        store.failing_apps()?
+    } else {
+        Vec::new()
+    }));
     metrics.store_open.store(true, Ordering::Relaxed);
     tracing::info!(path = %config.state.path.display(), expired_keys_purged = purged, "state store open");
 
@@ -97,7 +105,7 @@ pub async fn run_until(
         None => None,
     };
 
-    let alerting = alerting::start(&config, &metrics, shutdown_rx.clone()).await?;
+    let alerting = alerting::start(&config, &metrics, failing.clone(), shutdown_rx.clone()).await?;
 
     let intake = match &config.mqtt {
         Some(mqtt) => Some(
@@ -107,6 +115,7 @@ pub async fn run_until(
                 &config,
                 &metrics,
                 alerting.jobs_committed.clone(),
+                failing,
                 shutdown_rx.clone(),
             )
             .await?,

@@ -19,7 +19,30 @@ pub struct DestinationConfig {
     /// At most one alert per app (and recipient, for email) per window; zero disables.
     pub rate_limit: Duration,
     pub script_log: ScriptLogLines,
+    /// Storm digests: `None` sends every alert on its own.
+    pub grouping: Option<Grouping>,
+    /// Send a "recovered" message when an app that alerted here reloads successfully.
+    pub notify_recovery: bool,
     pub kind: DestinationKind,
+}
+
+/// Alerts for one destination (and recipient) wait `window` from the first one; when more than
+/// `threshold` gathered, one digest goes out instead of each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grouping {
+    pub window: Duration,
+    pub threshold: usize,
+}
+
+/// The templates of one kind of notice (digest or recovery): `None` is the stock one.
+#[derive(Debug, Clone, Default)]
+pub struct NoticeTemplates {
+    /// Email only: the subject line (a template).
+    pub subject: String,
+    /// Email: the HTML body; Slack and Teams: the JSON message.
+    pub template: Option<PathBuf>,
+    /// Email only: the plain-text body.
+    pub text_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +53,7 @@ pub struct ScriptLogLines {
 
 #[derive(Debug, Clone)]
 pub enum DestinationKind {
-    Email(EmailConfig),
+    Email(Box<EmailConfig>),
     Slack(SlackConfig),
     Teams(TeamsConfig),
 }
@@ -86,6 +109,8 @@ pub struct EmailConfig {
     pub priority: Priority,
     pub recipients: Vec<String>,
     pub app_owner: AppOwnerConfig,
+    pub digest: NoticeTemplates,
+    pub recovery: NoticeTemplates,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +124,8 @@ pub struct SlackConfig {
     pub channel: Option<String>,
     pub username: Option<String>,
     pub icon_emoji: Option<String>,
+    pub digest_template: Option<PathBuf>,
+    pub recovery_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +135,17 @@ pub struct TeamsConfig {
     pub basic_text: String,
     /// `None`: the stock template built into the binary.
     pub template: Option<PathBuf>,
+    pub digest_template: Option<PathBuf>,
+    pub recovery_template: Option<PathBuf>,
 }
+
+/// Default subjects of the digest and recovery emails.
+pub const DIGEST_SUBJECT: &str = "⚠️ {{count}} Qlik Cloud reloads failed";
+pub const RECOVERY_SUBJECT: &str =
+    "✅ Qlik Cloud reload recovered: {{#if appName}}{{appName}}{{else}}app {{appId}}{{/if}}";
+
+const DEFAULT_GROUP_THRESHOLD: usize = 5;
+const MAX_GROUP_WINDOW: Duration = Duration::from_secs(3600);
 
 const BASIC_TEXT: &str = "Qlik Cloud reload failed: \"{{appName}}\"";
 
@@ -144,7 +181,7 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
     drop(script_log);
     let enabled = s.or("enabled", true);
     let kind = match kind_word? {
-        DestinationType::Email => DestinationKind::Email(read_email(&s, enabled)),
+        DestinationType::Email => DestinationKind::Email(Box::new(read_email(&s, enabled))),
         DestinationType::Slack => DestinationKind::Slack(read_slack(&s, enabled)),
         DestinationType::Teams => DestinationKind::Teams(read_teams(&s, enabled)),
     };
@@ -155,8 +192,29 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
         skip_apps_tagged: s.or("skip_apps_tagged", Vec::new()),
         rate_limit: s.or("rate_limit", Duration::from_secs(300)),
         script_log: lines,
+        grouping: read_grouping(&s),
+        notify_recovery: s.or("notify_recovery", false),
         kind,
     })
+}
+
+/// `group_window` (zero or absent: off) and `group_threshold`.
+fn read_grouping(s: &Section) -> Option<Grouping> {
+    let window: Duration = s.or("group_window", Duration::ZERO);
+    let threshold: usize = s.or("group_threshold", DEFAULT_GROUP_THRESHOLD);
+    if window > MAX_GROUP_WINDOW {
+        s.problem(
+            "group_window",
+            "at most 1h: every alert here waits this long before it is sent",
+        );
+    }
+    if threshold == 0 {
+        s.problem(
+            "group_threshold",
+            "must be at least 1 (a digest is sent when more than this many alerts gather)",
+        );
+    }
+    (!window.is_zero()).then_some(Grouping { window, threshold })
 }
 
 fn read_email(s: &Section, enabled: bool) -> EmailConfig {
@@ -197,6 +255,16 @@ fn read_email(s: &Section, enabled: bool) -> EmailConfig {
         priority: s.or("priority", Priority::High),
         recipients: s.or("recipients", Vec::new()),
         app_owner,
+        digest: NoticeTemplates {
+            subject: s.or("digest_subject", DIGEST_SUBJECT.to_owned()),
+            template: s.opt("digest_html_template"),
+            text_template: s.opt("digest_text_template"),
+        },
+        recovery: NoticeTemplates {
+            subject: s.or("recovery_subject", RECOVERY_SUBJECT.to_owned()),
+            template: s.opt("recovery_html_template"),
+            text_template: s.opt("recovery_text_template"),
+        },
     };
     for (i, address) in email.recipients.iter().enumerate() {
         if !looks_like_address(address) {
@@ -254,6 +322,8 @@ fn read_slack(s: &Section, enabled: bool) -> SlackConfig {
         channel: s.opt("channel"),
         username: s.opt("username"),
         icon_emoji: s.opt("icon_emoji"),
+        digest_template: s.opt("digest_template"),
+        recovery_template: s.opt("recovery_template"),
     }
 }
 
@@ -263,5 +333,7 @@ fn read_teams(s: &Section, enabled: bool) -> TeamsConfig {
         format: s.or("format", MessageFormat::Formatted),
         basic_text: s.or("basic_text", BASIC_TEXT.to_owned()),
         template: s.opt("template"),
+        digest_template: s.opt("digest_template"),
+        recovery_template: s.opt("recovery_template"),
     }
 }

@@ -154,8 +154,9 @@ pub struct DeliveryConfig {
 }
 
 pub use destinations::{
-    AppOwnerConfig, DestinationConfig, DestinationKind, DestinationType, EmailConfig,
-    MessageFormat, Priority, ScriptLogLines, SlackConfig, SmtpConfig, SmtpSecurity, TeamsConfig,
+    AppOwnerConfig, DestinationConfig, DestinationKind, DestinationType, EmailConfig, Grouping,
+    MessageFormat, NoticeTemplates, Priority, ScriptLogLines, SlackConfig, SmtpConfig,
+    SmtpSecurity, TeamsConfig, DIGEST_SUBJECT, RECOVERY_SUBJECT,
 };
 
 #[derive(Debug, Clone)]
@@ -199,6 +200,13 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl Config {
+    /// Whether some enabled destination sends recovery notices.
+    pub fn recovery_enabled(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| d.enabled && d.notify_recovery)
+    }
+
     /// Reads, expands and validates the file at `path` with the given environment.
     pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -41,6 +41,31 @@ impl Payload {
             Payload::Teams { .. } => "teams",
         }
     }
+
+    /// A rendered message as sent to one recipient ('' for Slack and Teams).
+    pub fn to(rendered: &crate::render::Rendered, recipient: &str) -> Payload {
+        use crate::render::Rendered;
+        match rendered.clone() {
+            Rendered::Email {
+                subject,
+                html,
+                text,
+            } => Payload::Email {
+                to: recipient.to_owned(),
+                subject,
+                html,
+                text,
+            },
+            Rendered::Slack(body) => Payload::Slack { body },
+            Rendered::Teams(body) => Payload::Teams { body },
+        }
+    }
+
+    /// The JSON an outbox row stores.
+    pub fn encode(&self) -> String {
+        // A Payload holds strings and JSON values only; serializing it cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Which delivery a send belongs to: names dry-run files, and goes into log lines.

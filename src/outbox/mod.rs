@@ -10,9 +10,12 @@ use tokio::task::JoinSet;
 
 use crate::backoff::retry_delay;
 use crate::config::DeliveryConfig;
+use crate::config::Grouping;
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Payload, Receipt, SendError, SendMeta};
-use crate::store::{now_ms, DueDelivery, Outcome, SharedStore};
+use crate::render::notice::Digest;
+use crate::render::Renderer;
+use crate::store::{now_ms, DueDelivery, HeldGroup, HeldRow, Outcome, Release, SharedStore};
 
 /// Sends in flight per destination.
 const MAX_IN_FLIGHT: usize = 8;
@@ -27,6 +30,18 @@ pub struct Worker {
     pub store: SharedStore,
     pub metrics: Arc<Metrics>,
     pub delivery: DeliveryConfig,
+    /// Storm grouping of this destination, if it has `group_window`.
+    pub digests: Option<Digester>,
+}
+
+/// Turns closed groups of held alerts into one digest each (more than the threshold) or lets
+/// them go one by one.
+pub struct Digester {
+    pub renderer: Arc<Renderer>,
+    /// The destination's position in the config (the renderer's index).
+    pub index: usize,
+    pub grouping: Grouping,
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 impl Worker {
@@ -42,14 +57,28 @@ impl Worker {
             let mut wait_ms = IDLE_POLL_MS;
             if room > 0 {
                 let (name, skip) = (this.destination.clone(), busy.clone());
+                let grouping = this.digests.is_some();
                 let lookup = this
                     .store
                     .call(move |s| {
-                        Ok((s.due_deliveries(&name, room, &skip)?, s.next_due_at(&name)?))
+                        let closed = if grouping {
+                            s.closed_groups(&name, now_ms())?
+                        } else {
+                            Vec::new()
+                        };
+                        Ok((
+                            s.due_deliveries(&name, room, &skip)?,
+                            s.next_due_at(&name)?,
+                            closed,
+                        ))
                     })
                     .await;
                 match lookup {
-                    Ok((due, next)) => {
+                    Ok((_, _, closed)) if !closed.is_empty() => {
+                        this.release(closed).await;
+                        continue;
+                    }
+                    Ok((due, next, _)) => {
                         if due.is_empty() {
                             // A past `next` is a row already in flight: its completion wakes us.
                             if let Some(next) = next.filter(|t| *t > now_ms()) {
@@ -99,6 +128,64 @@ impl Worker {
         };
         if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
             tracing::warn!(destination = %this.destination, "sends still in flight at shutdown stay pending and go out after restart");
+        }
+    }
+
+    /// Releases closed groups of held alerts: a digest where more than the threshold gathered,
+    /// each on its own otherwise.
+    async fn release(&self, groups: Vec<HeldGroup>) {
+        let Some(digester) = &self.digests else {
+            return;
+        };
+        let mut releases = Vec::new();
+        let mut digested = 0;
+        for group in groups {
+            let (items, others): (Vec<HeldRow>, Vec<HeldRow>) =
+                group.rows.into_iter().partition(|r| r.item.is_some());
+            releases.push(Release::Each(others.iter().map(|r| r.id).collect()));
+            if items.len() <= digester.grouping.threshold {
+                releases.push(Release::Each(items.iter().map(|r| r.id).collect()));
+                continue;
+            }
+            let listed: Vec<serde_json::Value> =
+                items.iter().filter_map(|r| r.item.clone()).collect();
+            let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            let digest = Digest {
+                items: &listed,
+                threshold: digester.grouping.threshold,
+                window: digester.grouping.window,
+                first_at: at(items.iter().map(|r| r.created_at).min().unwrap_or_default()),
+                last_at: at(items.iter().map(|r| r.created_at).max().unwrap_or_default()),
+                timezone: digester.timezone,
+            };
+            let rendered = digester.renderer.render_digest(digester.index, &digest);
+            let payload = Payload::to(&rendered, &group.recipient).encode();
+            tracing::info!(destination = %self.destination, recipient = %group.recipient, alerts = items.len(), "storm: one digest instead of single alerts");
+            digested += items.len() - 1;
+            releases.push(Release::Digest {
+                carrier: items[0].id,
+                payload,
+                listed: items[1..].iter().map(|r| r.id).collect(),
+            });
+        }
+        let digests = releases
+            .iter()
+            .filter(|r| matches!(r, Release::Digest { .. }))
+            .count();
+        match self.store.call(move |s| s.release_held(&releases)).await {
+            Ok(()) => {
+                self.metrics
+                    .digests
+                    .fetch_add(digests as u64, Ordering::Relaxed);
+                for _ in 0..digested {
+                    self.metrics.alert(&self.destination, "digested");
+                }
+            }
+            // The rows stay held and are looked at again on the next pass.
+            Err(error) => {
+                tracing::error!(destination = %self.destination, %error, "cannot release held alerts; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 

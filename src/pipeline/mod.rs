@@ -7,9 +7,9 @@ pub mod gate;
 pub mod route;
 pub mod silence;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -37,6 +37,8 @@ pub struct Rules {
     pub monitored_tenants: HashSet<String>,
     pub alert_on: Vec<Failure>,
     pub include_session_apps: bool,
+    /// Some destination sends recovery notices: successful reloads of failing apps matter.
+    pub recovery: bool,
 }
 
 impl Rules {
@@ -45,6 +47,46 @@ impl Rules {
             monitored_tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
             alert_on: config.alert_on.clone(),
             include_session_apps: config.include_session_apps,
+            recovery: config.recovery_enabled(),
+        }
+    }
+}
+
+/// Apps whose last known reload failed, by tenant: a successful reload of one of them is looked
+/// up in the store (it may end a failing streak); any other success is dropped without I/O.
+/// The store's `failing_apps` table is the truth; this is its cheap front door.
+#[derive(Debug, Default)]
+pub struct FailingApps(Mutex<HashMap<String, HashSet<String>>>);
+
+impl FailingApps {
+    pub fn new(apps: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut map: HashMap<String, HashSet<String>> = HashMap::new();
+        for (tenant, app) in apps {
+            map.entry(tenant).or_default().insert(app);
+        }
+        Self(Mutex::new(map))
+    }
+
+    pub fn contains(&self, tenant: &str, app: &str) -> bool {
+        self.0
+            .lock()
+            .map(|m| m.get(tenant).is_some_and(|apps| apps.contains(app)))
+            .unwrap_or(true)
+    }
+
+    pub fn insert(&self, tenant: &str, app: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.entry(tenant.to_owned())
+                .or_default()
+                .insert(app.to_owned());
+        }
+    }
+
+    pub fn remove(&self, tenant: &str, app: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            if let Some(apps) = m.get_mut(tenant) {
+                apps.remove(app);
+            }
         }
     }
 }
@@ -120,6 +162,7 @@ pub struct Ingest {
     warned_tenants: HashSet<String>,
     /// Woken after a commit that added jobs: the router takes them from there.
     jobs_committed: Arc<tokio::sync::Notify>,
+    failing: Arc<FailingApps>,
 }
 
 impl Ingest {
@@ -128,6 +171,7 @@ impl Ingest {
         rules: Rules,
         metrics: Arc<Metrics>,
         jobs_committed: Arc<tokio::sync::Notify>,
+        failing: Arc<FailingApps>,
     ) -> Self {
         Self {
             store,
@@ -135,7 +179,15 @@ impl Ingest {
             metrics,
             warned_tenants: HashSet::new(),
             jobs_committed,
+            failing,
         }
+    }
+
+    /// Whether a successful reload may end a failing streak (`batch`: failures of this batch).
+    fn may_recover(&self, event: &ReloadEvent, batch: &[(&str, &str)]) -> bool {
+        self.rules.recovery
+            && (batch.contains(&(event.tenant_id.as_str(), event.app_id.as_str()))
+                || self.failing.contains(&event.tenant_id, &event.app_id))
     }
 
     /// Judges and commits a batch. `Ok` means every message of the batch may be acked.
@@ -144,13 +196,27 @@ impl Ingest {
             .iter()
             .map(|m| judge(m.payload(), &self.rules))
             .collect();
-        let records: Vec<Record> = batch
-            .iter()
-            .zip(&verdicts)
-            .filter_map(|(message, verdict)| match verdict {
-                Verdict::Alert { event, failure } => Some(Record::Job {
+        // One record at most per message; `recorded[i]` says whether message i has one.
+        let mut records: Vec<Record> = Vec::new();
+        let mut recorded = Vec::with_capacity(batch.len());
+        let mut failing_in_batch: Vec<(&str, &str)> = Vec::new();
+        for (message, verdict) in batch.iter().zip(&verdicts) {
+            let record = match verdict {
+                Verdict::Alert { event, failure } => {
+                    if self.rules.recovery {
+                        failing_in_batch.push((&event.tenant_id, &event.app_id));
+                    }
+                    Some(Record::Job {
+                        event,
+                        failure: *failure,
+                        topic: message.topic(),
+                    })
+                }
+                Verdict::Drop {
+                    reason: DropReason::Succeeded,
                     event,
-                    failure: *failure,
+                } if self.may_recover(event, &failing_in_batch) => Some(Record::Recovery {
+                    event,
                     topic: message.topic(),
                 }),
                 Verdict::Malformed(error) => Some(Record::DeadLetter {
@@ -160,8 +226,10 @@ impl Ingest {
                     detail: error.to_string(),
                 }),
                 Verdict::Drop { .. } => None,
-            })
-            .collect();
+            };
+            recorded.push(record.is_some());
+            records.extend(record);
+        }
         let written = if records.is_empty() {
             Vec::new()
         } else {
@@ -169,14 +237,14 @@ impl Ingest {
         };
         // Committed: now count and log, once per message.
         let mut written = written.into_iter();
-        for (message, verdict) in batch.iter().zip(&verdicts) {
+        for ((message, verdict), has_record) in batch.iter().zip(&verdicts).zip(recorded) {
+            let written = if has_record { written.next() } else { None };
             match verdict {
                 Verdict::Alert { event, failure } => {
                     inc(&self.metrics.decoded);
-                    self.report_alert(event, *failure, written.next());
+                    self.report_alert(event, *failure, written);
                 }
                 Verdict::Malformed(error) => {
-                    written.next();
                     self.metrics.dead_letters.inc(error.reason());
                     tracing::warn!(
                         topic = message.topic(),
@@ -189,7 +257,16 @@ impl Ingest {
                 Verdict::Drop { reason, event } => {
                     inc(&self.metrics.decoded);
                     self.metrics.dropped.inc(reason.label());
-                    self.report_drop(*reason, event);
+                    match written {
+                        Some(Written::Recovery(job_id)) => {
+                            self.failing.remove(&event.tenant_id, &event.app_id);
+                            inc(&self.metrics.recoveries);
+                            self.jobs_committed.notify_one();
+                            tracing::info!(job_id, tenant_id = %event.tenant_id, app_id = %event.app_id, reload_id = %event.reload_id, "failing app reloaded successfully; recovery recorded");
+                        }
+                        Some(_) => self.failing.remove(&event.tenant_id, &event.app_id),
+                        None => self.report_drop(*reason, event),
+                    }
                 }
             }
         }
@@ -200,6 +277,9 @@ impl Ingest {
         match written {
             Some(Written::Job(job_id)) => {
                 inc(&self.metrics.jobs_committed);
+                if self.rules.recovery {
+                    self.failing.insert(&event.tenant_id, &event.app_id);
+                }
                 self.jobs_committed.notify_one();
                 tracing::info!(
                     job_id,
@@ -220,7 +300,7 @@ impl Ingest {
                     "duplicate of an event already committed"
                 );
             }
-            Some(Written::DeadLetter) | None => {}
+            Some(_) | None => {}
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use super::gate;
 use super::silence::{in_force, matches, AlertFacts};
+use crate::config::ScriptLogLines;
 use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::metrics::Metrics;
 use crate::notify::Payload;
@@ -18,9 +19,13 @@ use crate::qlik::api::QlikClient;
 use crate::qlik::enrich::enrich;
 use crate::qlik::event::ReloadEvent;
 use crate::qlik::model::Enrichment;
-use crate::render::context::AlertInput;
+use crate::render::context::{self, AlertInput};
+use crate::render::notice;
 use crate::render::{Rendered, Renderer};
-use crate::store::{JobRow, NewDelivery, NewState, SharedStore};
+use crate::store::{JobKind, JobRow, NewDelivery, NewState, SharedStore};
+
+/// Digest items and recovery notices carry no script log.
+const NO_SCRIPT_LOG: ScriptLogLines = ScriptLogLines { head: 0, tail: 0 };
 
 /// Jobs routed at once; enrichment waits on the network, so they overlap.
 const CONCURRENT_JOBS: usize = 32;
@@ -39,6 +44,16 @@ pub struct Router {
 impl Router {
     /// The outbox rows for one job. Never fails: what cannot be sent is recorded with a reason.
     pub async fn deliveries(&self, job: &JobRow) -> Vec<NewDelivery> {
+        match job.kind {
+            JobKind::Failure => self.alert_deliveries(job).await,
+            JobKind::Recovery {
+                failing_since,
+                failures,
+            } => self.recovery_deliveries(job, failing_since, failures).await,
+        }
+    }
+
+    async fn alert_deliveries(&self, job: &JobRow) -> Vec<NewDelivery> {
         let event = &job.event;
         let enrichment = match self.clients.get(&event.tenant_id) {
             Some(client) => enrich(client, event, &self.metrics).await,
@@ -65,6 +80,13 @@ impl Router {
                 .collect();
         }
         let owner_email = enrichment.owner.as_ref().and_then(|o| o.email.as_deref());
+        // What a storm digest would list for this alert, when some destination groups.
+        let digest_item = self
+            .config
+            .destinations
+            .iter()
+            .any(|d| d.enabled && d.grouping.is_some())
+            .then(|| notice::digest_item(&context::build(&input, "", NO_SCRIPT_LOG)).to_string());
         let mut out = Vec::new();
         for (i, d) in self.config.destinations.iter().enumerate() {
             if !d.enabled {
@@ -87,7 +109,78 @@ impl Router {
                     self.renderer.render_fallback(i, &input)
                 }
             };
-            out.extend(self.rows_for(d, event, rendered, owner_email));
+            let mut rows = self.rows_for(d, event, rendered, owner_email);
+            if let (Some(grouping), Some(item)) = (d.grouping, &digest_item) {
+                for row in rows.iter_mut().filter(|r| r.state == NewState::Pending) {
+                    row.hold = Some((grouping.window.as_millis() as i64, item.clone()));
+                }
+            }
+            out.extend(rows);
+        }
+        out
+    }
+
+    /// Recovery notices: for each destination with `notify_recovery` that told someone about
+    /// this app failing, one message to each of them. No enrichment: the event says enough.
+    async fn recovery_deliveries(
+        &self,
+        job: &JobRow,
+        failing_since: i64,
+        failures: u64,
+    ) -> Vec<NewDelivery> {
+        let event = &job.event;
+        let enrichment = Enrichment::default();
+        let input = AlertInput::new(&self.config, event, &enrichment);
+        let facts = notice::Recovery {
+            failing_since: chrono::DateTime::from_timestamp_millis(failing_since)
+                .unwrap_or_default(),
+            recovered_at: event
+                .end_time
+                .or(event.event_time)
+                .unwrap_or_else(chrono::Utc::now),
+            failures,
+            timezone: self.config.timezone,
+        };
+        let mut out = Vec::new();
+        for (i, d) in self.config.destinations.iter().enumerate() {
+            if !d.enabled || !d.notify_recovery {
+                continue;
+            }
+            let (tenant, app, name) = (
+                event.tenant_id.clone(),
+                event.app_id.clone(),
+                d.name.clone(),
+            );
+            let told = self
+                .store
+                .call(move |s| s.alerted_recipients(&tenant, &app, &name, failing_since))
+                .await;
+            let recipients = match told {
+                Ok(recipients) => recipients,
+                Err(error) => {
+                    tracing::warn!(destination = %d.name, job_id = job.id, %error, "cannot tell who was alerted; no recovery notice");
+                    continue;
+                }
+            };
+            if recipients.is_empty() {
+                tracing::debug!(destination = %d.name, app_id = %event.app_id, "nobody here was alerted about this app; no recovery notice");
+                continue;
+            }
+            let mut ctx = context::build(&input, &d.name, NO_SCRIPT_LOG);
+            facts.extend(&mut ctx);
+            let rendered = self.renderer.render_recovery(i, &ctx);
+            for to in recipients {
+                let mut row = row(
+                    d,
+                    &to,
+                    Payload::to(&rendered, &to).encode(),
+                    NewState::Pending,
+                    None,
+                );
+                // Behind a digest still gathering, never ahead of it.
+                row.hold = d.grouping.map(|_| (0, String::new()));
+                out.push(row);
+            }
         }
         out
     }
@@ -177,21 +270,21 @@ impl Router {
                             text: text.clone(),
                         };
                         let rate = limit(Some(&to));
-                        row(d, &to, encode(&payload), NewState::Pending, rate)
+                        row(d, &to, payload.encode(), NewState::Pending, rate)
                     })
                     .collect()
             }
             (Rendered::Slack(body), _) => vec![row(
                 d,
                 "",
-                encode(&Payload::Slack { body }),
+                Payload::Slack { body }.encode(),
                 NewState::Pending,
                 limit(None),
             )],
             (Rendered::Teams(body), _) => vec![row(
                 d,
                 "",
-                encode(&Payload::Teams { body }),
+                Payload::Teams { body }.encode(),
                 NewState::Pending,
                 limit(None),
             )],
@@ -271,12 +364,9 @@ fn row(
         payload,
         state,
         rate_limit,
+        hold: None,
+        silence_key: None,
     }
-}
-
-fn encode(payload: &Payload) -> String {
-    // A Payload holds strings and JSON values only; serializing it cannot fail.
-    serde_json::to_string(payload).unwrap_or_default()
 }
 
 /// The routing loop: whenever woken (a job was committed) or every few seconds, routes the jobs

@@ -8,6 +8,7 @@
 pub mod context;
 pub mod escape;
 pub mod limits;
+pub mod notice;
 pub mod sample;
 mod stock;
 
@@ -16,7 +17,9 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::{json, Value};
 
-use crate::config::{Config, DestinationConfig, DestinationKind, MessageFormat, Problem};
+use crate::config::{
+    Config, DestinationConfig, DestinationKind, MessageFormat, Problem, SlackConfig, TeamsConfig,
+};
 use context::AlertInput;
 use escape::{json_string_body, map_strings, single_line, slack_entities};
 
@@ -74,8 +77,40 @@ pub struct Renderer {
     html: Handlebars<'static>,
     raw: Handlebars<'static>,
     destinations: Vec<DestinationConfig>,
-    /// Where each destination's templates came from, for error messages.
-    origins: Vec<String>,
+    /// Where each destination's templates came from, for error messages: by kind, then index.
+    origins: [Vec<String>; 3],
+}
+
+/// What a message is: one alert, a storm digest, or a recovery notice. Each destination has a
+/// template set for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Alert,
+    Digest,
+    Recovery,
+}
+
+impl Kind {
+    /// Prefix of this kind's template names in the registries.
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Alert => "",
+            Kind::Digest => "digest.",
+            Kind::Recovery => "recovery.",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The templates of one kind for one destination: configured (or stock) sources, and the
+/// config keys they come from.
+struct TemplateSet {
+    subject: Option<(String, &'static str)>,
+    body: (Source, &'static str),
+    text: Option<(Source, &'static str)>,
 }
 
 impl Renderer {
@@ -86,92 +121,88 @@ impl Renderer {
         let mut raw = Handlebars::new();
         raw.register_escape_fn(handlebars::no_escape);
         let mut problems = Vec::new();
-        let mut origins = Vec::new();
+        let mut origins: [Vec<String>; 3] = Default::default();
         for (i, d) in config.destinations.iter().enumerate() {
-            let key = |k: &str| format!("destinations[{i}].{k}");
-            let mut add = |registry: &mut Handlebars<'static>,
-                           name: String,
-                           source: Source,
-                           config_key: String| {
-                match source.load() {
-                    Ok((origin, text)) => {
-                        if let Err(e) = registry.register_template_string(&name, text) {
-                            let place = match e.pos() {
-                                Some((l, c)) => format!("{origin}:{l}:{c}"),
-                                None => origin.clone(),
-                            };
+            for kind in [Kind::Alert, Kind::Digest, Kind::Recovery] {
+                let names = |part: &str| format!("{i}.{}{part}", kind.prefix());
+                let key = |k: &str| format!("destinations[{i}].{k}");
+                let mut add = |registry: &mut Handlebars<'static>,
+                               name: String,
+                               source: Source,
+                               config_key: String|
+                 -> String {
+                    match source.load() {
+                        Ok((origin, text)) => {
+                            if let Err(e) = registry.register_template_string(&name, text) {
+                                let place = match e.pos() {
+                                    Some((l, c)) => format!("{origin}:{l}:{c}"),
+                                    None => origin.clone(),
+                                };
+                                problems.push(Problem {
+                                    path: config_key,
+                                    message: format!("{place}: {}", e.reason()),
+                                });
+                            }
+                            origin
+                        }
+                        Err(message) => {
                             problems.push(Problem {
                                 path: config_key,
-                                message: format!("{place}: {}", e.reason()),
+                                message,
                             });
+                            String::new()
                         }
-                        origin
                     }
-                    Err(message) => {
-                        problems.push(Problem {
-                            path: config_key,
-                            message,
-                        });
-                        String::new()
+                };
+                let set = template_set(d, kind);
+                let body_registry = match d.kind {
+                    DestinationKind::Email(_) => &mut html,
+                    _ => &mut raw,
+                };
+                let body_part = match d.kind {
+                    DestinationKind::Email(_) => "html",
+                    _ => "formatted",
+                };
+                let origin = add(body_registry, names(body_part), set.body.0, key(set.body.1));
+                if let Some((subject, k)) = set.subject {
+                    add(&mut raw, names("subject"), Source::Inline(subject), key(k));
+                }
+                if let Some((text, k)) = set.text {
+                    add(&mut raw, names("text"), text, key(k));
+                }
+                if kind == Kind::Alert {
+                    if let DestinationKind::Slack(SlackConfig { basic_text, .. })
+                    | DestinationKind::Teams(TeamsConfig { basic_text, .. }) = &d.kind
+                    {
+                        add(
+                            &mut raw,
+                            names("basic"),
+                            Source::Inline(basic_text.clone()),
+                            key("basic_text"),
+                        );
                     }
                 }
-            };
-            let origin = match &d.kind {
-                DestinationKind::Email(e) => {
-                    add(
-                        &mut raw,
-                        format!("{i}.subject"),
-                        Source::Inline(e.subject.clone()),
-                        key("subject"),
-                    );
-                    let html_origin = add(
-                        &mut html,
-                        format!("{i}.html"),
-                        Source::pick(&e.html_template, stock::EMAIL_HTML),
-                        key("html_template"),
-                    );
-                    add(
-                        &mut raw,
-                        format!("{i}.text"),
-                        Source::pick(&e.text_template, stock::EMAIL_TEXT),
-                        key("text_template"),
-                    );
-                    html_origin
-                }
-                DestinationKind::Slack(s) => {
-                    add(
-                        &mut raw,
-                        format!("{i}.basic"),
-                        Source::Inline(s.basic_text.clone()),
-                        key("basic_text"),
-                    );
-                    add(
-                        &mut raw,
-                        format!("{i}.formatted"),
-                        Source::pick(&s.template, stock::SLACK),
-                        key("template"),
-                    )
-                }
-                DestinationKind::Teams(t) => {
-                    add(
-                        &mut raw,
-                        format!("{i}.basic"),
-                        Source::Inline(t.basic_text.clone()),
-                        key("basic_text"),
-                    );
-                    add(
-                        &mut raw,
-                        format!("{i}.formatted"),
-                        Source::pick(&t.template, stock::TEAMS),
-                        key("template"),
-                    )
-                }
-            };
-            origins.push(origin);
+                origins[kind.index()].push(origin);
+            }
         }
-        // The fallbacks of `render_fallback`: stock templates, compiled whatever the config says.
-        let _ = html.register_template_string("fallback.html", stock::EMAIL_HTML.1);
-        let _ = raw.register_template_string("fallback.text", stock::EMAIL_TEXT.1);
+        // The fallbacks: stock templates, compiled whatever the config says.
+        for (name, (_, text), registry) in [
+            ("fallback.html", stock::EMAIL_HTML, &mut html),
+            ("fallback.text", stock::EMAIL_TEXT, &mut raw),
+        ] {
+            let _ = registry.register_template_string(name, text);
+        }
+        for (kind, stock) in [
+            (Kind::Digest, stock::DIGEST),
+            (Kind::Recovery, stock::RECOVERY),
+        ] {
+            let p = kind.prefix();
+            let _ = html.register_template_string(&format!("stock.{p}html"), stock.email_html.1);
+            let _ = raw.register_template_string(&format!("stock.{p}text"), stock.email_text.1);
+            let _ = raw.register_template_string(&format!("stock.{p}subject"), stock.subject);
+            let _ = raw.register_template_string(&format!("stock.{p}slack"), stock.slack.1);
+            let _ = raw.register_template_string(&format!("stock.{p}teams"), stock.teams.1);
+        }
         if problems.is_empty() {
             Ok(Renderer {
                 html,
@@ -202,28 +233,90 @@ impl Renderer {
     pub fn render(&self, i: usize, input: &AlertInput) -> Result<Rendered, RenderError> {
         let d = &self.destinations[i];
         let ctx = context::build(input, &d.name, d.script_log);
+        self.render_kind(i, Kind::Alert, &ctx)
+            .map(|(rendered, _)| rendered)
+    }
+
+    /// Renders a template context of `kind` for destination `i` with its configured templates.
+    /// Also returns how many texts had to be cut to fit the service's limits.
+    pub fn render_kind(
+        &self,
+        i: usize,
+        kind: Kind,
+        ctx: &Value,
+    ) -> Result<(Rendered, usize), RenderError> {
+        let p = kind.prefix();
+        let names = Names {
+            subject: format!("{i}.{p}subject"),
+            html: format!("{i}.{p}html"),
+            text: format!("{i}.{p}text"),
+            json: format!("{i}.{p}formatted"),
+            basic: (kind == Kind::Alert).then(|| format!("{i}.basic")),
+            origin: &self.origins[kind.index()][i],
+        };
+        self.render_names(i, &names, ctx)
+    }
+
+    /// The same with the stock templates of `kind` (digest or recovery): what a destination
+    /// sends when its own template fails.
+    pub fn render_stock(
+        &self,
+        i: usize,
+        kind: Kind,
+        ctx: &Value,
+    ) -> Result<(Rendered, usize), RenderError> {
+        let p = kind.prefix();
+        let json = match self.destinations[i].kind {
+            DestinationKind::Teams(_) => format!("stock.{p}teams"),
+            _ => format!("stock.{p}slack"),
+        };
+        let names = Names {
+            subject: format!("stock.{p}subject"),
+            html: format!("stock.{p}html"),
+            text: format!("stock.{p}text"),
+            json,
+            basic: None,
+            origin: "stock template",
+        };
+        self.render_names(i, &names, ctx)
+    }
+
+    fn render_names(
+        &self,
+        i: usize,
+        names: &Names,
+        ctx: &Value,
+    ) -> Result<(Rendered, usize), RenderError> {
+        let d = &self.destinations[i];
+        let limit_error = |source| RenderError::Limits {
+            template: names.origin.to_owned(),
+            source,
+        };
         match &d.kind {
-            DestinationKind::Email(_) => Ok(Rendered::Email {
-                subject: single_line(self.run(&self.raw, &format!("{i}.subject"), &ctx)?.trim()),
-                html: self.run(&self.html, &format!("{i}.html"), &ctx)?,
-                text: self.run(&self.raw, &format!("{i}.text"), &ctx)?,
-            }),
+            DestinationKind::Email(_) => Ok((
+                Rendered::Email {
+                    subject: single_line(self.run(&self.raw, &names.subject, ctx)?.trim()),
+                    html: self.run(&self.html, &names.html, ctx)?,
+                    text: self.run(&self.raw, &names.text, ctx)?,
+                },
+                0,
+            )),
             DestinationKind::Slack(s) => {
-                let mut payload = match s.format {
-                    MessageFormat::Formatted => self.render_json(
-                        i,
-                        &ctx,
+                let mut payload = match (&names.basic, s.format) {
+                    (Some(basic), MessageFormat::Basic) => {
+                        let text = self.run(
+                            &self.raw,
+                            basic,
+                            &with_strings(ctx, &slack_entities, &|t| t.to_owned()),
+                        )?;
+                        basic_slack(&text, ctx)
+                    }
+                    _ => self.render_json(
+                        names,
+                        ctx,
                         &|t| json_string_body(&slack_entities(t)),
                         &|t| json_string_body(t),
                     )?,
-                    MessageFormat::Basic => {
-                        let text = self.run(
-                            &self.raw,
-                            &format!("{i}.basic"),
-                            &with_strings(&ctx, &slack_entities, &|t| t.to_owned()),
-                        )?;
-                        basic_slack(&text, &ctx)
-                    }
                 };
                 if let Some(root) = payload.as_object_mut() {
                     for (key, value) in [
@@ -236,23 +329,21 @@ impl Renderer {
                         }
                     }
                 }
-                limits::fit_slack(&mut payload).map_err(|source| self.limit_error(i, source))?;
-                Ok(Rendered::Slack(payload))
+                let cuts = limits::fit_slack(&mut payload).map_err(limit_error)?;
+                Ok((Rendered::Slack(payload), cuts))
             }
             DestinationKind::Teams(t) => {
-                let mut payload = match t.format {
-                    MessageFormat::Formatted => {
-                        self.render_json(i, &ctx, &|t| json_string_body(t), &|t| {
-                            json_string_body(t)
-                        })?
+                let mut payload = match (&names.basic, t.format) {
+                    (Some(basic), MessageFormat::Basic) => {
+                        let text = self.run(&self.raw, basic, ctx)?;
+                        basic_teams(&text, ctx)
                     }
-                    MessageFormat::Basic => {
-                        let text = self.run(&self.raw, &format!("{i}.basic"), &ctx)?;
-                        basic_teams(&text, &ctx)
-                    }
+                    _ => self.render_json(names, ctx, &|t| json_string_body(t), &|t| {
+                        json_string_body(t)
+                    })?,
                 };
-                limits::fit_teams(&mut payload).map_err(|source| self.limit_error(i, source))?;
-                Ok(Rendered::Teams(payload))
+                let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
+                Ok((Rendered::Teams(payload), cuts))
             }
         }
     }
@@ -281,26 +372,31 @@ impl Renderer {
                     .render("fallback.text", &ctx)
                     .unwrap_or_else(|_| line.clone()),
             },
+            _ => self.one_line(i, &line, &ctx),
+        }
+    }
+
+    /// A message of one line (and the context's buttons), no template involved: the last resort.
+    pub fn one_line(&self, i: usize, line: &str, ctx: &Value) -> Rendered {
+        match &self.destinations[i].kind {
+            DestinationKind::Email(_) => Rendered::Email {
+                subject: single_line(line),
+                html: format!("<p>{}</p>", handlebars::html_escape(line)),
+                text: line.to_owned(),
+            },
             DestinationKind::Slack(_) => {
                 let mut payload = basic_slack(
-                    &slack_entities(&line),
-                    &with_strings(&ctx, &|t| t.to_owned(), &|t| t.to_owned()),
+                    &slack_entities(line),
+                    &with_strings(ctx, &|t| t.to_owned(), &|t| t.to_owned()),
                 );
                 let _ = limits::fit_slack(&mut payload);
                 Rendered::Slack(payload)
             }
             DestinationKind::Teams(_) => {
-                let mut payload = basic_teams(&line, &ctx);
+                let mut payload = basic_teams(line, ctx);
                 let _ = limits::fit_teams(&mut payload);
                 Rendered::Teams(payload)
             }
-        }
-    }
-
-    fn limit_error(&self, i: usize, source: limits::LimitError) -> RenderError {
-        RenderError::Limits {
-            template: self.origins[i].clone(),
-            source,
         }
     }
 
@@ -322,19 +418,113 @@ impl Renderer {
     /// then rendered, then parsed.
     fn render_json(
         &self,
-        i: usize,
+        names: &Names,
         ctx: &Value,
         text: &dyn Fn(&str) -> String,
         url: &dyn Fn(&str) -> String,
     ) -> Result<Value, RenderError> {
         let escaped = with_strings(ctx, text, url);
-        let rendered = self.run(&self.raw, &format!("{i}.formatted"), &escaped)?;
+        let rendered = self.run(&self.raw, &names.json, &escaped)?;
         serde_json::from_str(&rendered).map_err(|e| RenderError::InvalidJson {
-            template: self.origins[i].clone(),
+            template: names.origin.to_owned(),
             message: e.to_string(),
             line: e.line(),
             column: e.column(),
         })
+    }
+}
+
+/// The registry names of one template set.
+struct Names<'a> {
+    subject: String,
+    html: String,
+    text: String,
+    json: String,
+    /// The basic-format line (alerts only).
+    basic: Option<String>,
+    origin: &'a str,
+}
+
+/// Destination `d`'s template sources for `kind`, stock where the config names none.
+fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
+    let stock = match kind {
+        Kind::Alert => None,
+        Kind::Digest => Some(stock::DIGEST),
+        Kind::Recovery => Some(stock::RECOVERY),
+    };
+    match (&d.kind, stock) {
+        (DestinationKind::Email(e), None) => TemplateSet {
+            subject: Some((e.subject.clone(), "subject")),
+            body: (
+                Source::pick(&e.html_template, stock::EMAIL_HTML),
+                "html_template",
+            ),
+            text: Some((
+                Source::pick(&e.text_template, stock::EMAIL_TEXT),
+                "text_template",
+            )),
+        },
+        (DestinationKind::Email(e), Some(stock)) => {
+            let (notice, keys) = match kind {
+                Kind::Digest => (
+                    &e.digest,
+                    [
+                        "digest_subject",
+                        "digest_html_template",
+                        "digest_text_template",
+                    ],
+                ),
+                _ => (
+                    &e.recovery,
+                    [
+                        "recovery_subject",
+                        "recovery_html_template",
+                        "recovery_text_template",
+                    ],
+                ),
+            };
+            TemplateSet {
+                subject: Some((notice.subject.clone(), keys[0])),
+                body: (Source::pick(&notice.template, stock.email_html), keys[1]),
+                text: Some((
+                    Source::pick(&notice.text_template, stock.email_text),
+                    keys[2],
+                )),
+            }
+        }
+        (DestinationKind::Slack(s), stock) => chat_set(
+            &s.template,
+            &s.digest_template,
+            &s.recovery_template,
+            stock.map_or(stock::SLACK, |s| s.slack),
+            kind,
+        ),
+        (DestinationKind::Teams(t), stock) => chat_set(
+            &t.template,
+            &t.digest_template,
+            &t.recovery_template,
+            stock.map_or(stock::TEAMS, |s| s.teams),
+            kind,
+        ),
+    }
+}
+
+fn chat_set(
+    alert: &Option<std::path::PathBuf>,
+    digest: &Option<std::path::PathBuf>,
+    recovery: &Option<std::path::PathBuf>,
+    stock: (&'static str, &'static str),
+    kind: Kind,
+) -> TemplateSet {
+    let (path, key) = match kind {
+        Kind::Alert => (alert, "template"),
+        Kind::Digest => (digest, "digest_template"),
+        Kind::Recovery => (recovery, "recovery_template"),
+    };
+    TemplateSet {
+        subject: None,
+        body: (Source::pick(path, stock), key),
+        text: None,
     }
 }
 

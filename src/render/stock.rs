@@ -17,3 +17,53 @@ pub const TEAMS: (&str, &str) = (
     "templates/teams/reload-failed.json.hbs",
     include_str!("../../templates/teams/reload-failed.json.hbs"),
 );
+
+/// The stock templates of a notice kind (digest or recovery) for every destination type.
+#[derive(Clone, Copy)]
+pub struct NoticeStock {
+    pub subject: &'static str,
+    pub email_html: (&'static str, &'static str),
+    pub email_text: (&'static str, &'static str),
+    pub slack: (&'static str, &'static str),
+    pub teams: (&'static str, &'static str),
+}
+
+pub const DIGEST: NoticeStock = NoticeStock {
+    subject: crate::config::DIGEST_SUBJECT,
+    email_html: (
+        "templates/email/digest.html.hbs",
+        include_str!("../../templates/email/digest.html.hbs"),
+    ),
+    email_text: (
+        "templates/email/digest.txt.hbs",
+        include_str!("../../templates/email/digest.txt.hbs"),
+    ),
+    slack: (
+        "templates/slack/digest.json.hbs",
+        include_str!("../../templates/slack/digest.json.hbs"),
+    ),
+    teams: (
+        "templates/teams/digest.json.hbs",
+        include_str!("../../templates/teams/digest.json.hbs"),
+    ),
+};
+
+pub const RECOVERY: NoticeStock = NoticeStock {
+    subject: crate::config::RECOVERY_SUBJECT,
+    email_html: (
+        "templates/email/recovered.html.hbs",
+        include_str!("../../templates/email/recovered.html.hbs"),
+    ),
+    email_text: (
+        "templates/email/recovered.txt.hbs",
+        include_str!("../../templates/email/recovered.txt.hbs"),
+    ),
+    slack: (
+        "templates/slack/recovered.json.hbs",
+        include_str!("../../templates/slack/recovered.json.hbs"),
+    ),
+    teams: (
+        "templates/teams/recovered.json.hbs",
+        include_str!("../../templates/teams/recovered.json.hbs"),
+    ),
+};

@@ -4,10 +4,12 @@
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
 //! transaction, so a storm pays one fsync per batch, not per message.
 
+mod notices;
 mod outbox;
 mod schema;
 
-pub use outbox::{DueDelivery, JobRow, NewDelivery, NewState, Outcome, StoredSilence};
+pub use notices::{HeldGroup, HeldRow, Release};
+pub use outbox::{DueDelivery, JobKind, JobRow, NewDelivery, NewState, Outcome, StoredSilence};
 
 /// One store connection shared by async tasks; each call runs on the blocking pool.
 #[derive(Clone)]
@@ -79,6 +81,11 @@ pub enum Record<'a> {
         failure: Failure,
         topic: &'a str,
     },
+    /// A successful reload: ends its app's failing streak, if it had one, with a recovery job.
+    Recovery {
+        event: &'a ReloadEvent,
+        topic: &'a str,
+    },
     /// A payload that could not be used, kept for inspection.
     DeadLetter {
         topic: &'a str,
@@ -92,14 +99,22 @@ pub enum Record<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
     Job(i64),
-    Duplicate { job_id: i64 },
+    Duplicate {
+        job_id: i64,
+    },
     DeadLetter,
+    /// A recovery job for an app that was failing.
+    Recovery(i64),
+    /// A successful reload of an app that was not failing: nothing written.
+    NotFailing,
 }
 
 pub struct Store {
     conn: Connection,
     path: PathBuf,
     dedupe_ttl: Duration,
+    /// Keep `failing_apps` up to date (some destination sends recovery notices).
+    track_failing: bool,
 }
 
 impl Store {
@@ -142,7 +157,13 @@ impl Store {
             conn,
             path: path.to_owned(),
             dedupe_ttl,
+            track_failing: false,
         })
+    }
+
+    /// Failure jobs also record their app as failing, for recovery notices.
+    pub fn track_failing_apps(&mut self, on: bool) {
+        self.track_failing = on;
     }
 
     /// Writes a batch in one transaction: all of it is on disk when this returns `Ok`, none of it
@@ -150,6 +171,7 @@ impl Store {
     pub fn write(&mut self, records: &[Record]) -> Result<Vec<Written>, StoreError> {
         let now = now_ms();
         let expires = now.saturating_add(self.dedupe_ttl.as_millis() as i64);
+        let track_failing = self.track_failing;
         let Store { conn, path, .. } = self;
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -166,7 +188,15 @@ impl Store {
                     topic,
                 } => {
                     let json = serde_json::to_string(event)?;
-                    write_job(&tx, event, *failure, topic, &json, now, expires)
+                    let written = write_job(&tx, event, *failure, topic, &json, now, expires);
+                    if let (Ok(Written::Job(_)), true) = (&written, track_failing) {
+                        notices::note_failure(&tx, event, now).map_err(sqlite)?;
+                    }
+                    written
+                }
+                Record::Recovery { event, topic } => {
+                    let json = serde_json::to_string(event)?;
+                    notices::write_recovery(&tx, event, topic, &json, now)
                 }
                 Record::DeadLetter {
                     topic,

@@ -11,6 +11,16 @@ use crate::qlik::event::ReloadEvent;
 pub struct JobRow {
     pub id: i64,
     pub event: ReloadEvent,
+    pub kind: JobKind,
+}
+
+/// What a job is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A failed reload to alert.
+    Failure,
+    /// A successful reload of an app that was failing: recovery notices may be due.
+    Recovery { failing_since: i64, failures: u64 },
 }
 
 /// One outbox row to create when a job is routed.
@@ -23,6 +33,11 @@ pub struct NewDelivery {
     pub state: NewState,
     /// Rate-limit window this delivery opens when it is sent, and its length.
     pub rate_limit: Option<(String, i64)>,
+    /// Storm grouping: a pending delivery is held for this window (ms) and, if it ends up in a
+    /// digest, is listed there as this item (JSON).
+    pub hold: Option<(i64, String)>,
+    /// A silenced delivery whose silence resends what it silenced: the silence's key.
+    pub silence_key: Option<String>,
 }
 
 /// How a new outbox row starts.
@@ -63,22 +78,33 @@ impl Store {
     /// Jobs waiting to be routed, oldest first. A job whose stored event no longer decodes is
     /// marked `broken` (it cannot be alerted) and skipped.
     pub fn unrouted_jobs(&mut self, limit: usize) -> Result<Vec<JobRow>, StoreError> {
-        let rows: Vec<(i64, String)> = {
+        type Row = (i64, String, String, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = {
             let mut stmt = self
                 .conn
                 .prepare_cached(
-                    "SELECT id, event FROM jobs WHERE state = 'new' ORDER BY id LIMIT ?1",
+                    "SELECT id, event, kind, failing_since, failures FROM jobs
+                     WHERE state = 'new' ORDER BY id LIMIT ?1",
                 )
                 .map_err(|e| self.sqlite(e))?;
             let rows = stmt
-                .query_map(params![limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params![limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .map_err(|e| self.sqlite(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?
         };
         let mut jobs = Vec::with_capacity(rows.len());
-        for (id, json) in rows {
+        for (id, json, kind, failing_since, failures) in rows {
+            let kind = match kind.as_str() {
+                "recovery" => JobKind::Recovery {
+                    failing_since: failing_since.unwrap_or_default(),
+                    failures: failures.unwrap_or_default().max(0) as u64,
+                },
+                _ => JobKind::Failure,
+            };
             match serde_json::from_str(&json) {
-                Ok(event) => jobs.push(JobRow { id, event }),
+                Ok(event) => jobs.push(JobRow { id, event, kind }),
                 Err(error) => {
                     tracing::error!(job_id = id, %error, "stored job does not decode; marked broken");
                     self.conn
@@ -113,8 +139,9 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO outbox
-                     (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7)",
+                     (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at,
+                      detail, digest_item, silence_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10)",
                 )
                 .map_err(sqlite)?;
             let mut window = tx
@@ -146,7 +173,15 @@ impl Store {
                         }
                     }
                 }
+                let mut due_at = now;
                 let (state, detail) = match &d.state {
+                    NewState::Pending if d.hold.is_some() => {
+                        let window_ms = d.hold.as_ref().map_or(0, |(w, _)| *w);
+                        due_at = open_group(&tx, &d.destination, &d.recipient, now)
+                            .map_err(sqlite)?
+                            .unwrap_or(now + window_ms);
+                        ("held", None)
+                    }
                     NewState::Pending => ("pending", None),
                     NewState::Suppressed(reason) => ("suppressed", Some(reason)),
                     NewState::Silenced(reason) => ("silenced", Some(reason)),
@@ -160,7 +195,13 @@ impl Store {
                         d.payload,
                         state,
                         now,
-                        detail
+                        due_at,
+                        detail,
+                        d.hold
+                            .as_ref()
+                            .map(|(_, item)| item)
+                            .filter(|item| !item.is_empty()),
+                        d.silence_key
                     ])
                     .map_err(sqlite)?;
             }
@@ -219,11 +260,13 @@ impl Store {
         Ok(due)
     }
 
-    /// The earliest time a pending delivery of `destination` is due, if any is pending.
+    /// The earliest time a pending delivery of `destination` is due or a held group of it
+    /// closes, if there is any.
     pub fn next_due_at(&self, destination: &str) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM outbox WHERE destination = ?1 AND state = 'pending'",
+                "SELECT min(next_attempt_at) FROM outbox
+                 WHERE destination = ?1 AND state IN ('pending', 'held')",
                 params![destination],
                 |r| r.get(0),
             )
@@ -276,7 +319,7 @@ impl Store {
     pub fn purge_history(&mut self, retention_ms: i64) -> Result<usize, StoreError> {
         let cutoff = now_ms() - retention_ms;
         let sql = [
-            "DELETE FROM outbox WHERE state != 'pending' AND updated_at < ?1",
+            "DELETE FROM outbox WHERE state NOT IN ('pending', 'held') AND updated_at < ?1",
             "DELETE FROM jobs WHERE state != 'new' AND created_at < ?1
                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id)",
             "DELETE FROM dead_letters WHERE received_at < ?1",
@@ -387,4 +430,18 @@ impl Store {
             .map(|n| n > 0)
             .map_err(|e| self.sqlite(e))
     }
+}
+
+/// When the open storm-grouping window of (destination, recipient) closes, if one is open.
+fn open_group(
+    tx: &rusqlite::Transaction,
+    destination: &str,
+    recipient: &str,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(
+        "SELECT min(next_attempt_at) FROM outbox
+         WHERE destination = ?1 AND recipient = ?2 AND state = 'held' AND next_attempt_at > ?3",
+    )?
+    .query_row(params![destination, recipient, now], |r| r.get(0))
 }

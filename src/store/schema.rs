@@ -81,6 +81,26 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     );
     ",
+    // 5: storm digests, recovery notices, resending after a silence.
+    "
+    ALTER TABLE outbox ADD COLUMN digest_item TEXT;  -- held alerts: what a digest lists (JSON)
+    ALTER TABLE outbox ADD COLUMN silence_key TEXT;  -- silenced rows to resend when it ends
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'failure';  -- failure | recovery
+    ALTER TABLE jobs ADD COLUMN failing_since INTEGER;  -- recovery: first failure (unix ms)
+    ALTER TABLE jobs ADD COLUMN failures INTEGER;       -- recovery: failed reloads in between
+    CREATE INDEX jobs_app ON jobs (tenant_id, app_id, created_at);
+    CREATE INDEX outbox_silence ON outbox (silence_key) WHERE silence_key IS NOT NULL;
+    ALTER TABLE silences ADD COLUMN resend INTEGER NOT NULL DEFAULT 0;  -- resend_after_silence
+
+    -- Apps whose last known reload failed (kept while a destination has notify_recovery).
+    CREATE TABLE failing_apps (
+        tenant_id       TEXT NOT NULL,
+        app_id          TEXT NOT NULL,
+        since           INTEGER NOT NULL,           -- unix ms: first failure of the streak
+        failures        INTEGER NOT NULL,           -- failed reloads in the streak
+        PRIMARY KEY (tenant_id, app_id)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -17,7 +17,7 @@ async fn dry_run_writes_eml_and_json_files_with_safe_names() {
         job_id: 7,
     };
 
-    let email = DestinationKind::Email(email_config(25, SmtpSecurity::None, None, None));
+    let email = DestinationKind::Email(Box::new(email_config(25, SmtpSecurity::None, None, None)));
     let file = Notifier::for_destination(&destination(email), Some(&dir)).expect("file");
     assert!(matches!(file, Notifier::File(_)));
     let receipt = file
