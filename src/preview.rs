@@ -8,7 +8,7 @@ use crate::config::{Config, Problem};
 use crate::qlik::event::{decode, ReloadEvent};
 use crate::qlik::model::Enrichment;
 use crate::render::context::AlertInput;
-use crate::render::{sample, Rendered, Renderer};
+use crate::render::{context, notice, sample, Kind, RenderError, Rendered, Renderer};
 
 /// Compiles every template and renders each destination with the sample failure and with its
 /// hostile twin; every failure is a problem naming the destination.
@@ -34,8 +34,63 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                 break;
             }
         }
+        if let Some((what, error)) = notice_error(config, &renderer, i, [&normal, &hostile]) {
+            problems.push(Problem {
+                path: format!("destinations[{i}]"),
+                message: format!("`{}` cannot render {what}: {error}", d.name),
+            });
+        }
     }
     problems
+}
+
+/// Renders destination `i`'s digest (of 60 sample alerts, normal and hostile) and its recovery
+/// notices with its own templates; the first error, if any.
+fn notice_error(
+    config: &Config,
+    renderer: &Renderer,
+    i: usize,
+    samples: [&(ReloadEvent, Enrichment); 2],
+) -> Option<(&'static str, RenderError)> {
+    let d = &renderer.destinations()[i];
+    let contexts: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|(event, enrichment)| {
+            let input = AlertInput::for_sample(config, event, enrichment);
+            context::build(&input, &d.name, d.script_log)
+        })
+        .collect();
+    let items: Vec<serde_json::Value> = contexts
+        .iter()
+        .cycle()
+        .take(60)
+        .map(notice::digest_item)
+        .collect();
+    let now = chrono::Utc::now();
+    let digest = notice::Digest {
+        items: &items,
+        threshold: 5,
+        window: std::time::Duration::from_secs(30),
+        first_at: now,
+        last_at: now,
+        timezone: config.timezone,
+    };
+    if let Err(error) = renderer.render_kind(i, Kind::Digest, &digest.context(60, &d.name)) {
+        return Some(("a sample digest", error));
+    }
+    let recovery = notice::Recovery {
+        failing_since: now - chrono::Duration::hours(2),
+        recovered_at: now,
+        failures: 3,
+        timezone: config.timezone,
+    };
+    for mut ctx in contexts {
+        recovery.extend(&mut ctx);
+        if let Err(error) = renderer.render_kind(i, Kind::Recovery, &ctx) {
+            return Some(("a sample recovery notice", error));
+        }
+    }
+    None
 }
 
 /// Enrichment for `render` from the tenant's API, or none (with a note saying why).

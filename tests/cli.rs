@@ -172,3 +172,27 @@ fn check_reports_a_broken_template_with_file_and_line() {
     assert!(err.contains("destinations[0].template"), "{err}");
     assert!(err.contains(&format!("{}:", template.display())), "{err}");
 }
+
+#[test]
+fn check_renders_digest_and_recovery_templates_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Compiles, but is not JSON once rendered.
+    let template = dir.path().join("digest.json.hbs");
+    std::fs::write(&template, "{\"text\": {{count}} apps}\n").expect("write");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll: {{enabled: false}}\nenrich: {{enabled: false}}\n\
+             tenants: [{{id: t1, url: 'https://t1.eu.qlikcloud.com'}}]\n\
+             destinations:\n  - {{name: chat, type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/x', group_window: 30s, digest_template: '{}'}}\n",
+            template.display()
+        ),
+    )
+    .expect("write");
+    let out = reload_butler(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("cannot render a sample digest"), "{err}");
+    assert!(err.contains("did not produce valid JSON"), "{err}");
+}

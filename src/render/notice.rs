@@ -63,7 +63,7 @@ pub struct Digest<'a> {
 
 impl Digest<'_> {
     /// The template context listing the first `shown` items.
-    fn context(&self, shown: usize, destination: &str) -> Value {
+    pub fn context(&self, shown: usize, destination: &str) -> Value {
         let shown = shown.min(self.items.len());
         json!({
             "destinationName": destination,
