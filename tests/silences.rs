@@ -163,3 +163,64 @@ fn the_silence_cli_round_trips() {
         "and an end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_silenced_by_a_resending_silence_go_out_when_it_ends() {
+    let broker = Broker::start();
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/slack"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&hooks)
+        .await;
+    let (resent, quiet) = (
+        "44444444-4444-4444-8444-444444444444",
+        "55555555-5555-4555-8555-555555555555",
+    );
+    let end = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let daemon = Daemon::start_with(|admin, state| {
+        Daemon::config_for(&format!("mqtt://127.0.0.1:{}", broker.port), admin, state, "")
+            + &format!(
+                "destinations:\n  - {{name: chat, type: slack, rate_limit: 0, webhook_url: '{}/slack'}}\n\
+                 silences:\n\
+                 \x20 - {{comment: upgrade, app: {resent}, end: '{end}', resend_after_silence: true}}\n\
+                 \x20 - {{comment: upgrade too, app: {quiet}, end: '{end}'}}\n",
+                hooks.uri()
+            )
+    });
+    daemon.wait_subscribed();
+    let port = broker.port;
+    let payloads = vec![failure_of(resent, 11), failure_of(quiet, 12)];
+    std::thread::spawn(move || publish(port, &topic(), &payloads))
+        .join()
+        .expect("publisher");
+    daemon.wait_metric_eq(
+        "reload_butler_alerts_total{destination=\"chat\",outcome=\"silenced\"}",
+        2.0,
+    );
+    assert!(
+        hooks
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing sent during the silence"
+    );
+    // The silence ends; the one marked resend_after_silence goes out, the other stays quiet.
+    daemon.wait_metric_eq(
+        "reload_butler_alerts_total{destination=\"chat\",outcome=\"delivered\"}",
+        1.0,
+    );
+    let expected = vec![
+        vec![resent.to_owned(), "delivered".to_owned()],
+        vec![quiet.to_owned(), "silenced".to_owned()],
+    ];
+    wait_until("the resent alert recorded", Duration::from_secs(10), || {
+        daemon.query(
+            "SELECT j.app_id, o.state FROM outbox o JOIN jobs j ON j.id = o.job_id ORDER BY j.app_id",
+        ) == expected
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(hooks.received_requests().await.unwrap_or_default().len(), 1);
+}

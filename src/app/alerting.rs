@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::RunError;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::pipeline::silence::SilenceKey;
 use crate::store::Store;
 
 /// The alerting half of the daemon: the router and one outbox worker per destination.
@@ -99,6 +100,12 @@ pub(super) async fn start(
         config.delivery.retention,
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(resend_after_silences(
+        store.clone(),
+        config.clone(),
+        jobs_committed.clone(),
+        shutdown.clone(),
+    )));
     if config.poll.enabled {
         let poller = crate::poll::Poller {
             config: config.clone(),
@@ -131,6 +138,53 @@ pub(super) async fn start(
         jobs_committed,
         tasks,
     })
+}
+
+/// How often ended silences are looked for, to resend what they silenced.
+const RESEND_CHECK: Duration = Duration::from_secs(5);
+
+/// When a silence with `resend_after_silence` (or `silence add --resend`) has ended, the alerts
+/// it silenced are routed again: silences, rate limits and digests apply as for new ones.
+async fn resend_after_silences(
+    store: crate::store::SharedStore,
+    config: Arc<Config>,
+    jobs_committed: Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let config = config.clone();
+        let resent = store
+            .call(move |s| {
+                let (keys, stored) = (s.resend_keys()?, s.silences(true)?);
+                let now = chrono::Utc::now();
+                let mut resent = Vec::new();
+                for text in keys {
+                    let ended = SilenceKey::parse(&text).is_none_or(|key| {
+                        !key.in_force(&config.silences, &stored, now, config.timezone)
+                    });
+                    if ended {
+                        resent.push((s.resend_silenced(&text)?, text));
+                    }
+                }
+                Ok(resent)
+            })
+            .await;
+        match resent {
+            Ok(resent) => {
+                for (jobs, silence) in resent.iter().filter(|(jobs, _)| *jobs > 0) {
+                    tracing::info!(%silence, jobs, "silence ended; resending the alerts it silenced");
+                }
+                if !resent.is_empty() {
+                    jobs_committed.notify_one();
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot look for ended silences"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RESEND_CHECK) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
 }
 
 /// Deletes history past `delivery.retention`, at start and then hourly.

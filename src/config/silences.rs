@@ -24,6 +24,8 @@ pub struct SilenceConfig {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     pub weekly: Option<WeeklyWindow>,
+    /// When the silence ends, the alerts it silenced are routed again.
+    pub resend_after_silence: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +105,7 @@ fn read_silence(node: &Node) -> Option<SilenceConfig> {
         start: s.opt::<Instant>("start").map(|i| i.0),
         end: s.opt::<Instant>("end").map(|i| i.0),
         weekly,
+        resend_after_silence: s.or("resend_after_silence", false),
     };
     if silence.matcher == Matcher::default() {
         s.problem("", "needs at least one of tenant, space, app, app_tag, error_code (a silence of everything is `enabled: false` on the destinations)");

@@ -10,7 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::gate;
-use super::silence::{in_force, matches, AlertFacts};
+use super::silence::{in_force, matches, AlertFacts, SilenceKey};
 use crate::config::ScriptLogLines;
 use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::metrics::Metrics;
@@ -62,20 +62,22 @@ impl Router {
         self.archive(event, &enrichment);
         let input = AlertInput::new(&self.config, event, &enrichment);
         let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
-        if let Some(reason) = self.silenced(event, &enrichment, tags).await {
+        if let Some((reason, resend_key)) = self.silenced(event, &enrichment, tags).await {
             return self
                 .config
                 .destinations
                 .iter()
                 .filter(|d| d.enabled)
                 .map(|d| {
-                    row(
+                    let mut row = row(
                         d,
                         "",
                         String::new(),
                         NewState::Silenced(reason.clone()),
                         None,
-                    )
+                    );
+                    row.silence_key = resend_key.clone();
+                    row
                 })
                 .collect();
         }
@@ -185,13 +187,14 @@ impl Router {
         out
     }
 
-    /// The silence covering this alert now, if any (config first, then `silence add` ones).
+    /// The silence covering this alert now, if any (config first, then `silence add` ones): why,
+    /// and its key when it resends what it silenced.
     async fn silenced(
         &self,
         event: &ReloadEvent,
         enrichment: &Enrichment,
         tags: Option<&[String]>,
-    ) -> Option<String> {
+    ) -> Option<(String, Option<String>)> {
         let space = event
             .space_id
             .as_deref()
@@ -207,9 +210,12 @@ impl Router {
                 .and_then(|r| r.error_code.as_deref())),
         };
         let now = chrono::Utc::now();
-        for s in &self.config.silences {
+        for (i, s) in self.config.silences.iter().enumerate() {
             if in_force(s, now, self.config.timezone) && matches(&s.matcher, &facts) {
-                return Some(format!("silenced by config: {}", s.comment));
+                let key = s
+                    .resend_after_silence
+                    .then(|| SilenceKey::Config(i).to_string());
+                return Some((format!("silenced by config: {}", s.comment), key));
             }
         }
         let stored = match self.store.call(|s| s.silences(false)).await {
@@ -224,7 +230,10 @@ impl Router {
         stored
             .into_iter()
             .find(|s| s.starts_at <= now_ms && matches(&s.matcher, &facts))
-            .map(|s| format!("silenced by silence {}: {}", s.id, s.comment))
+            .map(|s| {
+                let key = s.resend.then(|| SilenceKey::Stored(s.id).to_string());
+                (format!("silenced by silence {}: {}", s.id, s.comment), key)
+            })
     }
 
     fn rows_for(

@@ -58,6 +58,55 @@ fn in_window<Z: TimeZone>(w: &WeeklyWindow, local: &DateTime<Z>) -> bool {
     }
 }
 
+/// Names a silence that resends what it silenced, in the outbox rows it silenced:
+/// `config:<index in silences:>` or `stored:<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceKey {
+    Config(usize),
+    Stored(i64),
+}
+
+impl std::fmt::Display for SilenceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SilenceKey::Config(i) => write!(f, "config:{i}"),
+            SilenceKey::Stored(id) => write!(f, "stored:{id}"),
+        }
+    }
+}
+
+impl SilenceKey {
+    pub fn parse(text: &str) -> Option<SilenceKey> {
+        match text.split_once(':')? {
+            ("config", i) => i.parse().ok().map(SilenceKey::Config),
+            ("stored", id) => id.parse().ok().map(SilenceKey::Stored),
+            _ => None,
+        }
+    }
+
+    /// Whether the silence is still in force at `now`. One that no longer exists (removed, or
+    /// the config changed) has ended.
+    pub fn in_force(
+        self,
+        config: &[SilenceConfig],
+        stored: &[crate::store::StoredSilence],
+        now: DateTime<Utc>,
+        tz: Option<Tz>,
+    ) -> bool {
+        match self {
+            SilenceKey::Config(i) => config
+                .get(i)
+                .is_some_and(|s| s.resend_after_silence && in_force(s, now, tz)),
+            SilenceKey::Stored(id) => {
+                let now_ms = now.timestamp_millis();
+                stored
+                    .iter()
+                    .any(|s| s.id == id && s.starts_at <= now_ms && now_ms < s.ends_at)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +125,7 @@ mod tests {
             start: None,
             end: None,
             weekly,
+            resend_after_silence: false,
         }
     }
 

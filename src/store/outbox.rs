@@ -368,6 +368,8 @@ pub struct StoredSilence {
     pub starts_at: i64,
     pub ends_at: i64,
     pub comment: String,
+    /// When it ends, the alerts it silenced are routed again.
+    pub resend: bool,
 }
 
 impl Store {
@@ -392,7 +394,7 @@ impl Store {
     pub fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, matcher, starts_at, ends_at, comment FROM silences WHERE ends_at > ?1 ORDER BY id")
+            .prepare_cached("SELECT id, matcher, starts_at, ends_at, comment, resend FROM silences WHERE ends_at > ?1 ORDER BY id")
             .map_err(|e| self.sqlite(e))?;
         let since = if include_expired { i64::MIN } else { now_ms() };
         let rows = stmt
@@ -403,12 +405,14 @@ impl Store {
                     r.get(2)?,
                     r.get(3)?,
                     r.get(4)?,
+                    r.get::<_, bool>(5)?,
                 ))
             })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, json, starts_at, ends_at, comment) = row.map_err(|e| self.sqlite(e))?;
+            let (id, json, starts_at, ends_at, comment, resend) =
+                row.map_err(|e| self.sqlite(e))?;
             // A row this build cannot read covers nothing rather than stopping every alert.
             if let Ok(matcher) = serde_json::from_str(&json) {
                 out.push(StoredSilence {
@@ -417,6 +421,7 @@ impl Store {
                     starts_at,
                     ends_at,
                     comment,
+                    resend,
                 });
             }
         }
@@ -444,4 +449,47 @@ fn open_group(
          WHERE destination = ?1 AND recipient = ?2 AND state = 'held' AND next_attempt_at > ?3",
     )?
     .query_row(params![destination, recipient, now], |r| r.get(0))
+}
+
+impl Store {
+    /// The silences (by key) that silenced alerts to resend when they end.
+    pub fn resend_keys(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT silence_key FROM outbox
+                 WHERE silence_key IS NOT NULL AND state = 'silenced'",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sqlite(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))
+    }
+
+    /// A silence with `resend` ended: the jobs it silenced go back to be routed (their silenced
+    /// rows are deleted, so routing records them anew). Returns how many jobs.
+    pub fn resend_silenced(&mut self, key: &str) -> Result<usize, StoreError> {
+        let Store { conn, path, .. } = self;
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = conn.transaction().map_err(sqlite)?;
+        let jobs = tx
+            .execute(
+                "UPDATE jobs SET state = 'new' WHERE id IN
+                 (SELECT job_id FROM outbox WHERE silence_key = ?1 AND state = 'silenced')",
+                params![key],
+            )
+            .map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
+             (SELECT id FROM jobs WHERE state = 'new')",
+            [],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(jobs)
+    }
 }
