@@ -20,6 +20,7 @@ pub mod poll;
 pub mod preview;
 pub mod qlik;
 pub mod render;
+pub mod silence;
 pub mod silence_cli;
 pub mod store;
 pub mod telemetry;

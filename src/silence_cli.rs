@@ -3,12 +3,11 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::cli::{load, EXIT_CONFIG, EXIT_RUNTIME};
-use crate::config::Matcher;
+use crate::silence::{self, AddError, NewSilence};
 use crate::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
@@ -26,13 +25,16 @@ pub enum SilenceCommand {
         #[arg(long, value_name = "CODE")]
         error_code: Option<String>,
         /// How long, e.g. `2h` or `1d`.
-        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        duration: Option<Duration>,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
         /// Until when (RFC 3339), instead of --for.
         #[arg(long, value_name = "TIME", conflicts_with = "duration")]
-        until: Option<DateTime<chrono::FixedOffset>>,
+        until: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
+        /// When the silence ends, send the alerts it silenced after all.
+        #[arg(long)]
+        resend: bool,
     },
     /// List the silences that are not over (all with --all).
     List {
@@ -65,53 +67,45 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> ExitCode {
             duration,
             until,
             comment,
+            resend,
         } => {
-            let matcher = Matcher {
+            let request = NewSilence {
+                app,
                 tenant,
                 space,
-                app,
-                app_tag: tag,
+                tag,
                 error_code,
+                duration,
+                until,
+                comment,
+                resend,
             };
-            if matcher == Matcher::default() {
-                eprintln!(
-                    "error: give at least one of --app, --tenant, --space, --tag, --error-code"
-                );
-                return ExitCode::from(EXIT_CONFIG);
+            match silence::add(&mut store, request, Utc::now()) {
+                Ok(added) => {
+                    println!(
+                        "silence {} added, until {}",
+                        added.id,
+                        rfc3339(added.ends_at)
+                    );
+                    Ok(())
+                }
+                Err(AddError::Invalid(why)) => {
+                    eprintln!("error: {why}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                Err(AddError::Store(error)) => Err(error),
             }
-            let now = Utc::now();
-            let end = match (duration, until) {
-                (Some(d), None) => chrono::Duration::from_std(d)
-                    .ok()
-                    .and_then(|d| now.checked_add_signed(d)),
-                (None, Some(t)) => Some(t.with_timezone(&Utc)),
-                _ => None,
-            };
-            let Some(end) = end.filter(|e| *e > now) else {
-                eprintln!("error: give --for DURATION or a future --until TIME");
-                return ExitCode::from(EXIT_CONFIG);
-            };
-            store
-                .add_silence(
-                    &matcher,
-                    now.timestamp_millis(),
-                    end.timestamp_millis(),
-                    &comment,
-                )
-                .map(|id| println!("silence {id} added, until {}", end.to_rfc3339()))
         }
         SilenceCommand::List { all } => store.silences(all).map(|silences| {
             if silences.is_empty() {
                 println!("no silences");
             }
             for s in silences {
-                let until = DateTime::from_timestamp_millis(s.ends_at)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
                 println!(
-                    "{}\tuntil {until}\t{}\t{}",
+                    "{}\tuntil {}\t{}\t{}",
                     s.id,
-                    describe(&s.matcher),
+                    rfc3339(s.ends_at),
+                    silence::describe(&s.matcher),
                     s.comment
                 );
             }
@@ -137,16 +131,8 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> ExitCode {
     }
 }
 
-fn describe(m: &Matcher) -> String {
-    [
-        ("tenant", &m.tenant),
-        ("space", &m.space),
-        ("app", &m.app),
-        ("tag", &m.app_tag),
-        ("error_code", &m.error_code),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join(" ")
+fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }

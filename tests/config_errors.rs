@@ -84,6 +84,7 @@ fn secrets_never_appear_in_errors_or_debug_output() {
 tenants:
   - {id: t1, url: https://t1.eu.qlikcloud.com, auth: {api_key: '${KEY}'}}
 mqtt: {url: 'mqtt://b:1883', username: u, password: '${PW}'}
+admin: {token: '${ADMIN_TOKEN}'}
 destinations:
   - {name: s, type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/${SLACK_TOKEN}'}
 ";
@@ -94,11 +95,17 @@ destinations:
             ("KEY", "apikey-123"),
             ("PW", "mqttpw-456"),
             ("SLACK_TOKEN", "slacktoken-789"),
+            ("ADMIN_TOKEN", "admintoken-000"),
         ]),
     )
     .expect("valid");
     let debug = format!("{config:?}");
-    for secret in ["apikey-123", "mqttpw-456", "slacktoken-789"] {
+    for secret in [
+        "apikey-123",
+        "mqttpw-456",
+        "slacktoken-789",
+        "admintoken-000",
+    ] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug output");
     }
     assert!(debug.contains("<redacted>"));
@@ -106,6 +113,13 @@ destinations:
         Some(TenantAuth::ApiKey(key)) => assert_eq!(key.expose(), "apikey-123"),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        config.admin.token.as_ref().map(|t| t.expose()),
+        Some("admintoken-000")
+    );
+    let err = Config::load(&fixtures().join("admin-token-spaces.yaml"), &Env::new())
+        .expect_err("invalid");
+    assert!(!err.to_string().contains("horse"), "{err}");
 }
 
 #[test]
@@ -128,6 +142,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert!(!config.include_session_apps);
     assert_eq!(config.state.path, Path::new("data/reload-butler.db"));
     assert_eq!(config.admin.listen, Some(([127, 0, 0, 1], 9090).into()));
+    assert!(config.admin.token.is_none());
     assert_eq!(config.poll.interval, Duration::from_secs(300));
     assert_eq!(config.delivery.give_up_after, Duration::from_secs(86_400));
     assert_eq!(config.gateway.max_body, 1 << 20);

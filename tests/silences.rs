@@ -224,3 +224,62 @@ async fn alerts_silenced_by_a_resending_silence_go_out_when_it_ends() {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(hooks.received_requests().await.unwrap_or_default().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_added_with_resend_sends_when_it_ends() {
+    let broker = Broker::start();
+    let hooks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/slack"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&hooks)
+        .await;
+    let app = "66666666-6666-4666-8666-666666666666";
+    let daemon = Daemon::start_with(|admin, state| {
+        Daemon::config_for(&format!("mqtt://127.0.0.1:{}", broker.port), admin, state, "")
+            + &format!(
+                "destinations:\n  - {{name: chat, type: slack, rate_limit: 0, webhook_url: '{}/slack'}}\n",
+                hooks.uri()
+            )
+    });
+    daemon.wait_subscribed();
+    let config = daemon.dir.path().join("config.yaml");
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        cli(
+            &config,
+            &[
+                "add",
+                "--app",
+                app,
+                "--for",
+                "3s",
+                "--resend",
+                "--comment",
+                "redeploy",
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    let port = broker.port;
+    std::thread::spawn(move || publish(port, &topic(), &[failure_of(app, 21)]))
+        .join()
+        .expect("publisher");
+    daemon.wait_metric_eq(
+        "reload_butler_alerts_total{destination=\"chat\",outcome=\"silenced\"}",
+        1.0,
+    );
+    assert!(hooks
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    daemon.wait_metric_eq(
+        "reload_butler_alerts_total{destination=\"chat\",outcome=\"delivered\"}",
+        1.0,
+    );
+    assert!(daemon
+        .log()
+        .contains("silence ended; resending the alerts it silenced"));
+}

@@ -92,16 +92,23 @@ pub async fn run_until(
     tracing::info!(path = %config.state.path.display(), expired_keys_purged = purged, "state store open");
 
     let admin = match config.admin.listen {
-        Some(address) => Some(
-            crate::admin::serve(
-                address,
-                metrics.clone(),
-                config.mqtt.is_some(),
-                shutdown_rx.clone(),
+        Some(address) => {
+            // Its own connection, so a slow admin request never holds up the pipeline.
+            let (path, ttl) = (config.state.path.clone(), config.state.dedupe_ttl);
+            let store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
+            let admin = crate::admin::Admin {
+                listen: address,
+                token: config.admin.token.clone(),
+                metrics: metrics.clone(),
+                mqtt_expected: config.mqtt.is_some(),
+                store: crate::store::SharedStore::new(store),
+            };
+            Some(
+                crate::admin::serve(admin, shutdown_rx.clone())
+                    .await
+                    .map_err(|source| RunError::Admin { address, source })?,
             )
-            .await
-            .map_err(|source| RunError::Admin { address, source })?,
-        ),
+        }
         None => None,
     };
 

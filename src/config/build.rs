@@ -26,11 +26,7 @@ pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Con
         ),
         include_session_apps: root.or("include_session_apps", false),
         state: read_state(&root.section("state")),
-        admin: AdminConfig {
-            listen: root
-                .section("admin")
-                .default_or_null("listen", ([127, 0, 0, 1], 9090).into()),
-        },
+        admin: read_admin(&root.section("admin")),
         tenants: read_tenants(&root, credentials_needed),
         links: read_links(&root),
         script_log_archive: read_archive(&root.section("script_log_archive")),
@@ -68,6 +64,28 @@ pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Con
         );
     }
     Some(config)
+}
+
+fn read_admin(s: &Section) -> AdminConfig {
+    let token: Option<Secret> = s.opt("token");
+    if let Some(token) = &token {
+        // The value never goes into the message.
+        if token.is_empty() {
+            s.problem(
+                "token",
+                "must not be empty (remove the key to leave it unset)",
+            );
+        } else if !token.expose().bytes().all(|b| b.is_ascii_graphic()) {
+            s.problem(
+                "token",
+                "must be printable ASCII without spaces, to fit an `Authorization: Bearer` header",
+            );
+        }
+    }
+    AdminConfig {
+        listen: s.default_or_null("listen", ([127, 0, 0, 1], 9090).into()),
+        token,
+    }
 }
 
 fn read_mqtt(s: &Section) -> Option<MqttConfig> {

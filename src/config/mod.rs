@@ -102,6 +102,9 @@ pub struct StateConfig {
 pub struct AdminConfig {
     /// `None` turns the admin endpoint off.
     pub listen: Option<SocketAddr>,
+    /// Bearer token the silence endpoints require; unset, they are open on a loopback
+    /// `listen` and refused on any other.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]

@@ -379,12 +379,14 @@ impl Store {
         starts_at: i64,
         ends_at: i64,
         comment: &str,
+        resend: bool,
     ) -> Result<i64, StoreError> {
         let json = serde_json::to_string(matcher)?;
         self.conn
             .execute(
-                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![json, starts_at, ends_at, comment, now_ms()],
+                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at, resend)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![json, starts_at, ends_at, comment, now_ms(), resend],
             )
             .map_err(|e| self.sqlite(e))?;
         Ok(self.conn.last_insert_rowid())

@@ -283,6 +283,8 @@ pub struct Daemon {
     pub admin_port: u16,
     child: Option<Child>,
     run_count: usize,
+    /// Environment variables the daemon gets besides the test's own.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -304,6 +306,14 @@ impl Daemon {
     }
 
     pub fn start_with(config: impl FnOnce(u16, &Path) -> String) -> Daemon {
+        Self::start_with_env(&[], config)
+    }
+
+    /// Like [`Daemon::start_with`], with extra environment variables (for `${VAR}` in the config).
+    pub fn start_with_env(
+        env: &[(&str, &str)],
+        config: impl FnOnce(u16, &Path) -> String,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin_port = free_port();
         let text = config(admin_port, &dir.path().join("state.db"));
@@ -313,6 +323,10 @@ impl Daemon {
             admin_port,
             child: None,
             run_count: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         daemon.resume();
         daemon
@@ -327,6 +341,7 @@ impl Daemon {
             .arg("-v")
             .arg("run")
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

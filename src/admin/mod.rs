@@ -1,5 +1,9 @@
 //! The admin endpoint: `/healthz` (the process answers), `/readyz` (state store open and MQTT
-//! connected) and `/metrics` (Prometheus text).
+//! connected), `/metrics` (Prometheus text), always open; and the ad-hoc silences
+//! (`silences.rs`), behind the access policy of `access.rs`.
+
+mod access;
+mod silences;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,7 +17,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::Secret;
 use crate::metrics::Metrics;
+use crate::store::SharedStore;
 
 #[derive(Clone)]
 struct AdminState {
@@ -22,28 +28,45 @@ struct AdminState {
     mqtt_expected: bool,
 }
 
+/// What the admin endpoint serves from.
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// `admin.token`: required by the silence endpoints when set.
+    pub token: Option<Secret>,
+    pub metrics: Arc<Metrics>,
+    /// Whether the daemon uses MQTT at all; without it, readiness is the store alone.
+    pub mqtt_expected: bool,
+    /// A state store connection of the endpoint's own, for the silences.
+    pub store: SharedStore,
+}
+
 /// Binds `listen` now (so a taken port fails start-up), then serves until `shutdown` is set.
 pub async fn serve(
-    listen: SocketAddr,
-    metrics: Arc<Metrics>,
-    mqtt_expected: bool,
+    admin: Admin,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "admin endpoint listening");
+    let listener = TcpListener::bind(admin.listen).await?;
+    let access = access::Access::new(admin.listen, admin.token.as_ref());
+    tracing::info!(
+        address = %listener.local_addr()?,
+        silences = access.describe(),
+        "admin endpoint listening"
+    );
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(AdminState {
-            metrics,
-            mqtt_expected,
-        });
+            metrics: admin.metrics,
+            mqtt_expected: admin.mqtt_expected,
+        })
+        .merge(silences::router(admin.store, Arc::new(access)));
     Ok(tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|stopping| *stopping).await;
         };
-        if let Err(error) = axum::serve(listener, app)
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(error) = axum::serve(listener, service)
             .with_graceful_shutdown(stop)
             .await
         {
