@@ -86,6 +86,7 @@ pub async fn run_until(
     let failing = Arc::new(crate::pipeline::FailingApps::new(if recovery {
         store.failing_apps()?
     } else {
+        store.clear_failing_apps()?;
         Vec::new()
     }));
     metrics.store_open.store(true, Ordering::Relaxed);

@@ -136,6 +136,13 @@ impl Store {
         tx.commit().map_err(sqlite)
     }
 
+    /// Forgets every failing streak (no destination sends recovery notices any more).
+    pub fn clear_failing_apps(&mut self) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM failing_apps", [])
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// Apps whose last known reload failed, as (tenant, app).
     pub fn failing_apps(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self
