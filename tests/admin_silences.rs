@@ -242,12 +242,17 @@ async fn bad_requests_get_400_and_the_daemon_keeps_running() {
     )
     .await;
     assert_eq!(status, 415, "{answer}");
-    let (status, _, answer) = send(raw(format!(
+    let (status, headers, answer) = send(raw(format!(
         r#"{{"app": "a1", "for": "2h", "comment": "{}"}}"#,
         "x".repeat(64 * 1024)
     )))
     .await;
     assert_eq!(status, 413, "{answer}");
+    assert_eq!(
+        headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "the unread body ends the connection, and the answer says so"
+    );
     let (status, _, answer) = send(client.delete(url(&daemon, "/silences/abc"))).await;
     assert_eq!(status, 400, "{answer}");
     let (status, _, answer) = send(client.get(url(&daemon, "/silences?all=maybe"))).await;

@@ -135,7 +135,16 @@ async fn add(
     }
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+        Err(rejection) => {
+            // The body was not read to its end, so this connection cannot carry another request:
+            // say so, or a client reusing it gets a reset.
+            let mut response = error(rejection.status(), rejection.body_text());
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return response;
+        }
     };
     let request: NewSilence = match serde_json::from_slice(&body) {
         Ok(request) => request,
