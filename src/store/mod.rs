@@ -125,6 +125,24 @@ impl Store {
             source,
         }
     }
+
+    /// Runs `f` in one transaction: committed (on disk) when `f` returns `Ok`, rolled back when
+    /// it fails.
+    pub(crate) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run(&mut self.conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 impl Store {

@@ -78,37 +78,25 @@ impl Store {
     /// Applies the releases in one transaction. Rows no longer held are left alone.
     pub fn release_held(&mut self, releases: &[Release]) -> Result<(), StoreError> {
         let now = now_ms();
-        let Store { conn, path, .. } = self;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = conn.transaction().map_err(sqlite)?;
-        {
-            let mut send = tx
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2
-                     WHERE id = ?1 AND state = 'held'",
-                )
-                .map_err(sqlite)?;
-            let mut carry = tx
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
-                        payload = ?3, detail = ?4
-                     WHERE id = ?1 AND state = 'held'",
-                )
-                .map_err(sqlite)?;
-            let mut list = tx
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'digested', updated_at = ?2, detail = ?3
-                     WHERE id = ?1 AND state = 'held'",
-                )
-                .map_err(sqlite)?;
+        self.in_transaction(|tx| {
+            let mut send = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2
+                 WHERE id = ?1 AND state = 'held'",
+            )?;
+            let mut carry = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
+                    payload = ?3, detail = ?4
+                 WHERE id = ?1 AND state = 'held'",
+            )?;
+            let mut list = tx.prepare_cached(
+                "UPDATE outbox SET state = 'digested', updated_at = ?2, detail = ?3
+                 WHERE id = ?1 AND state = 'held'",
+            )?;
             for release in releases {
                 match release {
                     Release::Each(ids) => {
                         for id in ids {
-                            send.execute(params![id, now]).map_err(sqlite)?;
+                            send.execute(params![id, now])?;
                         }
                     }
                     Release::Digest {
@@ -116,24 +104,17 @@ impl Store {
                         payload,
                         listed,
                     } => {
-                        let count = listed.len() + 1;
-                        carry
-                            .execute(params![
-                                carrier,
-                                now,
-                                payload,
-                                format!("digest of {count} alerts")
-                            ])
-                            .map_err(sqlite)?;
+                        let detail = format!("digest of {} alerts", listed.len() + 1);
+                        carry.execute(params![carrier, now, payload, detail])?;
                         let detail = format!("listed in the digest sent as outbox row {carrier}");
                         for id in listed {
-                            list.execute(params![id, now, detail]).map_err(sqlite)?;
+                            list.execute(params![id, now, detail])?;
                         }
                     }
                 }
             }
-        }
-        tx.commit().map_err(sqlite)
+            Ok(())
+        })
     }
 
     /// Forgets every failing streak (no destination sends recovery notices any more).

@@ -129,37 +129,28 @@ impl Store {
         mut deliveries: Vec<NewDelivery>,
     ) -> Result<Vec<NewDelivery>, StoreError> {
         let now = now_ms();
-        let Store { conn, path, .. } = self;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = conn.transaction().map_err(sqlite)?;
-        {
+        self.in_transaction(|tx| {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO outbox
                      (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at,
                       detail, digest_item, silence_key)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10)",
-                )
-                .map_err(sqlite)?;
+                )?;
             let mut window = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)",
-                )
-                .map_err(sqlite)?;
+                )?;
             let mut open = tx
                 .prepare_cached(
                     "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
-                )
-                .map_err(sqlite)?;
+                )?;
             for d in deliveries.iter_mut() {
                 if let (NewState::Pending, Some((key, window_ms))) = (&d.state, &d.rate_limit) {
                     let since: Option<i64> = open
                         .query_row(params![key, now - window_ms], |r| r.get(0))
                         .optional()
-                        .map_err(sqlite)?;
+                        ?;
                     match since {
                         Some(at) => {
                             d.state = NewState::Suppressed(format!(
@@ -169,7 +160,7 @@ impl Store {
                             ));
                         }
                         None => {
-                            window.execute(params![key, now]).map_err(sqlite)?;
+                            window.execute(params![key, now])?;
                         }
                     }
                 }
@@ -177,8 +168,8 @@ impl Store {
                 let (state, detail) = match &d.state {
                     NewState::Pending if d.hold.is_some() => {
                         let window_ms = d.hold.as_ref().map_or(0, |(w, _)| *w);
-                        due_at = open_group(&tx, &d.destination, &d.recipient, now)
-                            .map_err(sqlite)?
+                        due_at = open_group(tx, &d.destination, &d.recipient, now)
+                            ?
                             .unwrap_or(now + window_ms);
                         ("held", None)
                     }
@@ -203,15 +194,14 @@ impl Store {
                             .filter(|item| !item.is_empty()),
                         d.silence_key
                     ])
-                    .map_err(sqlite)?;
+                    ?;
             }
             tx.execute(
                 "UPDATE jobs SET state = 'routed' WHERE id = ?1",
                 params![job_id],
-            )
-            .map_err(sqlite)?;
-        }
-        tx.commit().map_err(sqlite)?;
+            )?;
+            Ok(())
+        })?;
         Ok(deliveries)
     }
 
@@ -277,30 +267,25 @@ impl Store {
     /// many there are): all of them are on disk when this returns `Ok`, none when `Err`.
     pub fn record_attempts(&mut self, outcomes: &[(i64, Outcome)]) -> Result<(), StoreError> {
         let now = now_ms();
-        let Store { conn, path, .. } = self;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = conn.transaction().map_err(sqlite)?;
-        for (id, outcome) in outcomes {
-            match outcome {
-                Outcome::Delivered { detail } => tx.execute(
-                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
-                    params![id, now, detail],
-                ),
-                Outcome::Retry { next_attempt_at, error } => tx.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
-                    params![id, now, next_attempt_at, error],
-                ),
-                Outcome::Dead { error } => tx.execute(
-                    "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, now, error],
-                ),
+        self.in_transaction(|tx| {
+            for (id, outcome) in outcomes {
+                match outcome {
+                    Outcome::Delivered { detail } => tx.execute(
+                        "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
+                        params![id, now, detail],
+                    ),
+                    Outcome::Retry { next_attempt_at, error } => tx.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+                        params![id, now, next_attempt_at, error],
+                    ),
+                    Outcome::Dead { error } => tx.execute(
+                        "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
+                        params![id, now, error],
+                    ),
+                }?;
             }
-            .map_err(sqlite)?;
-        }
-        tx.commit().map_err(sqlite)
+            Ok(())
+        })
     }
 
     /// Deliveries waiting to be sent, all destinations.
@@ -472,26 +457,18 @@ impl Store {
     /// A silence with `resend` ended: the jobs it silenced go back to be routed (their silenced
     /// rows are deleted, so routing records them anew). Returns how many jobs.
     pub fn resend_silenced(&mut self, key: &str) -> Result<usize, StoreError> {
-        let Store { conn, path, .. } = self;
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = conn.transaction().map_err(sqlite)?;
-        let jobs = tx
-            .execute(
+        self.in_transaction(|tx| {
+            let jobs = tx.execute(
                 "UPDATE jobs SET state = 'new' WHERE id IN
                  (SELECT job_id FROM outbox WHERE silence_key = ?1 AND state = 'silenced')",
                 params![key],
-            )
-            .map_err(sqlite)?;
-        tx.execute(
-            "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
-             (SELECT id FROM jobs WHERE state = 'new')",
-            [],
-        )
-        .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(jobs)
+            )?;
+            tx.execute(
+                "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
+                 (SELECT id FROM jobs WHERE state = 'new')",
+                [],
+            )?;
+            Ok(jobs)
+        })
     }
 }
