@@ -8,7 +8,7 @@ use crate::config::{Config, Problem};
 use crate::qlik::event::{decode, ReloadEvent};
 use crate::qlik::model::Enrichment;
 use crate::render::context::AlertInput;
-use crate::render::{context, notice, sample, Kind, RenderError, Rendered, Renderer};
+use crate::render::{context, notice, sample, uses, Kind, RenderError, Rendered, Renderer};
 
 /// Compiles every template and renders each destination with the sample failure and with its
 /// hostile twin; every failure is a problem naming the destination.
@@ -75,7 +75,10 @@ fn notice_error(
         last_at: now,
         timezone: config.timezone,
     };
-    if let Err(error) = renderer.render_kind(i, Kind::Digest, &digest.context(60, &d.name)) {
+    let digest_error = uses(d, Kind::Digest)
+        .then(|| renderer.render_kind(i, Kind::Digest, &digest.context(60, &d.name)))
+        .and_then(Result::err);
+    if let Some(error) = digest_error {
         return Some(("a sample digest", error));
     }
     let recovery = notice::Recovery {
@@ -84,7 +87,7 @@ fn notice_error(
         failures: 3,
         timezone: config.timezone,
     };
-    for mut ctx in contexts {
+    for mut ctx in contexts.into_iter().filter(|_| uses(d, Kind::Recovery)) {
         recovery.extend(&mut ctx);
         if let Err(error) = renderer.render_kind(i, Kind::Recovery, &ctx) {
             return Some(("a sample recovery notice", error));

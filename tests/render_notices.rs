@@ -20,9 +20,9 @@ enrich: {enabled: false}
 tenants:
   - {id: xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct, url: https://acme-analytics.eu.qlikcloud.com}
 destinations:
-  - {name: mail, type: email, from: a@acme.com, recipients: [b@acme.com], smtp: {host: smtp.acme.com}, group_window: 30s}
-  - {name: chat, type: slack, webhook_url: "https://hooks.slack.com/services/T0/B0/x", group_window: 30s}
-  - {name: channel, type: teams, webhook_url: "https://x.logic.azure.com/workflows/y", group_window: 30s}
+  - {name: mail, type: email, from: a@acme.com, recipients: [b@acme.com], smtp: {host: smtp.acme.com}, group_window: 30s, notify_recovery: true}
+  - {name: chat, type: slack, webhook_url: "https://hooks.slack.com/services/T0/B0/x", group_window: 30s, notify_recovery: true}
+  - {name: channel, type: teams, webhook_url: "https://x.logic.azure.com/workflows/y", group_window: 30s, notify_recovery: true}
 "#;
 
 /// `n` alerts made from the sample failure, each app named `name(i)`.

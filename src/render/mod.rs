@@ -124,6 +124,11 @@ impl Renderer {
         let mut origins: [Vec<String>; 3] = Default::default();
         for (i, d) in config.destinations.iter().enumerate() {
             for kind in [Kind::Alert, Kind::Digest, Kind::Recovery] {
+                // Templates a destination never uses are not compiled (nor checked).
+                if !uses(d, kind) {
+                    origins[kind.index()].push(String::new());
+                    continue;
+                }
                 let names = |part: &str| format!("{i}.{}{part}", kind.prefix());
                 let key = |k: &str| format!("destinations[{i}].{k}");
                 let mut add = |registry: &mut Handlebars<'static>,
@@ -443,6 +448,15 @@ struct Names<'a> {
     /// The basic-format line (alerts only).
     basic: Option<String>,
     origin: &'a str,
+}
+
+/// Whether destination `d` ever sends messages of `kind`.
+pub fn uses(d: &DestinationConfig, kind: Kind) -> bool {
+    match kind {
+        Kind::Alert => true,
+        Kind::Digest => d.grouping.is_some(),
+        Kind::Recovery => d.notify_recovery,
+    }
 }
 
 /// Destination `d`'s template sources for `kind`, stock where the config names none.
