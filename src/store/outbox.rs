@@ -288,11 +288,11 @@ impl Store {
         })
     }
 
-    /// Deliveries waiting to be sent, all destinations.
+    /// Deliveries waiting to be sent (held ones included), all destinations.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         self.conn
             .query_row(
-                "SELECT count(*) FROM outbox WHERE state = 'pending'",
+                "SELECT count(*) FROM outbox WHERE state IN ('pending', 'held')",
                 [],
                 |r| r.get(0),
             )
