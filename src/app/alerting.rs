@@ -41,7 +41,7 @@ pub(super) async fn start(
     let ttl = config.state.dedupe_ttl;
     let store = crate::store::SharedStore::new(
         tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??,
-    );
+    )?;
     // API clients serve enrichment and the reconciliation poll.
     let mut clients = HashMap::new();
     if config.enrich.enabled || config.poll.enabled {
