@@ -9,25 +9,24 @@
 //! callers see is the durability of `synchronous=FULL`. A closure that changed no row (SQLite's
 //! `total_changes` did not move) is answered at once.
 //!
-//! **Memory after work.** When the thread has been idle for [`TRIM_AFTER`] after running
-//! anything, it empties this connection's page cache and asks glibc to give freed heap memory
-//! back to the system (`malloc_trim`). Every
-//! alert goes through this thread, so "the store went quiet" is "the alerting half went quiet":
-//! the check costs one timed wait per busy period, nothing per call.
+//! **Memory after work.** [`RELEASE_AFTER`] after the last write, the thread empties this
+//! connection's page cache and asks glibc to give freed heap memory back to the system
+//! (`malloc_trim`), once. Every alert is written through this thread, so "no writes for a
+//! while" means "the alerting half went quiet"; the check is a timed wait, nothing per call.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Store, StoreError};
 
 /// Most closures run before the group's fsync, so a busy queue never holds a writer's answer
 /// for long.
 const GROUP_MAX: usize = 64;
-/// Quiet time after work before freed heap memory is given back.
-const TRIM_AFTER: Duration = Duration::from_secs(2);
+/// Time without writes after which memory is given back.
+const RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 /// Answers one caller, given whether the group's writes reached the disk.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -89,34 +88,36 @@ fn group_commit(store: &Store) -> Result<Option<PathBuf>, StoreError> {
 }
 
 fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
-    let mut worked = false;
+    // Set by a write, cleared by the release: the idle polls of the router and the workers
+    // (reads, every few seconds) neither postpone the release nor trigger it again.
+    let mut release_at: Option<Instant> = None;
     loop {
-        let first = if worked {
-            match queue.recv_timeout(TRIM_AFTER) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
-                    release_memory(&store);
-                    worked = false;
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            }
+        let received = match release_at {
+            Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        worked = true;
+        let first = match received {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                release_memory(&store);
+                release_at = None;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut waiting: Vec<Reply> = Vec::new();
+        let mut wrote = false;
         let mut panicked = false;
+        let mut ran = 0;
         let mut next = Some(first);
         while let Some(job) = next {
+            ran += 1;
             let before = store.conn.total_changes();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut store))) {
-                Ok(reply) if wal.is_some() && store.conn.total_changes() != before => {
-                    waiting.push(reply)
-                }
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut store)));
+            let changed = store.conn.total_changes() != before;
+            wrote |= changed;
+            match run {
+                Ok(reply) if wal.is_some() && changed => waiting.push(reply),
                 Ok(reply) => reply(Ok(())),
                 // The caller's answer was dropped with the closure: it sees `Poisoned`.
                 Err(_) => {
@@ -124,9 +125,10 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
                     break;
                 }
             }
-            next = (waiting.len() < GROUP_MAX)
-                .then(|| queue.try_recv().ok())
-                .flatten();
+            next = (ran < GROUP_MAX).then(|| queue.try_recv().ok()).flatten();
+        }
+        if wrote {
+            release_at = Some(Instant::now() + RELEASE_AFTER);
         }
         if let (Some(wal), false) = (&wal, waiting.is_empty()) {
             let synced = sync(wal).map_err(Arc::new);
