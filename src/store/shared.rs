@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::{Store, StoreError};
 
-/// Most closures run before the group's fsync, so a busy queue never holds a writer's answer
-/// for long.
+/// At most this many calls run before the group's fsync, so a busy queue never holds a
+/// writer's answer for long.
 const GROUP_MAX: usize = 64;
 /// Time without writes after which memory is given back.
 const RELEASE_AFTER: Duration = Duration::from_secs(2);
@@ -69,22 +69,25 @@ impl SharedStore {
 }
 
 /// Switches the connection to `synchronous=NORMAL` and returns the WAL file to fsync per group;
-/// `None` (stay with `synchronous=FULL`, no group fsync) when the database is not in WAL mode.
+/// `None` (stay with `synchronous=FULL`, no group fsync) when the database is not a WAL file.
 fn group_commit(store: &Store) -> Result<Option<PathBuf>, StoreError> {
     let mode: String = store
         .conn
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .map_err(|e| store.sqlite(e))?;
+    // The file name as SQLite resolved it (symbolic links followed): its WAL sits beside it.
+    let Some(database) = store.conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Ok(None);
     }
+    let wal = PathBuf::from(format!("{database}-wal"));
     store
         .conn
         .pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| store.sqlite(e))?;
-    let mut wal = store.path.clone().into_os_string();
-    wal.push("-wal");
-    Ok(Some(PathBuf::from(wal)))
+    Ok(Some(wal))
 }
 
 fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
@@ -200,6 +203,24 @@ mod tests {
                 Some(n)
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn writes_through_a_symbolic_link_to_the_database_succeed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        let target = real.join("state.db");
+        Store::open(&target, Duration::from_secs(60)).expect("create");
+        let link = dir.path().join("state.db");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let store = SharedStore::new(Store::open(&link, Duration::from_secs(60)).expect("open"))
+            .expect("start the store thread");
+        store
+            .call(|s| s.set_poll_watermark("tenant", 7))
+            .await
+            .expect("a write through the link is synced");
     }
 
     #[tokio::test]
