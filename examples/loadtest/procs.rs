@@ -365,44 +365,84 @@ impl Drop for Publisher {
 }
 
 /// A bare rumqttc subscriber (QoS 1, acks as rumqttc does by default) on its own thread and
-/// runtime: what a do-nothing consumer of the same flood achieves. Returns the count of messages
-/// received and, once it reached `expect`, when.
+/// runtime: what a do-nothing consumer of the same flood achieves. Counts the messages received
+/// and notes when the first came and when the count reached `expect`.
 pub struct BareSubscriber {
     pub received: Arc<AtomicU64>,
+    pub first_at: Arc<std::sync::Mutex<Option<Instant>>>,
     pub done_at: Arc<std::sync::Mutex<Option<Instant>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How a [`BareSubscriber`] connects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// A clean session that subscribes, as for a live flood.
+    Clean,
+    /// Creates the persistent session `name` (subscribes), for messages queued while away.
+    Create,
+    /// Resumes the persistent session `name`: the broker delivers what it queued.
+    Resume,
+}
+
 impl BareSubscriber {
     pub fn start(port: u16, expect: u64) -> Result<BareSubscriber, String> {
+        BareSubscriber::start_session(port, expect, "loadtest-bare", Session::Clean)
+    }
+
+    pub fn start_session(
+        port: u16,
+        expect: u64,
+        name: &str,
+        session: Session,
+    ) -> Result<BareSubscriber, String> {
         let received = Arc::new(AtomicU64::new(0));
+        let first_at = Arc::new(std::sync::Mutex::new(None));
         let done_at = Arc::new(std::sync::Mutex::new(None));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let (count, done) = (received.clone(), done_at.clone());
+        let (count, first, done) = (received.clone(), first_at.clone(), done_at.clone());
+        let mut options = options(name, port);
+        options.set_clean_session(session == Session::Clean);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let (client, mut eventloop) =
-                    AsyncClient::new(options("loadtest-bare", port), 1024);
-                let _ = client.subscribe(topic(), QoS::AtLeastOnce).await;
+                let (client, mut eventloop) = AsyncClient::new(options, 1024);
+                if session != Session::Resume {
+                    let _ = client.subscribe(topic(), QoS::AtLeastOnce).await;
+                }
                 loop {
                     tokio::select! {
                         event = eventloop.poll() => match event {
                             Ok(Event::Incoming(Packet::SubAck(_))) => { let _ = ready_tx.send(()); }
+                            Ok(Event::Incoming(Packet::ConnAck(_))) if session == Session::Resume => {
+                                let _ = ready_tx.send(());
+                            }
                             Ok(Event::Incoming(Packet::Publish(_))) => {
-                                if count.fetch_add(1, Ordering::Relaxed) + 1 == expect {
+                                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n == 1 {
+                                    if let Ok(mut f) = first.lock() { *f = Some(Instant::now()); }
+                                }
+                                if n == expect {
                                     if let Ok(mut d) = done.lock() { *d = Some(Instant::now()); }
                                 }
                             }
                             Ok(_) => {}
                             Err(error) => { eprintln!("bare subscriber: {error}"); return; }
                         },
-                        _ = &mut stopped => return,
+                        _ = &mut stopped => {
+                            // A clean disconnect keeps a persistent session on the broker.
+                            let _ = client.disconnect().await;
+                            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                                while eventloop.poll().await.is_ok() {}
+                            })
+                            .await;
+                            return;
+                        }
                     }
                 }
             });
@@ -412,10 +452,18 @@ impl BareSubscriber {
             .map_err(|_| "the bare subscriber did not subscribe within 10 s".to_owned())?;
         Ok(BareSubscriber {
             received,
+            first_at,
             done_at,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// When the first message came and when the `expect`-th did, once it did.
+    pub fn span(&self) -> Option<(Instant, Instant)> {
+        let first = self.first_at.lock().ok().and_then(|f| *f)?;
+        let done = self.done_at.lock().ok().and_then(|d| *d)?;
+        Some((first, done))
     }
 }
 

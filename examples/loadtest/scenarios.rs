@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::fakes::{self, Hooks, Smtp};
-use crate::procs::{progress, wait_for, BareSubscriber, Broker, Daemon, Publisher, TENANT};
+use crate::procs::{
+    progress, wait_for, BareSubscriber, Broker, Daemon, Publisher, Session, TENANT,
+};
 use crate::Row;
 
 pub struct Settings {
@@ -67,10 +69,20 @@ struct Rig {
 }
 
 fn config(rig: (u16, &str, &str, Option<u16>), admin: u16, state: &Path) -> String {
+    config_as(&format!("rb-load-{admin}"), rig, admin, state)
+}
+
+/// [`config`] with a given MQTT client id (a persistent session the daemon resumes).
+fn config_as(
+    client_id: &str,
+    rig: (u16, &str, &str, Option<u16>),
+    admin: u16,
+    state: &Path,
+) -> String {
     let (broker, qlik, hooks, smtp) = rig;
     let mut text = format!(
         "timezone: Europe/Stockholm\n\
-         mqtt: {{url: 'mqtt://127.0.0.1:{broker}', client_id: rb-load-{admin}, keep_alive: 30s}}\n\
+         mqtt: {{url: 'mqtt://127.0.0.1:{broker}', client_id: {client_id}, keep_alive: 30s}}\n\
          poll: {{enabled: false}}\n\
          enrich: {{enabled: true, timeout: 5s}}\n\
          state: {{path: '{}'}}\n\
@@ -445,7 +457,7 @@ pub async fn flood(settings: &Settings) -> Result<Vec<Row>, String> {
     rig.daemon.stop();
 
     let rate = |d: Duration| count as f64 / d.as_secs_f64();
-    Ok(vec![
+    let mut rows = vec![
         Row::new(
             "flood",
             format!("{count} ok events dropped by the daemon: events/s (publish to last drop)"),
@@ -478,5 +490,108 @@ pub async fn flood(settings: &Settings) -> Result<Vec<Row>, String> {
             "daemon CPU per event; peak RSS",
             format!("{:.1} µs; {}", cpu * 1000.0 / count as f64, mib(peak)),
         ),
+    ];
+    rows.extend(flood_queued(settings, count, timeout).await?);
+    Ok(rows)
+}
+
+/// The same flood queued by the broker for two persistent sessions, the daemon's and a bare
+/// subscriber's, while both are away; then each connects alone and takes its queue. No
+/// publisher runs while either is timed, so this is the subscriber's rate, not the publisher's:
+/// from its first message to its last (the daemon's from /metrics, polled every 2 ms).
+async fn flood_queued(
+    settings: &Settings,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Row>, String> {
+    progress(&format!(
+        "flood (queued): {count} events queued for the daemon's and a bare subscriber's session"
+    ));
+    let broker = Broker::start()?;
+    let client_id = format!("rb-load-queued-{}", std::process::id());
+    let dead = "http://127.0.0.1:9";
+    let spawn = || {
+        Daemon::spawn(&settings.binary, |admin, state| {
+            config_as(&client_id, (broker.port, dead, dead, None), admin, state)
+        })
+    };
+    // Both sessions subscribe once, then go away.
+    let mut daemon = spawn()?;
+    daemon.wait_subscribed().await?;
+    daemon.stop();
+    drop(BareSubscriber::start_session(
+        broker.port,
+        0,
+        "loadtest-bare-queued",
+        Session::Create,
+    )?);
+    let publisher = Publisher::connect(broker.port).await?;
+    publisher.publish_all(successes(count)?, timeout).await?;
+    drop(publisher);
+
+    let bare = BareSubscriber::start_session(
+        broker.port,
+        count as u64,
+        "loadtest-bare-queued",
+        Session::Resume,
+    )?;
+    let bare_span = {
+        let start = Instant::now();
+        loop {
+            if let Some((first, last)) = bare.span() {
+                break last.duration_since(first);
+            }
+            if start.elapsed() > timeout {
+                let got = bare.received.load(Ordering::Relaxed);
+                return Err(format!("the bare subscriber got {got} of {count} queued"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    drop(bare);
+
+    let daemon = spawn()?;
+    let received = "reload_butler_events_received_total";
+    let series = "reload_butler_events_dropped_total{reason=\"reload_succeeded\"}";
+    let start = Instant::now();
+    let mut first = None;
+    let mut last = None;
+    let mut cpu0 = 0.0;
+    while start.elapsed() < timeout && last.is_none() {
+        if first.is_none() {
+            if daemon.metric(received).await.unwrap_or(0.0) > 0.0 {
+                first = Some(Instant::now());
+                cpu0 = daemon.cpu_ms()?;
+            }
+        } else if daemon.metric(series).await.unwrap_or(0.0) >= count as f64 {
+            last = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err("the daemon did not drop every queued event in time".into());
+    };
+    let cpu = daemon.cpu_ms()? - cpu0;
+    daemon.stop();
+    let span = last.duration_since(first);
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    Ok(vec![
+        Row::new(
+            "flood (queued)",
+            format!("{count} ok events queued for the session, dropped by the daemon: events/s (first to last)"),
+            format!("{:.0}/s ({}); CPU {:.1} µs per event", rate(span), ms(span), cpu * 1000.0 / count as f64),
+        )
+        .vs("≥ 50,000/s", ""),
+        Row::new(
+            "flood (queued)",
+            "bare rumqttc subscriber, same queue on the same broker (baseline)",
+            format!("{:.0}/s ({})", rate(bare_span), ms(bare_span)),
+        ),
+        Row::new(
+            "flood (queued)",
+            "daemon time ÷ bare subscriber time",
+            format!("{:.2}×", span.as_secs_f64() / bare_span.as_secs_f64()),
+        )
+        .vs("≤ 2×", ""),
     ])
 }

@@ -43,7 +43,7 @@ pub(super) async fn start(
     let ttl = config.state.dedupe_ttl;
     let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
     store.track_failing_apps(config.recovery_enabled());
-    let store = crate::store::SharedStore::new(store);
+    let store = crate::store::SharedStore::new(store)?;
     // API clients serve enrichment and the reconciliation poll.
     let mut clients = HashMap::new();
     if config.enrich.enabled || config.poll.enabled {

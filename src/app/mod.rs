@@ -102,7 +102,7 @@ pub async fn run_until(
                 token: config.admin.token.clone(),
                 metrics: metrics.clone(),
                 mqtt_expected: config.mqtt.is_some(),
-                store: crate::store::SharedStore::new(store),
+                store: crate::store::SharedStore::new(store)?,
             };
             Some(
                 crate::admin::serve(admin, shutdown_rx.clone())

@@ -2,37 +2,18 @@
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
-//! transaction, so a storm pays one fsync per batch, not per message.
+//! transaction, so a storm pays one fsync per batch, not per message. The connection the
+//! alerting half shares ([`SharedStore`]) commits in groups with one fsync per group before it
+//! answers anyone (see `shared.rs`).
 
 mod notices;
 mod outbox;
 mod schema;
+mod shared;
 
 pub use notices::{HeldGroup, HeldRow, Release};
 pub use outbox::{DueDelivery, JobKind, JobRow, NewDelivery, NewState, Outcome, StoredSilence};
-
-/// One store connection shared by async tasks; each call runs on the blocking pool.
-#[derive(Clone)]
-pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
-
-impl SharedStore {
-    pub fn new(store: Store) -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
-    }
-
-    pub async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let inner = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut store = inner.lock().map_err(|_| StoreError::Poisoned)?;
-            f(&mut store)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-}
+pub use shared::SharedStore;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +49,14 @@ pub enum StoreError {
     Poisoned,
     #[error("a state store task failed: {0}")]
     Task(String),
+    #[error("cannot start the state store thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("state store {path}: cannot flush the write-ahead log to disk: {source}")]
+    WalSync {
+        path: PathBuf,
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
     #[error("cannot encode event for the state store: {0}")]
     Encode(#[from] serde_json::Error),
 }

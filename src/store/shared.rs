@@ -1,0 +1,237 @@
+//! [`SharedStore`]: the connection that the router, the outbox workers, the poll and history
+//! upkeep share, owned by one dedicated thread (`store`).
+//!
+//! **Group commit.** Callers queue closures; the thread runs what is queued back to back (at most
+//! [`GROUP_MAX`]), then makes the writes of that group durable with one `fdatasync` of the WAL
+//! file, and only then answers the callers that wrote. The connection itself runs with
+//! `synchronous=NORMAL` (a commit does not fsync), so a storm pays one fsync per group instead of
+//! one per transaction, while no caller is ever told a write succeeded before it is on disk: what
+//! callers see is the durability of `synchronous=FULL`. A closure that changed no row (SQLite's
+//! `total_changes` did not move) is answered at once.
+//!
+//! **Memory after work.** [`RELEASE_AFTER`] after the last write, the thread empties this
+//! connection's page cache and asks glibc to give freed heap memory back to the system
+//! (`malloc_trim`), once. Every alert is written through this thread, so "no writes for a
+//! while" means "the alerting half went quiet"; the check is a timed wait, nothing per call.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Store, StoreError};
+
+/// At most this many calls run before the group's fsync, so a busy queue never holds a
+/// writer's answer for long.
+const GROUP_MAX: usize = 64;
+/// Time without writes after which memory is given back.
+const RELEASE_AFTER: Duration = Duration::from_secs(2);
+
+/// Answers one caller, given whether the group's writes reached the disk.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One queued call: runs on the store thread, returns how to answer its caller.
+type Job = Box<dyn FnOnce(&mut Store) -> Reply + Send>;
+
+/// One store connection shared by async tasks; each call runs on the store thread.
+#[derive(Clone)]
+pub struct SharedStore {
+    jobs: Sender<Job>,
+}
+
+impl SharedStore {
+    /// Starts the store thread, which owns `store` until every clone of the handle is dropped.
+    pub fn new(store: Store) -> Result<SharedStore, StoreError> {
+        let wal = group_commit(&store)?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || serve(store, queue, wal))
+            .map_err(StoreError::Thread)?;
+        Ok(SharedStore { jobs })
+    }
+
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |store: &mut Store| {
+            let result = f(store);
+            Box::new(move |synced: Result<(), StoreError>| {
+                let _ = answer.send(synced.and(result));
+            })
+        });
+        // The thread is gone only after a closure panicked (as a poisoned mutex was before).
+        self.jobs.send(job).map_err(|_| StoreError::Poisoned)?;
+        answered.await.map_err(|_| StoreError::Poisoned)?
+    }
+}
+
+/// Switches the connection to `synchronous=NORMAL` and returns the WAL file to fsync per group;
+/// `None` (stay with `synchronous=FULL`, no group fsync) when the database is not a WAL file.
+fn group_commit(store: &Store) -> Result<Option<PathBuf>, StoreError> {
+    let mode: String = store
+        .conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .map_err(|e| store.sqlite(e))?;
+    // The file name as SQLite resolved it (symbolic links followed): its WAL sits beside it.
+    let Some(database) = store.conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Ok(None);
+    }
+    let wal = PathBuf::from(format!("{database}-wal"));
+    store
+        .conn
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| store.sqlite(e))?;
+    Ok(Some(wal))
+}
+
+fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
+    // Set by a write, cleared by the release: the idle polls of the router and the workers
+    // (reads, every few seconds) neither postpone the release nor trigger it again.
+    let mut release_at: Option<Instant> = None;
+    loop {
+        let received = match release_at {
+            Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let first = match received {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                release_memory(&store);
+                release_at = None;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut waiting: Vec<Reply> = Vec::new();
+        let mut wrote = false;
+        let mut panicked = false;
+        let mut ran = 0;
+        let mut next = Some(first);
+        while let Some(job) = next {
+            ran += 1;
+            let before = store.conn.total_changes();
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut store)));
+            let changed = store.conn.total_changes() != before;
+            wrote |= changed;
+            match run {
+                Ok(reply) if wal.is_some() && changed => waiting.push(reply),
+                Ok(reply) => reply(Ok(())),
+                // The caller's answer was dropped with the closure: it sees `Poisoned`.
+                Err(_) => {
+                    panicked = true;
+                    break;
+                }
+            }
+            next = (ran < GROUP_MAX).then(|| queue.try_recv().ok()).flatten();
+        }
+        if wrote {
+            release_at = Some(Instant::now() + RELEASE_AFTER);
+        }
+        if let (Some(wal), false) = (&wal, waiting.is_empty()) {
+            let synced = sync(wal).map_err(Arc::new);
+            for reply in waiting {
+                reply(synced.clone().map_err(|source| StoreError::WalSync {
+                    path: wal.clone(),
+                    source,
+                }));
+            }
+        }
+        if panicked {
+            tracing::error!("a state store call panicked; the shared connection is closed");
+            break;
+        }
+    }
+}
+
+/// Flushes the WAL file (every commit of the group is in it) to disk.
+fn sync(wal: &Path) -> std::io::Result<()> {
+    std::fs::File::open(wal)?.sync_data()
+}
+
+/// Gives memory back after work: SQLite's page cache of this connection (refilled from the
+/// OS's file cache on the next reads), then the heap memory that is free again, which glibc would
+/// otherwise keep in its arenas, so RSS would stay at the storm's peak.
+fn release_memory(store: &Store) {
+    if let Err(error) = store.conn.execute_batch("PRAGMA shrink_memory") {
+        tracing::debug!(%error, "cannot shrink the state store's page cache");
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> SharedStore {
+        let store = Store::open(&dir.path().join("state.db"), Duration::from_secs(60))
+            .expect("open the store");
+        SharedStore::new(store).expect("start the store thread")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_each_answered_and_all_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..200i64 {
+            let store = store.clone();
+            calls.spawn(async move {
+                store
+                    .call(move |s| s.set_poll_watermark(&format!("tenant-{n}"), n))
+                    .await
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            done.expect("task").expect("write");
+        }
+        // A second connection sees every write.
+        let other =
+            Store::open(&dir.path().join("state.db"), Duration::from_secs(60)).expect("open again");
+        for n in 0..200i64 {
+            assert_eq!(
+                other.poll_watermark(&format!("tenant-{n}")).expect("read"),
+                Some(n)
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn writes_through_a_symbolic_link_to_the_database_succeed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        let target = real.join("state.db");
+        Store::open(&target, Duration::from_secs(60)).expect("create");
+        let link = dir.path().join("state.db");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let store = SharedStore::new(Store::open(&link, Duration::from_secs(60)).expect("open"))
+            .expect("start the store thread");
+        store
+            .call(|s| s.set_poll_watermark("tenant", 7))
+            .await
+            .expect("a write through the link is synced");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_closes_the_connection_for_later_calls() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        let panicked = store
+            .call(|_| -> Result<(), StoreError> { panic!("a bug in a store call") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Poisoned)));
+        let later = store.call(|s| s.pending_count()).await;
+        assert!(matches!(later, Err(StoreError::Poisoned)));
+    }
+}
