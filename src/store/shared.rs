@@ -11,8 +11,10 @@
 //!
 //! **Memory after work.** [`RELEASE_AFTER`] after the last write, the thread empties this
 //! connection's page cache and asks glibc to give freed heap memory back to the system
-//! (`malloc_trim`), once. Every alert is written through this thread, so "no writes for a
-//! while" means "the alerting half went quiet"; the check is a timed wait, nothing per call.
+//! (`malloc_trim`); and once more [`RELEASE_AGAIN_AFTER`] later, when the HTTP clients have
+//! closed the connections the work left idle. Every alert is written through this thread, so "no
+//! writes for a while" means "the alerting half went quiet"; the check is a timed wait, nothing
+//! per call.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,9 @@ use super::{Store, StoreError};
 const GROUP_MAX: usize = 64;
 /// Time without writes after which memory is given back.
 const RELEASE_AFTER: Duration = Duration::from_secs(2);
+/// The second release, after the first: longer than the Qlik client's idle-connection timeout
+/// (`qlik::api::IDLE_CONNECTION`), so the buffers of the connections it closed are given back.
+const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(13);
 
 /// Answers one caller, given whether the group's writes reached the disk.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -94,6 +99,7 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
     // Set by a write, cleared by the release: the idle polls of the router and the workers
     // (reads, every few seconds) neither postpone the release nor trigger it again.
     let mut release_at: Option<Instant> = None;
+    let mut release_again = false;
     loop {
         let received = match release_at {
             Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
@@ -103,7 +109,8 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 release_memory(&store);
-                release_at = None;
+                release_at = release_again.then(|| Instant::now() + RELEASE_AGAIN_AFTER);
+                release_again = false;
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -132,6 +139,7 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
         }
         if wrote {
             release_at = Some(Instant::now() + RELEASE_AFTER);
+            release_again = true;
         }
         if let (Some(wal), false) = (&wal, waiting.is_empty()) {
             let synced = sync(wal).map_err(Arc::new);
