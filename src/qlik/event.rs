@@ -301,10 +301,7 @@ fn unknown(field: &'static str, value: &str) -> DecodeError {
 }
 
 /// The first of `candidates` that is present and not null; it must be non-empty text.
-fn required<'v>(
-    name: &'static str,
-    candidates: &[&'v Loose<'_>],
-) -> Result<&'v str, DecodeError> {
+fn required<'v>(name: &'static str, candidates: &[&'v Loose<'_>]) -> Result<&'v str, DecodeError> {
     for value in candidates {
         match value {
             Loose::Absent | Loose::Null => continue,
