@@ -451,18 +451,13 @@ impl<'de> Visitor<'de> for LooseVisitor {
 }
 
 /// A value that we read into when it is an object, and otherwise only note the presence of.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum Obj<T> {
+    #[default]
     Absent,
     Object(T),
     /// Present but not an object (null included), skipped.
     Other,
-}
-
-impl<T> Default for Obj<T> {
-    fn default() -> Self {
-        Self::Absent
-    }
 }
 
 /// An object whose fields we read; the rest of its keys are skipped.
