@@ -297,3 +297,213 @@ fn ids_are_not_validated_as_uuids() {
         Err(DecodeError::MissingField("type"))
     ));
 }
+
+/// The fixture as text with `from` replaced by `to` once: for what `edit` cannot express
+/// (duplicate keys, escapes as written).
+fn replaced(name: &str, from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(text.contains(from), "{name} lacks {from}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+#[test]
+fn optional_fields_of_wrong_types_read_as_absent() {
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["extensions"]["ownerId"] = 7.into();
+        v["extensions"]["spaceId"] = serde_json::json!(["a"]);
+        v["data"]["isSessionApp"] = "false".into();
+        v["data"]["rowLimit"] = 1.5.into();
+        v["data"]["peakMemoryBytes"] = (-1).into();
+        v["data"]["size"] = "big".into();
+        v["data"]["errors"] = serde_json::json!({"qCode": 1});
+        v["data"]["endTime"] = 0.into();
+    });
+    let e = decode(&payload).expect("decodes");
+    assert_eq!(e.owner_id, None);
+    assert_eq!(e.space_id, None);
+    assert_eq!(e.is_session_app, None);
+    assert_eq!(e.row_limit, None);
+    assert_eq!(e.peak_memory_bytes, None);
+    assert_eq!(e.size_memory_bytes, None);
+    assert!(e.errors.is_empty());
+    assert_eq!(e.end_time, None);
+    // A text alternative of the wrong type is passed over for the next one.
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["extensions"]["userId"] = serde_json::json!({});
+        v["data"]["userId"] = "from-data".into();
+    });
+    assert_eq!(
+        decode(&payload).map(|e| e.user_id),
+        Ok(Some("from-data".to_owned()))
+    );
+    // `extensions` that is not an object counts as absent: the tenant is missing, not mistyped.
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["extensions"] = "none".into()
+    });
+    assert_eq!(decode(&payload), Err(DecodeError::MissingField("tenantid")));
+}
+
+#[test]
+fn required_fields_of_wrong_types_are_named() {
+    let payload = edit("reload-finished-failed.json", |v| v["id"] = 5.into());
+    assert_eq!(
+        decode(&payload),
+        Err(DecodeError::WrongType {
+            field: "id",
+            expected: "text"
+        })
+    );
+    let payload = edit("reload-finished-failed.json", |v| {
+        v["data"] = serde_json::json!(null)
+    });
+    assert_eq!(
+        decode(&payload),
+        Err(DecodeError::WrongType {
+            field: "data",
+            expected: "an object"
+        })
+    );
+    let payload = edit("reload-finished-failed.json", |v| {
+        v["data"]["status"] = serde_json::json!(["FAILED"])
+    });
+    assert_eq!(decode(&payload).map_err(|e| e.reason()), Err("wrong_type"));
+}
+
+#[test]
+fn null_is_absent_for_required_fields() {
+    // A null alternative falls through to the next one.
+    let payload = edit("app-reload-finished-error.cloudevents.json", |v| {
+        v["tenantid"] = serde_json::Value::Null;
+        v["data"]["tenantId"] = "tenant-from-data".into();
+    });
+    assert_eq!(
+        decode(&payload).map(|e| e.tenant_id),
+        Ok("tenant-from-data".to_owned())
+    );
+    // A null status of reload.finished lets `succeeded` stand in, as a missing one does.
+    let payload = edit("reload-finished-failed.json", |v| {
+        v["data"]["status"] = serde_json::Value::Null;
+        v["data"]["succeeded"] = true.into();
+    });
+    assert_eq!(
+        decode(&payload).map(|e| (e.status, e.status_text)),
+        Ok((Status::Succeeded, "SUCCEEDED".to_owned()))
+    );
+    let payload = edit("reload-finished-failed.json", |v| {
+        v["data"]["status"] = serde_json::Value::Null;
+        v["data"]["succeeded"] = "yes".into();
+    });
+    assert_eq!(
+        decode(&payload),
+        Err(DecodeError::MissingField("data.status"))
+    );
+}
+
+#[test]
+fn a_present_time_hides_event_time_even_when_null() {
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["time"] = serde_json::Value::Null;
+    });
+    assert_eq!(decode(&payload).map(|e| e.event_time), Ok(None));
+}
+
+#[test]
+fn empty_text_is_missing_when_required_and_absent_when_optional() {
+    for blank in ["", "  \t"] {
+        let payload = edit("app-reload-finished-error.json", |v| {
+            v["data"]["reloadId"] = blank.into()
+        });
+        assert_eq!(
+            decode(&payload),
+            Err(DecodeError::MissingField("data.reloadId")),
+            "{blank:?}"
+        );
+    }
+    // An empty optional text is None and does not fall through to the next alternative.
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["userid"] = "".into();
+        v["data"]["name"] = "".into();
+    });
+    let e = decode(&payload).expect("decodes");
+    assert_eq!(e.user_id, None);
+    assert_eq!(e.app_name, None);
+    // reload.finished compares its status as sent: an empty one is an unknown value.
+    let payload = edit("reload-finished-failed.json", |v| {
+        v["data"]["status"] = "".into()
+    });
+    assert_eq!(
+        decode(&payload).map_err(|e| e.reason()),
+        Err("unknown_value")
+    );
+}
+
+#[test]
+fn escapes_in_strings_and_keys_are_decoded() {
+    let payload = replaced(
+        "app-reload-finished-error.json",
+        "\"status\": \"error\"",
+        "\"st\\u0061tus\": \"\\u0065rror\"",
+    );
+    let e = decode(&payload).expect("decodes");
+    assert_eq!(e.status_text, "error");
+    assert_eq!(e.failure(), Some(Failure::EngineAttemptFailed));
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["data"]["errorMessage"] = "line 1\nline \"2\" \\ é 🚀".into()
+    });
+    assert_eq!(
+        decode(&payload).map(|e| e.error_message),
+        Ok(Some("line 1\nline \"2\" \\ é 🚀".to_owned()))
+    );
+}
+
+#[test]
+fn a_duplicate_key_takes_its_last_value() {
+    // As when the payload was parsed into a `serde_json::Value`: a duplicate never rejects the
+    // event, and the value read is the last one.
+    let payload = replaced(
+        "app-reload-finished-error.json",
+        "\"status\": \"error\"",
+        "\"status\": \"ok\", \"status\": \"error\"",
+    );
+    assert_eq!(
+        decode(&payload).map(|e| e.failure()),
+        Ok(Some(Failure::EngineAttemptFailed))
+    );
+    let payload = replaced(
+        "app-reload-finished-error.json",
+        "\"data\": {",
+        "\"data\": \"first\", \"data\": {",
+    );
+    assert_eq!(decode(&payload).map(|e| e.status), Ok(Status::Failed));
+}
+
+#[test]
+fn skipped_parts_are_checked_for_syntax_only() {
+    // A lone surrogate or deep nesting in a key we never read no longer rejects the event...
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    for junk in ["\"\\ud800\"".to_owned(), deep] {
+        let payload = replaced(
+            "app-reload-finished-error.json",
+            "\"data\": {",
+            &format!("\"unread\": {junk}, \"data\": {{"),
+        );
+        assert_eq!(
+            decode(&payload).map(|e| e.failure()),
+            Ok(Some(Failure::EngineAttemptFailed))
+        );
+    }
+    // ...but in a field we read it is still invalid JSON, and so is broken syntax anywhere.
+    let payload = edit("app-reload-finished-error.json", |v| {
+        v["data"]["name"] = "x".into()
+    });
+    let text = String::from_utf8(payload).unwrap_or_default();
+    for bad in [
+        text.replacen("\"x\"", "\"\\ud800\"", 1),
+        text.replacen("\"x\"", "\"x\", \"unread\": [1,,2]", 1),
+    ] {
+        assert_eq!(
+            decode(bad.as_bytes()).map_err(|e| e.reason()),
+            Err("invalid_json")
+        );
+    }
+}
