@@ -259,8 +259,13 @@ impl Metrics {
 
     /// Counts one alert outcome of a destination.
     pub fn alert(&self, destination: &str, outcome: &'static str) {
+        self.alerts_n(destination, outcome, 1);
+    }
+
+    /// Counts `n` alerts with the same outcome at once.
+    pub fn alerts_n(&self, destination: &str, outcome: &'static str, n: u64) {
         if let Ok(mut alerts) = self.alerts.lock() {
-            *alerts.entry((destination.to_owned(), outcome)).or_insert(0) += 1;
+            *alerts.entry((destination.to_owned(), outcome)).or_insert(0) += n;
         }
     }
 

@@ -155,7 +155,11 @@ async fn resend_after_silences(
         let config = config.clone();
         let resent = store
             .call(move |s| {
-                let (keys, stored) = (s.resend_keys()?, s.silences(true)?);
+                let keys = s.resend_keys()?;
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let stored = s.silences(true)?;
                 let now = chrono::Utc::now();
                 let mut resent = Vec::new();
                 for text in keys {

@@ -177,9 +177,8 @@ impl Worker {
                 self.metrics
                     .digests
                     .fetch_add(digests as u64, Ordering::Relaxed);
-                for _ in 0..digested {
-                    self.metrics.alert(&self.destination, "digested");
-                }
+                self.metrics
+                    .alerts_n(&self.destination, "digested", digested as u64);
             }
             // The rows stay held and are looked at again on the next pass.
             Err(error) => {

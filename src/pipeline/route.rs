@@ -114,7 +114,7 @@ impl Router {
             let mut rows = self.rows_for(d, event, rendered, owner_email);
             if let (Some(grouping), Some(item)) = (d.grouping, &digest_item) {
                 for row in rows.iter_mut().filter(|r| r.state == NewState::Pending) {
-                    row.hold = Some((grouping.window.as_millis() as i64, item.clone()));
+                    row.hold = Some((grouping.window.as_millis() as i64, Some(item.clone())));
                 }
             }
             out.extend(rows);
@@ -180,7 +180,7 @@ impl Router {
                     None,
                 );
                 // Behind a digest still gathering, never ahead of it.
-                row.hold = d.grouping.map(|_| (0, String::new()));
+                row.hold = d.grouping.map(|_| (0, None));
                 out.push(row);
             }
         }
@@ -247,15 +247,8 @@ impl Router {
         let limit = |recipient: Option<&str>| {
             window.map(|w| (gate::rate_key(&d.name, &event.app_id, recipient), w))
         };
-        match (rendered, &d.kind) {
-            (
-                Rendered::Email {
-                    subject,
-                    html,
-                    text,
-                },
-                DestinationKind::Email(email),
-            ) => {
+        match (&rendered, &d.kind) {
+            (Rendered::Email { .. }, DestinationKind::Email(email)) => {
                 if email.app_owner.enabled && owner_email.is_none() {
                     tracing::info!(destination = %d.name, app_id = %event.app_id, "the app owner has no known email address; not mailed");
                 }
@@ -272,28 +265,16 @@ impl Router {
                 recipients
                     .into_iter()
                     .map(|to| {
-                        let payload = Payload::Email {
-                            to: to.clone(),
-                            subject: subject.clone(),
-                            html: html.clone(),
-                            text: text.clone(),
-                        };
+                        let payload = Payload::to(&rendered, &to).encode();
                         let rate = limit(Some(&to));
-                        row(d, &to, payload.encode(), NewState::Pending, rate)
+                        row(d, &to, payload, NewState::Pending, rate)
                     })
                     .collect()
             }
-            (Rendered::Slack(body), _) => vec![row(
+            (Rendered::Slack(_) | Rendered::Teams(_), _) => vec![row(
                 d,
                 "",
-                Payload::Slack { body }.encode(),
-                NewState::Pending,
-                limit(None),
-            )],
-            (Rendered::Teams(body), _) => vec![row(
-                d,
-                "",
-                Payload::Teams { body }.encode(),
+                Payload::to(&rendered, "").encode(),
                 NewState::Pending,
                 limit(None),
             )],

@@ -33,9 +33,9 @@ pub struct NewDelivery {
     pub state: NewState,
     /// Rate-limit window this delivery opens when it is sent, and its length.
     pub rate_limit: Option<(String, i64)>,
-    /// Storm grouping: a pending delivery is held for this window (ms) and, if it ends up in a
-    /// digest, is listed there as this item (JSON).
-    pub hold: Option<(i64, String)>,
+    /// Storm grouping: a pending delivery is held for this window (ms), joining the open one if
+    /// there is; with an item (JSON) it may be listed in a digest instead of sent on its own.
+    pub hold: Option<(i64, Option<String>)>,
     /// A silenced delivery whose silence resends what it silenced: the silence's key.
     pub silence_key: Option<String>,
 }
@@ -188,10 +188,7 @@ impl Store {
                         now,
                         due_at,
                         detail,
-                        d.hold
-                            .as_ref()
-                            .map(|(_, item)| item)
-                            .filter(|item| !item.is_empty()),
+                        d.hold.as_ref().and_then(|(_, item)| item.as_deref()),
                         d.silence_key
                     ])
                     ?;
