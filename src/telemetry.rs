@@ -10,24 +10,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// `RUST_LOG` wins when set; otherwise `-v` raises the level from info to debug to trace.
-pub fn init(format: LogFormat, verbose: u8) {
-    init_at(format, verbose, "info");
-}
-
-/// Like [`init`] with another level for no `-v` (the demo prints its own summary and keeps the
-/// log to warnings).
-pub fn init_at(format: LogFormat, verbose: u8, quiet_level: &str) {
+/// `RUST_LOG` (passed in by the caller, which read the environment through `config`) wins when
+/// set; otherwise `-v` raises the level from `quiet_level` to debug to trace. The demo prints its
+/// own summary and keeps the log to warnings.
+pub fn init(format: LogFormat, verbose: u8, quiet_level: &str, rust_log: Option<&str>) {
     let level = match verbose {
         0 => quiet_level,
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{level},rumqttc=warn,rumqttd=off,hyper=warn,axum=warn"
-        ))
-    });
+    let filter = rust_log
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{level},rumqttc=warn,rumqttd=off,hyper=warn,axum=warn"
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -4,11 +4,10 @@
 
 use std::fmt::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use serde_yaml::Value;
 
-use crate::cli::EXIT_CONFIG;
+use super::exit::{Exit, Outcome};
 
 /// The value at a dotted path, if any.
 fn at<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
@@ -69,24 +68,13 @@ fn strings(root: &Value, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn command(path: &Path) -> ExitCode {
-    let source = match std::fs::read_to_string(path) {
-        Ok(source) => source,
-        Err(error) => {
-            eprintln!("error: cannot read {}: {error}", path.display());
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    match convert(&source) {
-        Ok(yaml) => {
-            print!("{yaml}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("error: {}: {message}", path.display());
-            ExitCode::from(EXIT_CONFIG)
-        }
-    }
+pub fn command(path: &Path) -> Outcome {
+    let source = std::fs::read_to_string(path)
+        .map_err(|error| Exit::config(format!("cannot read {}: {error}", path.display())))?;
+    let yaml = convert(&source)
+        .map_err(|message| Exit::config(format!("{}: {message}", path.display())))?;
+    print!("{yaml}");
+    Ok(())
 }
 
 /// The reload-butler config for a Butler config's text.

@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,12 +13,12 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{oneshot, watch};
 
-use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME};
+use super::exit::{Code, Exit, Outcome};
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 
-const DEMO_CONFIG: &str = include_str!("../config/demo.yaml");
-const SAMPLE: &[u8] = include_bytes!("../tests/fixtures/events/webhook-example-body.json");
+const DEMO_CONFIG: &str = include_str!("../../config/demo.yaml");
+const SAMPLE: &[u8] = include_bytes!("../../tests/fixtures/events/webhook-example-body.json");
 /// How long each stage may take.
 const STAGE_BOUND: Duration = Duration::from_secs(20);
 
@@ -31,15 +30,16 @@ fn free_port() -> Option<u16> {
         .map(|a| a.port())
 }
 
-pub fn command() -> ExitCode {
-    let state = match tempfile_dir() {
-        Some(dir) => dir,
-        None => return fail("cannot create a temporary directory for the demo's state"),
+pub fn command() -> Outcome {
+    let mut env = config::process_env();
+    let Some(state) = state_dir(&env) else {
+        return Err(fail(
+            "cannot create a temporary directory for the demo's state",
+        ));
     };
     let (Some(broker_port), Some(gateway_port)) = (free_port(), free_port()) else {
-        return fail("no free loopback port");
+        return Err(fail("no free loopback port"));
     };
-    let mut env = config::process_env();
     env.insert(
         "RELOAD_BUTLER__MQTT__URL".into(),
         format!("embedded:{broker_port}"),
@@ -52,37 +52,30 @@ pub fn command() -> ExitCode {
         "RELOAD_BUTLER__STATE__PATH".into(),
         state.join("demo.db").display().to_string(),
     );
-    let config = match Config::from_yaml(DEMO_CONFIG, Path::new("config/demo.yaml"), &env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
-    };
-    let code = runtime.block_on(demo(config, gateway_port));
+    let config = Config::from_yaml(DEMO_CONFIG, Path::new("config/demo.yaml"), &env)
+        .map_err(|error| Exit::config(error.to_string()))?;
+    let runtime = super::exit::runtime().map_err(|exit| fail(&exit.message))?;
+    let outcome = runtime.block_on(demo(config, gateway_port));
     let _ = std::fs::remove_dir_all(&state);
-    code
+    outcome
 }
 
-fn tempfile_dir() -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("reload-butler-demo-{}", std::process::id()));
+/// A fresh directory for the demo's state under `TMPDIR` (the environment as `config` read it).
+fn state_dir(env: &config::Env) -> Option<PathBuf> {
+    let tmp = env
+        .get("TMPDIR")
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    let dir = tmp.join(format!("reload-butler-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok().map(|_| dir)
 }
 
-fn fail(message: &str) -> ExitCode {
+/// The demo names the stage that failed in its own words.
+fn fail(message: &str) -> Exit {
     eprintln!("demo failed: {message}");
-    ExitCode::from(EXIT_RUNTIME)
+    Exit::said(Code::Runtime)
 }
 
-async fn demo(config: Config, gateway_port: u16) -> ExitCode {
+async fn demo(config: Config, gateway_port: u16) -> Outcome {
     let started_at = SystemTime::now();
     let out = config
         .delivery
@@ -146,12 +139,12 @@ async fn demo(config: Config, gateway_port: u16) -> ExitCode {
         Ok(gateway) => gateway,
         Err(stage) => {
             let _ = tokio::time::timeout(Duration::from_secs(20), daemon).await;
-            return fail(&stage);
+            return Err(fail(&stage));
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(20), gateway).await;
     if let Ok(Ok(Err(error))) = tokio::time::timeout(Duration::from_secs(20), daemon).await {
-        return fail(&format!("the daemon: {error}"));
+        return Err(fail(&format!("the daemon: {error}")));
     }
     let files = written_since(&out, started_at);
     println!("demo: wrote {} alerts to {}/", files.len(), out.display());
@@ -159,7 +152,7 @@ async fn demo(config: Config, gateway_port: u16) -> ExitCode {
         println!("  {}  {}", file.display(), summary(file));
     }
     println!("demo: done. Next: docs/deployment.md to run it for real, docs/templates.md to change the messages.");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 async fn wait(

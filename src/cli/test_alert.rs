@@ -2,45 +2,24 @@
 //! destination (or one), straight through the senders, without the outbox.
 
 use std::path::Path;
-use std::process::ExitCode;
 
-use crate::cli::{load, EXIT_CONFIG, EXIT_RUNTIME};
+use super::exit::{current_thread_runtime, load, Code, Exit, Outcome};
 use crate::config::{Config, DestinationKind};
 use crate::notify::{Notifier, Payload, SendError, SendMeta};
 use crate::pipeline::gate;
 use crate::render::context::AlertInput;
 use crate::render::{sample, Rendered, Renderer};
 
-pub fn command(config_path: &Path, only: Option<&str>) -> ExitCode {
-    let config = match load(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let renderer = match Renderer::new(&config) {
-        Ok(renderer) => renderer,
-        Err(problems) => {
-            problems.iter().for_each(|p| eprintln!("error: {p}"));
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+pub fn command(config_path: &Path, only: Option<&str>) -> Outcome {
+    let config = load(config_path)?;
+    let renderer = Renderer::new(&config).map_err(|problems| Exit::each(&problems))?;
     if let Some(name) = only.filter(|n| !config.destinations.iter().any(|d| d.name == *n)) {
-        eprintln!("error: no destination named `{name}`");
-        return ExitCode::from(EXIT_CONFIG);
+        return Err(Exit::config(format!("no destination named `{name}`")));
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    if runtime.block_on(send_all(&config, &renderer, only)) {
-        ExitCode::SUCCESS
+    if current_thread_runtime()?.block_on(send_all(&config, &renderer, only)) {
+        Ok(())
     } else {
-        ExitCode::from(EXIT_RUNTIME)
+        Err(Exit::said(Code::Runtime))
     }
 }
 

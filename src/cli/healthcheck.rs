@@ -4,24 +4,17 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{load, EXIT_CONFIG, EXIT_RUNTIME};
+use super::exit::{load, Code, Exit, Outcome};
 
-pub fn command(config_path: &Path, address: Option<SocketAddr>) -> ExitCode {
+pub fn command(config_path: &Path, address: Option<SocketAddr>) -> Outcome {
     let address = match address {
         Some(address) => address,
-        None => match load(config_path) {
-            Ok(config) => match config.admin.listen {
-                Some(address) => address,
-                None => {
-                    eprintln!("error: admin.listen is null: there is no endpoint to ask");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            },
-            Err(code) => return code,
-        },
+        None => load(config_path)?
+            .admin
+            .listen
+            .ok_or_else(|| Exit::config("admin.listen is null: there is no endpoint to ask"))?,
     };
     // A daemon bound to all interfaces answers on loopback too.
     let address = if address.ip().is_unspecified() {
@@ -30,16 +23,11 @@ pub fn command(config_path: &Path, address: Option<SocketAddr>) -> ExitCode {
         address
     };
     match get_healthz(address) {
-        Ok(200) => ExitCode::SUCCESS,
-        Ok(status) => {
-            eprintln!("unhealthy: {address}/healthz answered {status}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-        Err(error) => {
-            eprintln!("unhealthy: {address}/healthz: {error}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        Ok(200) => return Ok(()),
+        Ok(status) => eprintln!("unhealthy: {address}/healthz answered {status}"),
+        Err(error) => eprintln!("unhealthy: {address}/healthz: {error}"),
     }
+    Err(Exit::said(Code::Runtime))
 }
 
 fn get_healthz(address: SocketAddr) -> std::io::Result<u16> {

@@ -2,11 +2,10 @@
 //! reads for each alert (no restart needed).
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::{load, EXIT_CONFIG, EXIT_RUNTIME};
+use super::exit::{load, Exit, Outcome};
 use crate::silence::{self, AddError, NewSilence};
 use crate::store::Store;
 
@@ -45,18 +44,10 @@ pub enum SilenceCommand {
     Remove { id: i64 },
 }
 
-pub fn command(config_path: &Path, command: SilenceCommand) -> ExitCode {
-    let config = match load(config_path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let mut store = match Store::open(&config.state.path, config.state.dedupe_ttl) {
-        Ok(store) => store,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
+pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
+    let config = load(config_path)?;
+    let mut store = Store::open(&config.state.path, config.state.dedupe_ttl)
+        .map_err(|error| Exit::runtime(error.to_string()))?;
     let result = match command {
         SilenceCommand::Add {
             app,
@@ -89,10 +80,7 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> ExitCode {
                     );
                     Ok(())
                 }
-                Err(AddError::Invalid(why)) => {
-                    eprintln!("error: {why}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(AddError::Invalid(why)) => return Err(Exit::config(why.to_string())),
                 Err(AddError::Store(error)) => Err(error),
             }
         }
@@ -115,20 +103,11 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> ExitCode {
                 println!("silence {id} removed");
                 Ok(())
             }
-            Ok(false) => {
-                eprintln!("error: no silence {id}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+            Ok(false) => return Err(Exit::config(format!("no silence {id}"))),
             Err(error) => Err(error),
         },
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-    }
+    result.map_err(|error| Exit::runtime(error.to_string()))
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -1,0 +1,122 @@
+//! `check`: the configuration as `run` would load it, every template compiled and rendered
+//! with a sample and a hostile failure; every problem reported, nothing sent.
+
+use std::path::Path;
+
+use super::exit::{load, plural, problems, Outcome};
+use crate::config::{Config, Problem};
+use crate::qlik::event::ReloadEvent;
+use crate::qlik::model::Enrichment;
+use crate::render::context::{self, AlertInput};
+use crate::render::{notice, sample, uses, Kind, RenderError, Renderer};
+
+pub fn command(path: &Path) -> Outcome {
+    let config = load(path)?;
+    // TLS files are part of the configuration: read them now, not at the first connect.
+    if let Some(mqtt) = &config.mqtt {
+        if let Err(error) = crate::mqtt::client_options(mqtt) {
+            return Err(problems(path, &[format!("mqtt: {error}")]));
+        }
+    }
+    let found = check_templates(&config);
+    if !found.is_empty() {
+        return Err(problems(path, &found));
+    }
+    let enabled = config.destinations.iter().filter(|d| d.enabled).count();
+    println!(
+        "{}: OK ({} tenant{}, {} destination{} of which {} enabled)",
+        path.display(),
+        config.tenants.len(),
+        plural(config.tenants.len()),
+        config.destinations.len(),
+        plural(config.destinations.len()),
+        enabled
+    );
+    Ok(())
+}
+
+/// Compiles every template and renders each destination with the sample failure and with its
+/// hostile twin; every failure is a problem naming the destination.
+fn check_templates(config: &Config) -> Vec<Problem> {
+    let renderer = match Renderer::new(config) {
+        Ok(renderer) => renderer,
+        Err(problems) => return problems,
+    };
+    let normal = (sample::event(), sample::enrichment());
+    let hostile = sample::hostile();
+    let mut problems = Vec::new();
+    for (i, d) in renderer.destinations().iter().enumerate() {
+        for (label, (event, enrichment)) in [
+            ("the sample failure", &normal),
+            ("hostile sample text", &hostile),
+        ] {
+            let input = AlertInput::for_sample(config, event, enrichment);
+            if let Err(error) = renderer.render(i, &input) {
+                problems.push(Problem {
+                    path: format!("destinations[{i}]"),
+                    message: format!("`{}` cannot render {label}: {error}", d.name),
+                });
+                break;
+            }
+        }
+        if let Some((what, error)) = notice_error(config, &renderer, i, [&normal, &hostile]) {
+            problems.push(Problem {
+                path: format!("destinations[{i}]"),
+                message: format!("`{}` cannot render {what}: {error}", d.name),
+            });
+        }
+    }
+    problems
+}
+
+/// Renders destination `i`'s digest (of 60 sample alerts, normal and hostile) and its recovery
+/// notices with its own templates; the first error, if any.
+fn notice_error(
+    config: &Config,
+    renderer: &Renderer,
+    i: usize,
+    samples: [&(ReloadEvent, Enrichment); 2],
+) -> Option<(&'static str, RenderError)> {
+    let d = &renderer.destinations()[i];
+    let contexts: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|(event, enrichment)| {
+            let input = AlertInput::for_sample(config, event, enrichment);
+            context::build(&input, &d.name, d.script_log)
+        })
+        .collect();
+    let items: Vec<serde_json::Value> = contexts
+        .iter()
+        .cycle()
+        .take(60)
+        .map(notice::digest_item)
+        .collect();
+    let now = chrono::Utc::now();
+    let digest = notice::Digest {
+        items: &items,
+        threshold: 5,
+        window: std::time::Duration::from_secs(30),
+        first_at: now,
+        last_at: now,
+        timezone: config.timezone,
+    };
+    let digest_error = uses(d, Kind::Digest)
+        .then(|| renderer.render_kind(i, Kind::Digest, &digest.context(60, &d.name)))
+        .and_then(Result::err);
+    if let Some(error) = digest_error {
+        return Some(("a sample digest", error));
+    }
+    let recovery = notice::Recovery {
+        failing_since: now - chrono::Duration::hours(2),
+        recovered_at: now,
+        failures: 3,
+        timezone: config.timezone,
+    };
+    for mut ctx in contexts.into_iter().filter(|_| uses(d, Kind::Recovery)) {
+        recovery.extend(&mut ctx);
+        if let Err(error) = renderer.render_kind(i, Kind::Recovery, &ctx) {
+            return Some(("a sample recovery notice", error));
+        }
+    }
+    None
+}

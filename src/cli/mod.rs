@@ -1,0 +1,133 @@
+//! The command line: subcommands and their arguments. Each command lives in its own file and
+//! returns an [`Outcome`]; `main` turns it into the exit code of design §2.
+
+mod check;
+mod demo;
+mod exit;
+mod healthcheck;
+mod import_butler;
+mod render;
+mod run;
+mod silence;
+mod test_alert;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::telemetry::{self, LogFormat};
+
+pub use exit::{Code, Exit, Outcome};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reload-butler",
+    version,
+    about = "Tells people within seconds that a Qlik Cloud app reload failed.",
+    long_about = "Tells people within seconds that a Qlik Cloud app reload failed: receives Qlik Cloud \
+reload events over MQTT, keeps the failures of monitored tenants and turns each into one durable \
+alert job. See README.md and docs/ for the whole picture."
+)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// More log detail: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGINT or SIGTERM.
+    Run,
+    /// Run the webhook gateway until SIGINT or SIGTERM: receives Qlik Cloud webhooks, verifies
+    /// their signature and publishes each event unchanged to the MQTT broker (section
+    /// `gateway:`).
+    Gateway,
+    /// Validate the configuration, compile and render every template with a sample failure, and
+    /// report every problem; sends nothing.
+    Check,
+    /// Send the sample failure for real to each enabled destination (or one) and print each
+    /// answer.
+    TestAlert {
+        /// Only this destination (even if disabled).
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+    },
+    /// Ad-hoc silences: add, list, remove (kept in the state store).
+    Silence {
+        #[command(subcommand)]
+        command: silence::SilenceCommand,
+    },
+    /// Everything in one process on loopback: an embedded broker, the gateway and the daemon;
+    /// a signed sample webhook becomes email, Slack and Teams alerts written to ./demo-out/.
+    Demo,
+    /// Exit 0 when the running daemon's admin endpoint answers /healthz (for HEALTHCHECK).
+    Healthcheck {
+        /// Address to ask instead of `admin.listen` from the config.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<std::net::SocketAddr>,
+    },
+    /// Print the reload-butler config equivalent to a Butler config (its Qlik Cloud parts).
+    ImportButler {
+        /// Butler's YAML config file.
+        file: PathBuf,
+    },
+    /// Print what each destination would get for one event file; sends nothing.
+    Render {
+        /// A Qlik reload event (webhook body) as JSON.
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+        /// Only this destination.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
+        /// Do not call the Qlik Cloud API: render from the event alone.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+/// Parses the command line and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own summary; its log keeps to warnings unless -v.
+    let quiet_level = match cli.command {
+        Command::Demo => "warn",
+        _ => "info",
+    };
+    let rust_log = config::process_env().remove("RUST_LOG");
+    telemetry::init(
+        cli.log_format,
+        cli.verbose,
+        quiet_level,
+        rust_log.as_deref(),
+    );
+    let path = cli.config.as_path();
+    let outcome = match cli.command {
+        Command::Check => check::command(path),
+        Command::Run => run::daemon(path),
+        Command::Gateway => run::gateway(path),
+        Command::Demo => demo::command(),
+        Command::Silence { command } => silence::command(path, command),
+        Command::Healthcheck { address } => healthcheck::command(path, address),
+        Command::ImportButler { file } => import_butler::command(&file),
+        Command::TestAlert { destination } => test_alert::command(path, destination.as_deref()),
+        Command::Render {
+            event,
+            destination,
+            offline,
+        } => render::command(path, &event, destination.as_deref(), offline),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(exit) => exit.report(),
+    }
+}
