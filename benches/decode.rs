@@ -1,6 +1,12 @@
 //! Hot path of ingest: decoding each envelope, and judging (decode + filter) an event that is
 //! dropped — the fate of most of a tenant's events.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::collections::HashSet;
 use std::hint::black_box;
 

@@ -1,6 +1,12 @@
 //! Alert content: building the template context, rendering each stock template, and escaping a
 //! 1 MB script log for a JSON destination.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::hint::black_box;
 use std::path::Path;
 

@@ -2,6 +2,12 @@
 //! against the running daemon: the round trip, bad input, the effect on the next alert, and who
 //! may use them (`admin.token`, loopback).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

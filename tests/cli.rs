@@ -1,5 +1,11 @@
 //! The binary's command line: exit codes, `check` on the shipped and on broken configs, help.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

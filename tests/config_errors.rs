@@ -1,6 +1,12 @@
 //! Configuration: one file per invalid case under tests/fixtures/config/, each listing the exact
 //! problems it must produce (`# expect: ...`); plus defaults, overrides and secret redaction.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Every Qlik fixture decodes to the expected fields; every malformed variant is rejected with a
 //! reason that names the problem.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use reload_butler::qlik::event::{decode, DecodeError, EventKind, Failure, ReloadEvent, Status};
 
 const TENANT: &str = "xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct";

@@ -2,6 +2,12 @@
 //! fake → Slack and Teams fakes that answer like the real services (and an SMTP server in
 //! tests/email_delivery.rs). Gating, dedupe, rate limits, retries, dead deliveries, restarts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -1,5 +1,11 @@
 //! `demo`: one command, no network beyond loopback, three alert files and exit 0.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::process::Command;
 
 #[test]

@@ -1,6 +1,12 @@
 //! Email end to end: mosquitto → daemon → a real SMTP server (aiosmtpd) that requires STARTTLS
 //! and AUTH, with certificates made at test time; recipients from the config and the app owner.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::time::Duration;

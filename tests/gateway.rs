@@ -1,6 +1,12 @@
 //! `reload-butler gateway` end to end: the real binary, a real mosquitto, HTTP requests written
 //! byte by byte, and an MQTT subscriber that sees what the broker delivers.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::collections::HashSet;

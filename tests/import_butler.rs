@@ -1,6 +1,12 @@
 //! `import-butler`: a Butler config becomes a reload-butler config that passes `check`, with
 //! secrets replaced by `${VAR}` references.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::process::{Command, Output};
 
 fn reload_butler(args: &[&str], env: &[(&str, &str)]) -> Output {

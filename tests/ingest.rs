@@ -1,6 +1,12 @@
 //! The daemon with a real mosquitto: failures become exactly one job each, whatever arrives and
 //! however often; bad input is dead-lettered while the daemon keeps running.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Storm digests and recovery notices, end to end: real broker, real SMTP server, local HTTP
 //! servers answering like Slack and Teams, the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::time::Duration;

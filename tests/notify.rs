@@ -1,6 +1,12 @@
 //! The senders against real parts: a real SMTP server (aiosmtpd: STARTTLS, implicit TLS, AUTH,
 //! failure replies), wiremock servers answering like Slack and Teams, and the dry-run directory.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 #[path = "notify/email.rs"]
 mod email;

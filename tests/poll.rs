@@ -2,6 +2,12 @@
 //! failures no event brought are alerted once, old ones are not, and a failure that also came
 //! over MQTT alerts once. Polling alone (no MQTT) is a complete mode.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,12 @@
 //! (bodies from `fixtures/api/`), including its error answers: 429 with Retry-After, 5xx, 401,
 //! 403, 404.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,12 @@
 //! Rendering: golden files of the stock templates × fixture events × enrichment levels, hostile
 //! content that must never break a payload, and every documented field filled.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::path::{Path, PathBuf};
 
 use reload_butler::config::{Config, Env};

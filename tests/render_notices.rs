@@ -1,6 +1,12 @@
 //! Digests and recovery notices rendered with the stock templates: within the services' limits
 //! whatever the apps are called, counting what is not listed, escaping like alerts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,6 +1,12 @@
 //! No event is lost when the daemon stops, crashes, or the broker goes away; TLS to the broker
 //! works with a CA file and fails clearly with the wrong one.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,12 @@
 //! Scale-out: two daemons in one MQTT shared subscription group, each with its own state store,
 //! share the load: every failure is alerted exactly once across the two, and both do work.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

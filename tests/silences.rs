@@ -1,5 +1,11 @@
 //! Silences: from the config and from `silence add`; a silenced alert is recorded, not sent.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -1,5 +1,11 @@
 //! `test-alert` sends the sample failure through the real senders and prints each answer.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::process::Command;
 
 use wiremock::matchers::{method, path};

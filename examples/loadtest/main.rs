@@ -13,6 +13,12 @@
 //! Prints a table; exits 1 only if a scenario could not run. No figure is enforced here: the
 //! targets are printed beside the figures, see docs/performance.md.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 mod fakes;
 mod procs;
 mod scenarios;

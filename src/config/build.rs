@@ -155,6 +155,13 @@ fn parse_mqtt_url(url: &str) -> Result<Option<MqttEndpoint>, String> {
         return Ok(None);
     }
     if let Some(rest) = url.strip_prefix("embedded") {
+        if !cfg!(feature = "embedded-broker") {
+            return Err(
+                "this build has no embedded broker (built without the `embedded-broker` \
+                 feature): use a broker such as mosquitto"
+                    .to_owned(),
+            );
+        }
         let port = match rest.strip_prefix(':') {
             None if rest.is_empty() => 1883,
             Some(port) => port
