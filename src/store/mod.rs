@@ -1,4 +1,6 @@
-//! The SQLite state store: jobs, dedupe keys, dead letters (and, later, the outbox and history).
+//! The SQLite state store, a file per table group: `mod.rs` (opening, the ingest transaction:
+//! dedupe keys, jobs and dead letters), `jobs.rs`, `deliveries.rs` (the outbox and history),
+//! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll).
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
@@ -6,14 +8,19 @@
 //! alerting half shares ([`SharedStore`]) commits in groups with one fsync per group before it
 //! answers anyone (see `shared.rs`).
 
+mod deliveries;
+mod jobs;
 mod notices;
-mod outbox;
 mod schema;
 mod shared;
+mod silences;
+mod watermarks;
 
+pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
+pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
-pub use outbox::{DueDelivery, JobKind, JobRow, NewDelivery, NewState, Outcome, StoredSilence};
 pub use shared::SharedStore;
+pub use silences::StoredSilence;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,27 +1,10 @@
-//! The delivery side of the store: jobs waiting to be routed, the outbox (which doubles as the
-//! alert history), and rate-limit windows.
+//! The outbox (which doubles as the alert history): one row per (job, destination,
+//! recipient), created when a job is routed, with its rate-limit window and storm group; then
+//! claimed when due and given its outcome.
 
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_ms, Store, StoreError};
-use crate::qlik::event::ReloadEvent;
-
-/// A committed job not yet routed to its destinations.
-#[derive(Debug, Clone)]
-pub struct JobRow {
-    pub id: i64,
-    pub event: ReloadEvent,
-    pub kind: JobKind,
-}
-
-/// What a job is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// A failed reload to alert.
-    Failure,
-    /// A successful reload of an app that was failing: recovery notices may be due.
-    Recovery { failing_since: i64, failures: u64 },
-}
 
 /// One outbox row to create when a job is routed.
 #[derive(Debug, Clone)]
@@ -75,50 +58,6 @@ pub enum Outcome {
 }
 
 impl Store {
-    /// Jobs waiting to be routed, oldest first. A job whose stored event no longer decodes is
-    /// marked `broken` (it cannot be alerted) and skipped.
-    pub fn unrouted_jobs(&mut self, limit: usize) -> Result<Vec<JobRow>, StoreError> {
-        type Row = (i64, String, String, Option<i64>, Option<i64>);
-        let rows: Vec<Row> = {
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT id, event, kind, failing_since, failures FROM jobs
-                     WHERE state = 'new' ORDER BY id LIMIT ?1",
-                )
-                .map_err(|e| self.sqlite(e))?;
-            let rows = stmt
-                .query_map(params![limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(|e| self.sqlite(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?
-        };
-        let mut jobs = Vec::with_capacity(rows.len());
-        for (id, json, kind, failing_since, failures) in rows {
-            let kind = match kind.as_str() {
-                "recovery" => JobKind::Recovery {
-                    failing_since: failing_since.unwrap_or_default(),
-                    failures: failures.unwrap_or_default().max(0) as u64,
-                },
-                _ => JobKind::Failure,
-            };
-            match serde_json::from_str(&json) {
-                Ok(event) => jobs.push(JobRow { id, event, kind }),
-                Err(error) => {
-                    tracing::error!(job_id = id, %error, "stored job does not decode; marked broken");
-                    self.conn
-                        .execute(
-                            "UPDATE jobs SET state = 'broken' WHERE id = ?1",
-                            params![id],
-                        )
-                        .map_err(|e| self.sqlite(e))?;
-                }
-            }
-        }
-        Ok(jobs)
-    }
-
     /// Creates the job's outbox rows and marks the job routed, in one transaction. A pending
     /// delivery whose rate-limit window is open becomes suppressed; one that is sent opens its
     /// window. Rows that already exist (a job routed again after a crash) are kept. Returns the
@@ -318,109 +257,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Until when the poll has looked at `tenant`'s reloads, if it ever has.
-    pub fn poll_watermark(&self, tenant: &str) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT polled_until FROM poll_watermarks WHERE tenant_id = ?1",
-                params![tenant],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sqlite(e))
-    }
-
-    pub fn set_poll_watermark(&mut self, tenant: &str, until_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO poll_watermarks (tenant_id, polled_until) VALUES (?1, ?2)",
-                params![tenant, until_ms],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sqlite(e))
-    }
-}
-
-/// A silence added with `reload-butler silence add`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSilence {
-    pub id: i64,
-    pub matcher: crate::config::Matcher,
-    pub starts_at: i64,
-    pub ends_at: i64,
-    pub comment: String,
-    /// When it ends, the alerts it silenced are routed again.
-    pub resend: bool,
-}
-
-impl Store {
-    pub fn add_silence(
-        &mut self,
-        matcher: &crate::config::Matcher,
-        starts_at: i64,
-        ends_at: i64,
-        comment: &str,
-        resend: bool,
-    ) -> Result<i64, StoreError> {
-        let json = serde_json::to_string(matcher)?;
-        self.conn
-            .execute(
-                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at, resend)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![json, starts_at, ends_at, comment, now_ms(), resend],
-            )
-            .map_err(|e| self.sqlite(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Silences not yet over (all of them with `include_expired`).
-    pub fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, matcher, starts_at, ends_at, comment, resend FROM silences WHERE ends_at > ?1 ORDER BY id")
-            .map_err(|e| self.sqlite(e))?;
-        let since = if include_expired { i64::MIN } else { now_ms() };
-        let rows = stmt
-            .query_map(params![since], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get::<_, bool>(5)?,
-                ))
-            })
-            .map_err(|e| self.sqlite(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json, starts_at, ends_at, comment, resend) =
-                row.map_err(|e| self.sqlite(e))?;
-            // A row this build cannot read covers nothing rather than stopping every alert.
-            if let Ok(matcher) = serde_json::from_str(&json) {
-                out.push(StoredSilence {
-                    id,
-                    matcher,
-                    starts_at,
-                    ends_at,
-                    comment,
-                    resend,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes a silence; false when there was none with that id.
-    pub fn remove_silence(&mut self, id: i64) -> Result<bool, StoreError> {
-        self.conn
-            .execute("DELETE FROM silences WHERE id = ?1", params![id])
-            .map(|n| n > 0)
-            .map_err(|e| self.sqlite(e))
-    }
-}
-
 /// When the open storm-grouping window of (destination, recipient) closes, if one is open.
 fn open_group(
     tx: &rusqlite::Transaction,
@@ -433,39 +269,4 @@ fn open_group(
          WHERE destination = ?1 AND recipient = ?2 AND state = 'held' AND next_attempt_at > ?3",
     )?
     .query_row(params![destination, recipient, now], |r| r.get(0))
-}
-
-impl Store {
-    /// The silences (by key) that silenced alerts to resend when they end.
-    pub fn resend_keys(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT DISTINCT silence_key FROM outbox
-                 WHERE silence_key IS NOT NULL AND state = 'silenced'",
-            )
-            .map_err(|e| self.sqlite(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.sqlite(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))
-    }
-
-    /// A silence with `resend` ended: the jobs it silenced go back to be routed (their silenced
-    /// rows are deleted, so routing records them anew). Returns how many jobs.
-    pub fn resend_silenced(&mut self, key: &str) -> Result<usize, StoreError> {
-        self.in_transaction(|tx| {
-            let jobs = tx.execute(
-                "UPDATE jobs SET state = 'new' WHERE id IN
-                 (SELECT job_id FROM outbox WHERE silence_key = ?1 AND state = 'silenced')",
-                params![key],
-            )?;
-            tx.execute(
-                "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
-                 (SELECT id FROM jobs WHERE state = 'new')",
-                [],
-            )?;
-            Ok(jobs)
-        })
-    }
 }

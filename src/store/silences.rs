@@ -1,0 +1,120 @@
+//! Stored silences (`silence add`, `POST /silences`) and resending what a silence held back
+//! once it ends.
+
+use rusqlite::params;
+
+use super::{now_ms, Store, StoreError};
+
+/// A silence added with `reload-butler silence add`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSilence {
+    pub id: i64,
+    pub matcher: crate::config::Matcher,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    /// When it ends, the alerts it silenced are routed again.
+    pub resend: bool,
+}
+
+impl Store {
+    pub fn add_silence(
+        &mut self,
+        matcher: &crate::config::Matcher,
+        starts_at: i64,
+        ends_at: i64,
+        comment: &str,
+        resend: bool,
+    ) -> Result<i64, StoreError> {
+        let json = serde_json::to_string(matcher)?;
+        self.conn
+            .execute(
+                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at, resend)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![json, starts_at, ends_at, comment, now_ms(), resend],
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Silences not yet over (all of them with `include_expired`).
+    pub fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, matcher, starts_at, ends_at, comment, resend FROM silences WHERE ends_at > ?1 ORDER BY id")
+            .map_err(|e| self.sqlite(e))?;
+        let since = if include_expired { i64::MIN } else { now_ms() };
+        let rows = stmt
+            .query_map(params![since], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, starts_at, ends_at, comment, resend) =
+                row.map_err(|e| self.sqlite(e))?;
+            // A row this build cannot read covers nothing rather than stopping every alert.
+            if let Ok(matcher) = serde_json::from_str(&json) {
+                out.push(StoredSilence {
+                    id,
+                    matcher,
+                    starts_at,
+                    ends_at,
+                    comment,
+                    resend,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a silence; false when there was none with that id.
+    pub fn remove_silence(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM silences WHERE id = ?1", params![id])
+            .map(|n| n > 0)
+            .map_err(|e| self.sqlite(e))
+    }
+}
+
+impl Store {
+    /// The silences (by key) that silenced alerts to resend when they end.
+    pub fn resend_keys(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT silence_key FROM outbox
+                 WHERE silence_key IS NOT NULL AND state = 'silenced'",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sqlite(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))
+    }
+
+    /// A silence with `resend` ended: the jobs it silenced go back to be routed (their silenced
+    /// rows are deleted, so routing records them anew). Returns how many jobs.
+    pub fn resend_silenced(&mut self, key: &str) -> Result<usize, StoreError> {
+        self.in_transaction(|tx| {
+            let jobs = tx.execute(
+                "UPDATE jobs SET state = 'new' WHERE id IN
+                 (SELECT job_id FROM outbox WHERE silence_key = ?1 AND state = 'silenced')",
+                params![key],
+            )?;
+            tx.execute(
+                "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
+                 (SELECT id FROM jobs WHERE state = 'new')",
+                [],
+            )?;
+            Ok(jobs)
+        })
+    }
+}
