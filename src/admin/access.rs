@@ -65,7 +65,7 @@ impl Denied {
 
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
-        let mut response = super::silences::error(self.status(), self);
+        let mut response = super::answer::error(self.status(), self);
         if self.status() == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -3,6 +3,7 @@
 //! (`silences.rs`), behind the access policy of `access.rs`.
 
 mod access;
+mod answer;
 mod silences;
 
 use std::net::SocketAddr;

@@ -5,7 +5,6 @@
 //! [`super::access`]), 404 (no such silence), 415 (not `application/json`: this also keeps a
 //! browser from posting here cross-site without a CORS preflight) or 500 (state store).
 
-use std::fmt::Display;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::access::Access;
+use super::answer::{error, json};
 use crate::silence::{self, AddError, NewSilence};
 use crate::store::{SharedStore, StoredSilence};
 
@@ -202,17 +202,4 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn store_failed(e: crate::store::StoreError) -> Response {
     tracing::error!(error = %e, "admin silence request failed in the state store");
     error(StatusCode::INTERNAL_SERVER_ERROR, e)
-}
-
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-/// `{"error": message}` with `status`.
-pub(super) fn error(status: StatusCode, message: impl Display) -> Response {
-    let body = serde_json::json!({ "error": message.to_string() }).to_string();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::RunError;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pipeline::silence::SilenceKey;
+use crate::silence::SilenceKey;
 use crate::store::Store;
 
 /// The alerting half of the daemon: the router and one outbox worker per destination.

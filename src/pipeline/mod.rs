@@ -5,7 +5,6 @@
 
 pub mod gate;
 pub mod route;
-pub mod silence;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,6 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::gate;
-use super::silence::{in_force, matches, AlertFacts, SilenceKey};
 use crate::config::ScriptLogLines;
 use crate::config::{Config, DestinationConfig, DestinationKind};
 use crate::metrics::Metrics;
@@ -22,6 +21,7 @@ use crate::qlik::model::Enrichment;
 use crate::render::context::{self, AlertInput};
 use crate::render::notice;
 use crate::render::{Rendered, Renderer};
+use crate::silence::{in_force, matches, AlertFacts, SilenceKey};
 use crate::store::{JobKind, JobRow, NewDelivery, NewState, SharedStore};
 
 /// Digest items and recovery notices carry no script log.
