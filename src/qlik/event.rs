@@ -331,3 +331,11 @@ fn time(value: &Loose<'_>) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
+/// A readable line for one `data.errors[]` item (no published schema): the engine's
+/// `qDescription` when the item has one, else the item as JSON.
+pub fn engine_error_text(item: &Value) -> String {
+    match item.get("qDescription").and_then(Value::as_str) {
+        Some(text) => text.to_owned(),
+        None => item.to_string(),
+    }
+}
