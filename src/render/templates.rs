@@ -1,0 +1,360 @@
+//! The template registry: every destination's templates (configured, or stock where the config
+//! names none) and the stock fallbacks, compiled once at start-up and named by a typed
+//! [`TemplateId`], never by a string built at the call site.
+//!
+//! Two Handlebars registries: `html` escapes `{{x}}` for HTML (email bodies); `raw` does not
+//! escape, and gets values already made safe for where they go (JSON strings for Slack and
+//! Teams, plain text for subjects and text bodies).
+
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+use super::{stock, uses, Kind, RenderError};
+use crate::config::{
+    Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig,
+};
+
+/// One part of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    Subject,
+    /// The HTML body of an email.
+    Html,
+    /// The text body of an email.
+    Text,
+    /// The JSON payload of a chat message (the destination's own kind).
+    Json,
+    /// The one-line text of a chat message in the basic format.
+    Basic,
+    /// The stock Slack payload.
+    Slack,
+    /// The stock Teams payload.
+    Teams,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Subject => "subject",
+            Part::Html => "html",
+            Part::Text => "text",
+            Part::Json => "json",
+            Part::Basic => "basic",
+            Part::Slack => "slack",
+            Part::Teams => "teams",
+        }
+    }
+}
+
+/// A template in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TemplateId {
+    /// Destination `index`'s template of `kind`.
+    Destination {
+        index: usize,
+        kind: Kind,
+        part: Part,
+    },
+    /// The stock digest or recovery template: what a destination sends when its own fails.
+    Stock { kind: Kind, part: Part },
+    /// The stock email alert template: the fallback of an email alert.
+    Fallback(Part),
+}
+
+impl TemplateId {
+    /// The one place a template's registry name is spelled.
+    fn name(self) -> String {
+        match self {
+            TemplateId::Destination { index, kind, part } => {
+                format!("{index}.{}.{}", kind.name(), part.name())
+            }
+            TemplateId::Stock { kind, part } => format!("stock.{}.{}", kind.name(), part.name()),
+            TemplateId::Fallback(part) => format!("fallback.{}", part.name()),
+        }
+    }
+
+    fn part(self) -> Part {
+        match self {
+            TemplateId::Destination { part, .. }
+            | TemplateId::Stock { part, .. }
+            | TemplateId::Fallback(part) => part,
+        }
+    }
+}
+
+pub(super) struct Templates {
+    html: Handlebars<'static>,
+    raw: Handlebars<'static>,
+    /// Where each destination's templates came from, for error messages: by kind, then index.
+    origins: [Vec<String>; 3],
+}
+
+impl Templates {
+    /// Compiles every destination's templates; a broken one is a problem naming the config key,
+    /// the file and the line.
+    pub(super) fn compile(config: &Config) -> Result<Templates, Vec<Problem>> {
+        let mut templates = Templates {
+            html: Handlebars::new(),
+            raw: Handlebars::new(),
+            origins: Default::default(),
+        };
+        templates.raw.register_escape_fn(handlebars::no_escape);
+        let mut problems = Vec::new();
+        for (index, d) in config.destinations.iter().enumerate() {
+            for kind in [Kind::Alert, Kind::Digest, Kind::Recovery] {
+                // Templates a destination never uses are not compiled (nor checked).
+                if !uses(d, kind) {
+                    templates.origins[kind.index()].push(String::new());
+                    continue;
+                }
+                let id = |part| TemplateId::Destination { index, kind, part };
+                let key = |k: &str| format!("destinations[{index}].{k}");
+                let set = template_set(d, kind);
+                let body = match d.kind {
+                    DestinationKind::Email(_) => Part::Html,
+                    _ => Part::Json,
+                };
+                let origin = templates.add(id(body), set.body.0, key(set.body.1), &mut problems);
+                if let Some((subject, k)) = set.subject {
+                    templates.add(
+                        id(Part::Subject),
+                        Source::Inline(subject),
+                        key(k),
+                        &mut problems,
+                    );
+                }
+                if let Some((text, k)) = set.text {
+                    templates.add(id(Part::Text), text, key(k), &mut problems);
+                }
+                if kind == Kind::Alert {
+                    if let DestinationKind::Slack(SlackConfig { basic_text, .. })
+                    | DestinationKind::Teams(TeamsConfig { basic_text, .. }) = &d.kind
+                    {
+                        let basic = Source::Inline(basic_text.clone());
+                        templates.add(id(Part::Basic), basic, key("basic_text"), &mut problems);
+                    }
+                }
+                templates.origins[kind.index()].push(origin);
+            }
+        }
+        // The fallbacks: stock templates, compiled whatever the config says (they are tested).
+        let mut stock_problems = Vec::new();
+        for (id, (name, text)) in [
+            (TemplateId::Fallback(Part::Html), stock::EMAIL_HTML),
+            (TemplateId::Fallback(Part::Text), stock::EMAIL_TEXT),
+        ] {
+            templates.add(
+                id,
+                Source::Stock(name, text),
+                String::new(),
+                &mut stock_problems,
+            );
+        }
+        for (kind, stock) in [
+            (Kind::Digest, stock::DIGEST),
+            (Kind::Recovery, stock::RECOVERY),
+        ] {
+            let id = |part| TemplateId::Stock { kind, part };
+            for (part, (name, text)) in [
+                (Part::Html, stock.email_html),
+                (Part::Text, stock.email_text),
+                (Part::Subject, ("subject", stock.subject)),
+                (Part::Slack, stock.slack),
+                (Part::Teams, stock.teams),
+            ] {
+                templates.add(
+                    id(part),
+                    Source::Stock(name, text),
+                    String::new(),
+                    &mut stock_problems,
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(templates)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Loads and registers one template; returns where it came from (empty if unreadable).
+    fn add(
+        &mut self,
+        id: TemplateId,
+        source: Source,
+        config_key: String,
+        problems: &mut Vec<Problem>,
+    ) -> String {
+        let registry = match id.part() {
+            Part::Html => &mut self.html,
+            _ => &mut self.raw,
+        };
+        match source.load() {
+            Ok((origin, text)) => {
+                if let Err(e) = registry.register_template_string(&id.name(), text) {
+                    let place = match e.pos() {
+                        Some((l, c)) => format!("{origin}:{l}:{c}"),
+                        None => origin.clone(),
+                    };
+                    problems.push(Problem {
+                        path: config_key,
+                        message: format!("{place}: {}", e.reason()),
+                    });
+                }
+                origin
+            }
+            Err(message) => {
+                problems.push(Problem {
+                    path: config_key,
+                    message,
+                });
+                String::new()
+            }
+        }
+    }
+
+    /// Renders template `id` with `ctx` (HTML-escaping only for email HTML bodies).
+    pub(super) fn render(&self, id: TemplateId, ctx: &Value) -> Result<String, RenderError> {
+        let registry = match id.part() {
+            Part::Html => &self.html,
+            _ => &self.raw,
+        };
+        let name = id.name();
+        registry
+            .render(&name, ctx)
+            .map_err(|e| RenderError::Template {
+                template: name,
+                message: e.to_string(),
+            })
+    }
+
+    /// Where destination `index`'s template of `kind` came from (a file, or `stock …`).
+    pub(super) fn origin(&self, index: usize, kind: Kind) -> &str {
+        self.origins[kind.index()]
+            .get(index)
+            .map_or("", String::as_str)
+    }
+}
+
+/// The templates of one kind for one destination: configured (or stock) sources, and the
+/// config keys they come from.
+struct TemplateSet {
+    subject: Option<(String, &'static str)>,
+    body: (Source, &'static str),
+    text: Option<(Source, &'static str)>,
+}
+
+/// Destination `d`'s template sources for `kind`, stock where the config names none.
+fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
+    let stock = match kind {
+        Kind::Alert => None,
+        Kind::Digest => Some(stock::DIGEST),
+        Kind::Recovery => Some(stock::RECOVERY),
+    };
+    match (&d.kind, stock) {
+        (DestinationKind::Email(e), None) => TemplateSet {
+            subject: Some((e.subject.clone(), "subject")),
+            body: (
+                Source::pick(&e.html_template, stock::EMAIL_HTML),
+                "html_template",
+            ),
+            text: Some((
+                Source::pick(&e.text_template, stock::EMAIL_TEXT),
+                "text_template",
+            )),
+        },
+        (DestinationKind::Email(e), Some(stock)) => {
+            let (notice, keys) = match kind {
+                Kind::Digest => (
+                    &e.digest,
+                    [
+                        "digest_subject",
+                        "digest_html_template",
+                        "digest_text_template",
+                    ],
+                ),
+                _ => (
+                    &e.recovery,
+                    [
+                        "recovery_subject",
+                        "recovery_html_template",
+                        "recovery_text_template",
+                    ],
+                ),
+            };
+            TemplateSet {
+                subject: Some((notice.subject.clone(), keys[0])),
+                body: (Source::pick(&notice.template, stock.email_html), keys[1]),
+                text: Some((
+                    Source::pick(&notice.text_template, stock.email_text),
+                    keys[2],
+                )),
+            }
+        }
+        (DestinationKind::Slack(s), stock) => chat_set(
+            &s.template,
+            &s.digest_template,
+            &s.recovery_template,
+            stock.map_or(stock::SLACK, |s| s.slack),
+            kind,
+        ),
+        (DestinationKind::Teams(t), stock) => chat_set(
+            &t.template,
+            &t.digest_template,
+            &t.recovery_template,
+            stock.map_or(stock::TEAMS, |s| s.teams),
+            kind,
+        ),
+    }
+}
+
+fn chat_set(
+    alert: &Option<PathBuf>,
+    digest: &Option<PathBuf>,
+    recovery: &Option<PathBuf>,
+    stock: (&'static str, &'static str),
+    kind: Kind,
+) -> TemplateSet {
+    let (path, key) = match kind {
+        Kind::Alert => (alert, "template"),
+        Kind::Digest => (digest, "digest_template"),
+        Kind::Recovery => (recovery, "recovery_template"),
+    };
+    TemplateSet {
+        subject: None,
+        body: (Source::pick(path, stock), key),
+        text: None,
+    }
+}
+
+/// Where a template comes from: a file, the stock template, or a config value.
+enum Source {
+    File(PathBuf),
+    Stock(&'static str, &'static str),
+    Inline(String),
+}
+
+impl Source {
+    fn pick(path: &Option<PathBuf>, stock: (&'static str, &'static str)) -> Source {
+        match path {
+            Some(p) => Source::File(p.clone()),
+            None => Source::Stock(stock.0, stock.1),
+        }
+    }
+
+    /// The template text and a name for it in messages.
+    fn load(self) -> Result<(String, String), String> {
+        match self {
+            Source::File(path) => read(&path).map(|text| (path.display().to_string(), text)),
+            Source::Stock(name, text) => Ok((format!("stock {name}"), text.to_owned())),
+            Source::Inline(text) => Ok(("config value".to_owned(), text)),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read template {}: {e}", path.display()))
+}
