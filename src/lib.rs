@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod gateway;
 pub mod healthcheck;
 pub mod import_butler;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::build::is_http_url;
 use super::reader::{Node, Section};
 use super::Secret;
-use crate::yaml_keyword;
+use crate::keyword;
 
 #[derive(Debug, Clone)]
 pub struct DestinationConfig {
@@ -58,22 +58,22 @@ pub enum DestinationKind {
     Teams(TeamsConfig),
 }
 
-yaml_keyword! {
+keyword! {
     /// Type of a destination.
     pub enum DestinationType { Email = "email", Slack = "slack", Teams = "teams" }
 }
 
-yaml_keyword! {
+keyword! {
     /// How the SMTP connection is secured.
     pub enum SmtpSecurity { StartTls = "starttls", Tls = "tls", None = "none" }
 }
 
-yaml_keyword! {
+keyword! {
     /// Mail priority, sent as X-Priority and Importance headers.
     pub enum Priority { High = "high", Normal = "normal", Low = "low" }
 }
 
-yaml_keyword! {
+keyword! {
     /// `formatted` renders the destination's template; `basic` sends one line and buttons.
     pub enum MessageFormat { Formatted = "formatted", Basic = "basic" }
 }

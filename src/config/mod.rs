@@ -17,7 +17,7 @@ pub use reader::Problem;
 pub use secret::Secret;
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 
-use crate::qlik::event::Failure;
+use crate::domain::Failure;
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/reload-butler.yaml";

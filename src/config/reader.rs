@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::secret::Secret;
+use crate::domain::Keyword;
 
 /// One thing wrong with the configuration, at one key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,32 +417,18 @@ impl<T: FromYaml> FromYaml for Vec<T> {
     }
 }
 
-/// Declares a keyword enum read from YAML text, with the list of accepted words in its error.
-#[macro_export]
-macro_rules! yaml_keyword {
-    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        $vis enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            pub const WORDS: &'static [&'static str] = &[$($word),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $word),+ }
-            }
-        }
-
-        impl $crate::config::reader::FromYaml for $name {
-            fn from_yaml(value: &serde_yaml::Value) -> Result<Self, String> {
-                let text = <String as $crate::config::reader::FromYaml>::from_yaml(value)?;
-                match text.trim() {
-                    $($word => Ok(Self::$variant),)+
-                    other => Err(format!("expected one of {}, found `{other}`", Self::WORDS.join(", "))),
-                }
-            }
-        }
-    };
+impl<T: Keyword> FromYaml for T {
+    /// One of the enum's words; the error lists them all.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        T::from_word(text.trim()).ok_or_else(|| {
+            format!(
+                "expected one of {}, found `{}`",
+                T::WORDS.join(", "),
+                text.trim()
+            )
+        })
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::qlik::event::{Failure, ReloadEvent};
+use crate::domain::Failure;
+use crate::qlik::event::ReloadEvent;
 
 /// Dead letters keep at most this many bytes of the payload (the size is kept too).
 pub const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
