@@ -1,8 +1,17 @@
 //! Words of the domain that more than one part of the program speaks: the kinds of failure that
-//! raise an alert, and the [`keyword!`](crate::keyword) enums configuration is written in.
+//! raise an alert, the [`keyword!`](crate::keyword) enums configuration is written in, and
+//! durations as the store's milliseconds.
 //!
 //! It depends on nothing in the crate, so `config` and `qlik` can both use it without either
 //! importing the other.
+
+use std::time::Duration;
+
+/// `d` in whole milliseconds as the store keeps times, saturating at `i64::MAX` instead of
+/// wrapping negative (`as i64` on 300000000 years would make a retention purge everything).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// An enum spelt in configuration as one of a fixed set of words.
 pub trait Keyword: Sized + Copy + 'static {
@@ -64,6 +73,13 @@ keyword! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_saturate() {
+        assert_eq!(millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(millis(Duration::from_secs(u64::MAX)), i64::MAX);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
+    }
 
     #[test]
     fn words_round_trip() {

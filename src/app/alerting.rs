@@ -197,7 +197,7 @@ async fn maintain(
     retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let retention_ms = retention.as_millis() as i64;
+    let retention_ms = crate::domain::millis(retention);
     loop {
         match store.call(move |s| s.purge_history(retention_ms)).await {
             Ok(0) => {}

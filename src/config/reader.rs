@@ -340,10 +340,19 @@ impl FromYaml for Duration {
         if text == "0" {
             return Ok(Duration::ZERO);
         }
-        humantime::parse_duration(text)
-            .map_err(|_| format!("expected a duration such as `90s`, `5m` or `1h`, found `{text}`"))
+        let duration = humantime::parse_duration(text).map_err(|_| {
+            format!("expected a duration such as `90s`, `5m` or `1h`, found `{text}`")
+        })?;
+        if duration > MAX_DURATION {
+            return Err(format!("expected at most 100y, found `{text}`"));
+        }
+        Ok(duration)
     }
 }
+
+/// The longest duration any key accepts: longer is a typo, and would overflow the store's
+/// millisecond arithmetic (which saturates anyway, see `domain::millis`).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime's `100y`
 
 /// A size in bytes: `1MiB`, `512KiB`, `2MB`, or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,6 +488,11 @@ mod tests {
         assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(d("0"), Ok(Duration::ZERO));
         assert!(d("5 minutes please").is_err());
+        assert_eq!(d("100y"), Ok(MAX_DURATION));
+        assert_eq!(
+            d("300000000y"),
+            Err("expected at most 100y, found `300000000y`".to_owned())
+        );
         let b = |s: &str| ByteSize::from_yaml(&Value::String(s.into()));
         assert_eq!(b("1MiB"), Ok(ByteSize(1 << 20)));
         assert_eq!(b("512KiB"), Ok(ByteSize(512 << 10)));

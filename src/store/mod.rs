@@ -178,7 +178,7 @@ impl Store {
     /// when it returns `Err`.
     pub fn write(&mut self, records: &[Record]) -> Result<Vec<Written>, StoreError> {
         let now = now_ms();
-        let expires = now.saturating_add(self.dedupe_ttl.as_millis() as i64);
+        let expires = now.saturating_add(crate::domain::millis(self.dedupe_ttl));
         let track_failing = self.track_failing;
         let Store { conn, path, .. } = self;
         let sqlite = |source| StoreError::Sqlite {
