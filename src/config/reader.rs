@@ -4,7 +4,7 @@
 //! serde's derive stops at the first error and cannot tell a typo from a new key; reading field by
 //! field gives each problem its key path (`destinations[1].smtp.port`) and rejects unknown keys.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,6 +124,7 @@ impl<'a> Node<'a> {
             path: self.path.clone(),
             map,
             used: RefCell::new(Vec::new()),
+            unknown_reported: Cell::new(true),
             problems: self.problems,
         }
     }
@@ -155,6 +156,7 @@ pub struct Section<'a> {
     pub path: String,
     map: Option<&'a Mapping>,
     used: RefCell<Vec<&'static str>>,
+    unknown_reported: Cell<bool>,
     problems: &'a Problems,
 }
 
@@ -205,11 +207,20 @@ impl<'a> Section<'a> {
     pub fn problem(&self, key: &str, message: impl Into<String>) {
         self.problems.push(&join(&self.path, key), message);
     }
+
+    /// Keys not read are not reported: which keys belong here depends on a value that already
+    /// has its problem (a destination's misspelt `type`), and one typo is one problem.
+    pub fn skip_unknown_keys(&self) {
+        self.unknown_reported.set(false);
+    }
 }
 
 impl Drop for Section<'_> {
     fn drop(&mut self) {
         let Some(map) = self.map else { return };
+        if !self.unknown_reported.get() {
+            return;
+        }
         let used = self.used.borrow();
         for key in map.keys() {
             let name = match key {
@@ -298,6 +309,49 @@ impl FromYaml for Secret {
         scalar_text(value)
             .map(Secret::new)
             .map_err(|_| format!("expected text, found {}", kind(value)))
+    }
+}
+
+impl FromYaml for url::Url {
+    /// An http:// or https:// URL with a host (plain http for proxies and tests): the only
+    /// kind the config holds besides the MQTT broker's, which has its own syntax.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        http_url(text.trim())
+            .map_err(|why| format!("expected an https:// url, found `{}` ({why})", text.trim()))
+    }
+}
+
+/// `text` as an http(s) URL with a host; the reason is fixed text, never a part of `text`.
+pub fn http_url(text: &str) -> Result<url::Url, &'static str> {
+    let url = url::Url::parse(text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => "no https:// in front",
+        url::ParseError::InvalidDomainCharacter | url::ParseError::IdnaError => {
+            "the host has a character hosts cannot have"
+        }
+        url::ParseError::EmptyHost => "no host",
+        url::ParseError::InvalidPort => "the port is not a number up to 65535",
+        _ => "not a URL",
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http:// and https:// are supported");
+    }
+    if !url.has_host() {
+        return Err("no host");
+    }
+    Ok(url)
+}
+
+impl FromYaml for lettre::message::Mailbox {
+    /// `alerts@acme.com` or `Qlik Cloud alerts <alerts@acme.com>`, as lettre will send it.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        text.trim().parse().map_err(|e| {
+            format!(
+                "`{}` is not a mailbox such as `alerts@acme.com` or `Alerts <alerts@acme.com>` ({e})",
+                text.trim()
+            )
+        })
     }
 }
 
