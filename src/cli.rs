@@ -129,17 +129,11 @@ fn check(path: &Path) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    // TLS files are part of the configuration: read them now, not at the first connect.
-    if let Some(mqtt) = &config.mqtt {
-        if let Err(error) = crate::mqtt::client_options(mqtt) {
-            eprintln!(
-                "error: {} has 1 problem:\n  - mqtt: {error}",
-                path.display()
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    }
-    let problems = crate::preview::check_templates(&config);
+    // What `run` and `gateway` build at start-up (TLS files, senders, API clients), then the
+    // templates: a config `check` accepts starts.
+    let mut problems = crate::app::startup_problems(&config);
+    problems.extend(crate::gateway::config_problems(&config));
+    problems.extend(crate::preview::check_templates(&config));
     if !problems.is_empty() {
         eprintln!(
             "error: {} has {} problem{}:",
@@ -218,7 +212,7 @@ fn run(path: &Path) -> ExitCode {
     };
     match runtime.block_on(crate::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ (crate::app::RunError::NoEventSource | crate::app::RunError::Templates(_))) => {
+        Err(error @ (crate::app::RunError::NoEventSource | crate::app::RunError::Config(_))) => {
             eprintln!("error: {error}");
             ExitCode::from(EXIT_CONFIG)
         }

@@ -250,6 +250,12 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         ca_file: smtp.opt("ca_file"),
     };
     drop(smtp);
+    if !smtp_config.host.is_empty() && url::Host::parse(&smtp_config.host).is_err() {
+        s.problem(
+            "smtp.host",
+            format!("`{}` is not a host name or IP address", smtp_config.host),
+        );
+    }
     let owner = s.section("app_owner");
     let app_owner = AppOwnerConfig {
         enabled: owner.or("enabled", false),
