@@ -131,7 +131,7 @@ pub struct Receipt {
     pub detail: String,
 }
 
-/// A destination whose sender cannot be built (unreadable CA file, `from` not a mailbox, ...).
+/// A destination whose sender cannot be built (unreadable `smtp.ca_file`, TLS set-up, ...).
 #[derive(Debug, thiserror::Error)]
 #[error("destination `{destination}`: {message}")]
 pub struct NotifyError {
