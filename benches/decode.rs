@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use reload_butler::domain::Failure;
 use reload_butler::pipeline::{judge, Rules, Verdict};
-use reload_butler::qlik::event::{decode, Failure};
+use reload_butler::qlik::event::decode;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(

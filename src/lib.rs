@@ -7,6 +7,7 @@ pub mod archive;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod gateway;
 pub mod metrics;
 pub mod mqtt;

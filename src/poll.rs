@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
+use crate::domain::Failure;
 use crate::metrics::{inc, Metrics};
 use crate::qlik::api::QlikClient;
-use crate::qlik::event::{EventKind, Failure, ReloadEvent, Status, RELOAD_FINISHED};
+use crate::qlik::event::{EventKind, ReloadEvent, Status, RELOAD_FINISHED};
 use crate::qlik::model::ReloadSummary;
 use crate::store::{Record, SharedStore, Written};
 

@@ -7,7 +7,8 @@
     reason = "test code: a panic fails the test"
 )]
 
-use reload_butler::qlik::event::{decode, DecodeError, EventKind, Failure, ReloadEvent, Status};
+use reload_butler::domain::Failure;
+use reload_butler::qlik::event::{decode, DecodeError, EventKind, ReloadEvent, Status};
 
 const TENANT: &str = "xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct";
 const APP: &str = "8b3f6f2e-4c1a-4f7e-9a7d-2f0c5e1b9d43";

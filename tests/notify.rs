@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use reload_butler::config::{
     AppOwnerConfig, DestinationConfig, DestinationKind, EmailConfig, MessageFormat,
-    NoticeTemplates, Priority, ScriptLogLines, Secret, SlackConfig, SmtpConfig, SmtpSecurity,
-    TeamsConfig,
+    NoticeTemplates, Priority, ScriptLogLines, Secret, SecretUrl, SlackConfig, SmtpConfig,
+    SmtpSecurity, TeamsConfig,
 };
 use reload_butler::notify::{Notifier, Payload, SendMeta};
 
@@ -67,7 +67,9 @@ fn email_config(
             timeout: Duration::from_secs(20),
             ca_file: ca,
         },
-        from: "Qlik Cloud alerts <qlik-alerts@acme.com>".to_owned(),
+        from: "Qlik Cloud alerts <qlik-alerts@acme.com>"
+            .parse()
+            .expect("mailbox"),
         subject: String::new(),
         html_template: None,
         text_template: None,
@@ -110,7 +112,7 @@ fn mail(to: &str) -> Payload {
 
 fn slack_config(url: String) -> DestinationKind {
     DestinationKind::Slack(SlackConfig {
-        webhook_url: Secret::new(url),
+        webhook_url: Some(SecretUrl::new(url.parse().expect("url"))),
         format: MessageFormat::Formatted,
         basic_text: String::new(),
         template: None,
@@ -124,7 +126,7 @@ fn slack_config(url: String) -> DestinationKind {
 
 fn teams_config(url: String) -> DestinationKind {
     DestinationKind::Teams(TeamsConfig {
-        webhook_url: Secret::new(url),
+        webhook_url: Some(SecretUrl::new(url.parse().expect("url"))),
         format: MessageFormat::Formatted,
         basic_text: String::new(),
         template: None,

@@ -85,7 +85,7 @@ fn tenant(server: &MockServer, auth: TenantAuth) -> TenantConfig {
     TenantConfig {
         id: "xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct".into(),
         comment: "test".into(),
-        url: server.uri(),
+        url: server.uri().parse().expect("url"),
         auth: Some(auth),
         qmc_url: None,
         hub_url: None,

@@ -38,43 +38,22 @@ pub(super) async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Alerting, RunError> {
     let config = Arc::new(config.clone());
-    let renderer = Arc::new(crate::render::Renderer::new(&config).map_err(RunError::Templates)?);
+    let renderer = Arc::new(crate::render::Renderer::new(&config).map_err(RunError::Config)?);
     let path = config.state.path.clone();
     let ttl = config.state.dedupe_ttl;
     let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
     store.track_failing_apps(config.recovery_enabled());
     let store = crate::store::SharedStore::new(store)?;
     // API clients serve enrichment and the reconciliation poll.
-    let mut clients = HashMap::new();
-    if config.enrich.enabled || config.poll.enabled {
-        for tenant in &config.tenants {
-            let client = crate::qlik::enrich::client_for(tenant, &config.enrich, metrics.clone())
-                .map_err(|source| RunError::Api {
-                tenant: tenant.id.clone(),
-                source,
-            })?;
-            if let Some(client) = client {
-                clients.insert(tenant.id.clone(), Arc::new(client));
-            }
-        }
-    }
+    let clients = crate::qlik::enrich::clients_for(&config, metrics).map_err(RunError::Config)?;
+    let notifiers = crate::notify::build_all(&config).map_err(RunError::Config)?;
     let enabled: Vec<_> = config.destinations.iter().filter(|d| d.enabled).collect();
     metrics.register_destinations(enabled.iter().map(|d| d.name.as_str()));
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let jobs_committed = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
-    for (index, d) in config
-        .destinations
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.enabled)
-    {
-        let notifier =
-            crate::notify::Notifier::for_destination(d, config.delivery.dry_run_dir.as_deref())
-                .map_err(|source| RunError::Notifier {
-                    name: d.name.clone(),
-                    source,
-                })?;
+    for (index, notifier) in notifiers {
+        let d = &config.destinations[index];
         let worker = crate::outbox::Worker {
             destination: d.name.clone(),
             notifier: Arc::new(notifier),
@@ -197,7 +176,7 @@ async fn maintain(
     retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let retention_ms = retention.as_millis() as i64;
+    let retention_ms = crate::domain::millis(retention);
     loop {
         match store.call(move |s| s.purge_history(retention_ms)).await {
             Ok(0) => {}

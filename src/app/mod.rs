@@ -40,20 +40,34 @@ pub enum RunError {
     Thread(#[source] std::io::Error),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("templates:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Templates(Vec<crate::config::Problem>),
-    #[error("destination `{name}`: {source}")]
-    Notifier {
-        name: String,
-        #[source]
-        source: crate::notify::NotifyError,
-    },
-    #[error("tenant `{tenant}`: {source}")]
-    Api {
-        tenant: String,
-        #[source]
-        source: crate::qlik::api::ApiError,
-    },
+    /// What `check` reports too: templates that do not compile, senders or API clients that
+    /// cannot be built.
+    #[error("configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<crate::config::Problem>),
+}
+
+/// What `run` builds from the configuration before anything starts, each failure a config
+/// problem: the MQTT client's options (its TLS files), every sender and every Qlik Cloud
+/// client, through the same functions `run` uses. No network. `check` runs it, so that a
+/// configuration `check` accepts starts.
+pub fn startup_problems(config: &Config) -> Vec<crate::config::Problem> {
+    let mut problems = Vec::new();
+    if let Some(mqtt) = &config.mqtt {
+        if let Err(error) = crate::mqtt::client_options(mqtt) {
+            problems.push(crate::config::Problem {
+                path: "mqtt".to_owned(),
+                message: error.to_string(),
+            });
+        }
+    }
+    let metrics = Arc::new(Metrics::default());
+    if let Err(found) = crate::qlik::enrich::clients_for(config, &metrics) {
+        problems.extend(found);
+    }
+    if let Err(found) = crate::notify::build_all(config) {
+        problems.extend(found);
+    }
+    problems
 }
 
 /// The daemon. Returns when a shutdown signal was handled.

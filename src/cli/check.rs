@@ -12,13 +12,11 @@ use crate::render::{notice, sample, uses, Kind, RenderError, Renderer};
 
 pub fn command(path: &Path) -> Outcome {
     let config = load(path)?;
-    // TLS files are part of the configuration: read them now, not at the first connect.
-    if let Some(mqtt) = &config.mqtt {
-        if let Err(error) = crate::mqtt::client_options(mqtt) {
-            return Err(problems(path, &[format!("mqtt: {error}")]));
-        }
-    }
-    let found = check_templates(&config);
+    // What `run` and `gateway` build at start-up (TLS files, senders, API clients), then the
+    // templates: a config `check` accepts starts.
+    let mut found = crate::app::startup_problems(&config);
+    found.extend(crate::gateway::config_problems(&config));
+    found.extend(check_templates(&config));
     if !found.is_empty() {
         return Err(problems(path, &found));
     }

@@ -35,6 +35,20 @@ fn q(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// Butler's `fromAddress` as a mailbox lettre parses (config checks `from` with it): a display
+/// name with specials such as `(` is quoted, `"Qlik Sense (no-reply)" <a@acme.com>`.
+fn mailbox_text(from: &str) -> String {
+    if from.parse::<lettre::message::Mailbox>().is_ok() {
+        return from.to_owned();
+    }
+    match from.rsplit_once('<') {
+        Some((name, rest)) if !name.trim().is_empty() && !name.contains('"') => {
+            format!("\"{}\" <{rest}", name.trim())
+        }
+        _ => from.to_owned(),
+    }
+}
+
 fn list(items: &[String]) -> String {
     format!(
         "[{}]",
@@ -277,7 +291,7 @@ fn email(w: &mut String, b: &Value, base: &str) -> bool {
         let _ = writeln!(w, "      # Butler accepted any certificate (rejectUnauthorized: false); here set ca_file to the relay's CA instead.");
     }
     let from = text(b, &format!("{base}.fromAddress")).unwrap_or_else(|| "<from address>".into());
-    let _ = writeln!(w, "    from: {}", q(&from));
+    let _ = writeln!(w, "    from: {}", q(&mailbox_text(&from)));
     if let Some(subject) = text(b, &format!("{base}.subject")) {
         if subject.contains("taskName") {
             let _ = writeln!(w, "    # Butler's subject used {{{{taskName}}}}, a client-managed field; {{{{appName}}}} is the Qlik Cloud one.");

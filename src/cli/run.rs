@@ -10,7 +10,7 @@ pub fn daemon(path: &Path) -> Outcome {
     let config = load(path)?;
     match runtime()?.block_on(crate::app::run(config)) {
         Ok(()) => Ok(()),
-        Err(error @ (RunError::NoEventSource | RunError::Templates(_))) => {
+        Err(error @ (RunError::NoEventSource | RunError::Config(_))) => {
             Err(Exit::config(error.to_string()))
         }
         Err(error) => {

@@ -258,29 +258,40 @@ fn read_state(s: &Section) -> StateConfig {
 
 fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
     let mut tenants: Vec<TenantConfig> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     for node in root.list("tenants") {
         let s = node.section();
         let id: String = s.req("id").unwrap_or_default();
-        if tenants.iter().any(|t| t.id == id && !id.is_empty()) {
+        if ids.contains(&id) && !id.is_empty() {
             s.problem("id", format!("tenant `{id}` is listed twice"));
         }
-        let url = s
-            .req::<String>("url")
-            .map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = url.as_deref().filter(|u| !is_http_url(u)) {
-            s.problem("url", format!("expected an https:// url, found `{url}`"));
+        ids.push(id.clone());
+        let url: Option<url::Url> = s.req("url");
+        if url
+            .as_ref()
+            .is_some_and(|u| u.query().is_some() || u.fragment().is_some())
+        {
+            s.problem(
+                "url",
+                "must not have a query (`?`) or fragment (`#`): API paths are appended to it",
+            );
         }
         let links = s.section("links");
-        let tenant = TenantConfig {
-            id,
-            comment: s.or("comment", String::new()),
-            url: url.unwrap_or_default(),
-            auth: read_auth(&s.section("auth"), credentials_needed),
-            qmc_url: links.opt("qmc"),
-            hub_url: links.opt("hub"),
-        };
+        let (qmc_url, hub_url) = (links.opt("qmc"), links.opt("hub"));
         drop(links);
-        tenants.push(tenant);
+        let comment = s.or("comment", String::new());
+        let auth = read_auth(&s.section("auth"), credentials_needed);
+        // Without a url the tenant is left out; its problem is recorded.
+        if let Some(url) = url {
+            tenants.push(TenantConfig {
+                id,
+                comment,
+                url,
+                auth,
+                qmc_url,
+                hub_url,
+            });
+        }
     }
     tenants
 }
@@ -400,13 +411,6 @@ fn read_gateway(s: &Section) -> GatewayConfig {
         s.problem("max_body", "must be at least 1KiB");
     }
     gateway
-}
-
-/// Whether `url` is an http(s) URL with a host. Plain http is accepted for proxies and tests.
-pub(super) fn is_http_url(url: &str) -> bool {
-    url.strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::build::is_http_url;
-use super::reader::{Node, Section};
-use super::Secret;
-use crate::yaml_keyword;
+use lettre::message::Mailbox;
+
+use super::reader::{http_url, Node, Section};
+use super::{Secret, SecretUrl};
+use crate::keyword;
 
 #[derive(Debug, Clone)]
 pub struct DestinationConfig {
@@ -58,22 +59,22 @@ pub enum DestinationKind {
     Teams(TeamsConfig),
 }
 
-yaml_keyword! {
+keyword! {
     /// Type of a destination.
     pub enum DestinationType { Email = "email", Slack = "slack", Teams = "teams" }
 }
 
-yaml_keyword! {
+keyword! {
     /// How the SMTP connection is secured.
     pub enum SmtpSecurity { StartTls = "starttls", Tls = "tls", None = "none" }
 }
 
-yaml_keyword! {
+keyword! {
     /// Mail priority, sent as X-Priority and Importance headers.
     pub enum Priority { High = "high", Normal = "normal", Low = "low" }
 }
 
-yaml_keyword! {
+keyword! {
     /// `formatted` renders the destination's template; `basic` sends one line and buttons.
     pub enum MessageFormat { Formatted = "formatted", Basic = "basic" }
 }
@@ -101,12 +102,13 @@ pub struct AppOwnerConfig {
 #[derive(Debug, Clone)]
 pub struct EmailConfig {
     pub smtp: SmtpConfig,
-    pub from: String,
+    pub from: Mailbox,
     pub subject: String,
     /// `None`: the stock template built into the binary (the same as `templates/email/...`).
     pub html_template: Option<PathBuf>,
     pub text_template: Option<PathBuf>,
     pub priority: Priority,
+    /// Each parses as a [`Mailbox`] (checked here); kept as written, as outbox rows hold them.
     pub recipients: Vec<String>,
     pub app_owner: AppOwnerConfig,
     pub digest: NoticeTemplates,
@@ -115,8 +117,9 @@ pub struct EmailConfig {
 
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
-    /// The webhook URL carries its token, so it is a secret.
-    pub webhook_url: Secret,
+    /// The webhook URL carries its token, so it is a secret. `None` only on a disabled
+    /// destination.
+    pub webhook_url: Option<SecretUrl>,
     pub format: MessageFormat,
     pub basic_text: String,
     /// `None`: the stock template built into the binary.
@@ -130,7 +133,8 @@ pub struct SlackConfig {
 
 #[derive(Debug, Clone)]
 pub struct TeamsConfig {
-    pub webhook_url: Secret,
+    /// As for Slack: a secret; `None` only on a disabled destination.
+    pub webhook_url: Option<SecretUrl>,
     pub format: MessageFormat,
     pub basic_text: String,
     /// `None`: the stock template built into the binary.
@@ -180,20 +184,30 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
     };
     drop(script_log);
     let enabled = s.or("enabled", true);
-    let kind = match kind_word? {
-        DestinationType::Email => DestinationKind::Email(Box::new(read_email(&s, enabled))),
+    let only_apps_tagged = s.or("only_apps_tagged", Vec::new());
+    let skip_apps_tagged = s.or("skip_apps_tagged", Vec::new());
+    let rate_limit = s.or("rate_limit", Duration::from_secs(300));
+    let grouping = read_grouping(&s);
+    let notify_recovery = s.or("notify_recovery", false);
+    let Some(kind_word) = kind_word else {
+        // `type` has its problem; the keys of the type meant would each be "unknown".
+        s.skip_unknown_keys();
+        return None;
+    };
+    let kind = match kind_word {
+        DestinationType::Email => DestinationKind::Email(Box::new(read_email(&s, enabled)?)),
         DestinationType::Slack => DestinationKind::Slack(read_slack(&s, enabled)),
         DestinationType::Teams => DestinationKind::Teams(read_teams(&s, enabled)),
     };
     Some(DestinationConfig {
         name,
         enabled,
-        only_apps_tagged: s.or("only_apps_tagged", Vec::new()),
-        skip_apps_tagged: s.or("skip_apps_tagged", Vec::new()),
-        rate_limit: s.or("rate_limit", Duration::from_secs(300)),
+        only_apps_tagged,
+        skip_apps_tagged,
+        rate_limit,
         script_log: lines,
-        grouping: read_grouping(&s),
-        notify_recovery: s.or("notify_recovery", false),
+        grouping,
+        notify_recovery,
         kind,
     })
 }
@@ -217,7 +231,8 @@ fn read_grouping(s: &Section) -> Option<Grouping> {
     (!window.is_zero()).then_some(Grouping { window, threshold })
 }
 
-fn read_email(s: &Section, enabled: bool) -> EmailConfig {
+/// `None` when `from` is missing or no mailbox (its problem is recorded).
+fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
     let smtp = s.section("smtp");
     let security = smtp.or("security", SmtpSecurity::StartTls);
     let default_port = match security {
@@ -235,6 +250,12 @@ fn read_email(s: &Section, enabled: bool) -> EmailConfig {
         ca_file: smtp.opt("ca_file"),
     };
     drop(smtp);
+    if !smtp_config.host.is_empty() && url::Host::parse(&smtp_config.host).is_err() {
+        s.problem(
+            "smtp.host",
+            format!("`{}` is not a host name or IP address", smtp_config.host),
+        );
+    }
     let owner = s.section("app_owner");
     let app_owner = AppOwnerConfig {
         enabled: owner.or("enabled", false),
@@ -243,74 +264,70 @@ fn read_email(s: &Section, enabled: bool) -> EmailConfig {
         exclude: owner.or("exclude", Vec::new()),
     };
     drop(owner);
-    let email = EmailConfig {
-        smtp: smtp_config,
-        from: s.req("from").unwrap_or_default(),
-        subject: s.or(
-            "subject",
-            "❌ Qlik Cloud reload failed: \"{{appName}}\"".to_owned(),
-        ),
-        html_template: s.opt("html_template"),
-        text_template: s.opt("text_template"),
-        priority: s.or("priority", Priority::High),
-        recipients: s.or("recipients", Vec::new()),
-        app_owner,
-        digest: NoticeTemplates {
-            subject: s.or("digest_subject", DIGEST_SUBJECT.to_owned()),
-            template: s.opt("digest_html_template"),
-            text_template: s.opt("digest_text_template"),
-        },
-        recovery: NoticeTemplates {
-            subject: s.or("recovery_subject", RECOVERY_SUBJECT.to_owned()),
-            template: s.opt("recovery_html_template"),
-            text_template: s.opt("recovery_text_template"),
-        },
-    };
-    for (i, address) in email.recipients.iter().enumerate() {
-        if !looks_like_address(address) {
+    let from: Option<Mailbox> = s.req("from");
+    let recipients: Vec<String> = s.or("recipients", Vec::new());
+    for (i, address) in recipients.iter().enumerate() {
+        // The parse the sender makes of each recipient, so that none fails at send time.
+        if let Err(e) = address.trim().parse::<Mailbox>() {
             s.problem(
                 &format!("recipients[{i}]"),
-                format!("`{address}` is not an email address"),
+                format!("`{address}` is not an email address ({e})"),
             );
         }
     }
-    if !email.from.is_empty() && !looks_like_address(&email.from) {
-        s.problem("from", format!("`{}` is not an email address", email.from));
-    }
-    if enabled && email.recipients.is_empty() && !email.app_owner.enabled {
+    if enabled && recipients.is_empty() && !app_owner.enabled {
         s.problem(
             "recipients",
             "is empty and app_owner is disabled: nobody would get these alerts",
         );
     }
-    email
-}
-
-/// A light check that catches typos (`qlik-admins.acme.com`); the SMTP server has the last word.
-fn looks_like_address(text: &str) -> bool {
-    let address = match (text.rfind('<'), text.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &text[open + 1..close],
-        _ => text,
+    let subject = s.or(
+        "subject",
+        "❌ Qlik Cloud reload failed: \"{{appName}}\"".to_owned(),
+    );
+    let html_template = s.opt("html_template");
+    let text_template = s.opt("text_template");
+    let priority = s.or("priority", Priority::High);
+    let digest = NoticeTemplates {
+        subject: s.or("digest_subject", DIGEST_SUBJECT.to_owned()),
+        template: s.opt("digest_html_template"),
+        text_template: s.opt("digest_text_template"),
     };
-    match address.trim().split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+    let recovery = NoticeTemplates {
+        subject: s.or("recovery_subject", RECOVERY_SUBJECT.to_owned()),
+        template: s.opt("recovery_html_template"),
+        text_template: s.opt("recovery_text_template"),
+    };
+    Some(EmailConfig {
+        smtp: smtp_config,
+        from: from?,
+        subject,
+        html_template,
+        text_template,
+        priority,
+        recipients,
+        app_owner,
+        digest,
+        recovery,
+    })
 }
 
-fn webhook_url(s: &Section, enabled: bool) -> Secret {
+fn webhook_url(s: &Section, enabled: bool) -> Option<SecretUrl> {
     let url: Secret = s.opt("webhook_url").unwrap_or_default();
-    if url.is_empty() {
+    if url.expose().trim().is_empty() {
         if enabled {
             s.problem("webhook_url", "is required");
         }
-    } else if !is_http_url(url.expose()) {
-        // The URL carries a token: the message must not repeat it.
-        s.problem("webhook_url", "expected an https:// url");
+        return None;
     }
-    url
+    match http_url(url.expose().trim()) {
+        Ok(url) => Some(SecretUrl::new(url)),
+        Err(why) => {
+            // The URL carries a token: the message must not repeat it.
+            s.problem("webhook_url", format!("expected an https:// url ({why})"));
+            None
+        }
+    }
 }
 
 fn read_slack(s: &Section, enabled: bool) -> SlackConfig {

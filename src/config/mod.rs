@@ -14,10 +14,10 @@ use std::time::Duration;
 
 pub use env::{process_env, Env};
 pub use reader::Problem;
-pub use secret::Secret;
+pub use secret::{Secret, SecretUrl};
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 
-use crate::qlik::event::Failure;
+use crate::domain::Failure;
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/reload-butler.yaml";
@@ -111,11 +111,18 @@ pub struct AdminConfig {
 pub struct TenantConfig {
     pub id: String,
     pub comment: String,
-    /// Base URL without a trailing slash, e.g. `https://acme.eu.qlikcloud.com`.
-    pub url: String,
+    /// The tenant's URL, e.g. `https://acme.eu.qlikcloud.com` (no query or fragment).
+    pub url: url::Url,
     pub auth: Option<TenantAuth>,
     pub qmc_url: Option<String>,
     pub hub_url: Option<String>,
+}
+
+impl TenantConfig {
+    /// The URL without a trailing slash, for appending paths: `https://acme.eu.qlikcloud.com`.
+    pub fn base_url(&self) -> &str {
+        self.url.as_str().trim_end_matches('/')
+    }
 }
 
 #[derive(Debug, Clone)]

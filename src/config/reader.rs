@@ -4,7 +4,7 @@
 //! serde's derive stops at the first error and cannot tell a typo from a new key; reading field by
 //! field gives each problem its key path (`destinations[1].smtp.port`) and rejects unknown keys.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::secret::Secret;
+use crate::domain::Keyword;
 
 /// One thing wrong with the configuration, at one key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,7 @@ impl<'a> Node<'a> {
             path: self.path.clone(),
             map,
             used: RefCell::new(Vec::new()),
+            unknown_reported: Cell::new(true),
             problems: self.problems,
         }
     }
@@ -154,6 +156,7 @@ pub struct Section<'a> {
     pub path: String,
     map: Option<&'a Mapping>,
     used: RefCell<Vec<&'static str>>,
+    unknown_reported: Cell<bool>,
     problems: &'a Problems,
 }
 
@@ -204,11 +207,20 @@ impl<'a> Section<'a> {
     pub fn problem(&self, key: &str, message: impl Into<String>) {
         self.problems.push(&join(&self.path, key), message);
     }
+
+    /// Keys not read are not reported: which keys belong here depends on a value that already
+    /// has its problem (a destination's misspelt `type`), and one typo is one problem.
+    pub fn skip_unknown_keys(&self) {
+        self.unknown_reported.set(false);
+    }
 }
 
 impl Drop for Section<'_> {
     fn drop(&mut self) {
         let Some(map) = self.map else { return };
+        if !self.unknown_reported.get() {
+            return;
+        }
         let used = self.used.borrow();
         for key in map.keys() {
             let name = match key {
@@ -300,6 +312,49 @@ impl FromYaml for Secret {
     }
 }
 
+impl FromYaml for url::Url {
+    /// An http:// or https:// URL with a host (plain http for proxies and tests): the only
+    /// kind the config holds besides the MQTT broker's, which has its own syntax.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        http_url(text.trim())
+            .map_err(|why| format!("expected an https:// url, found `{}` ({why})", text.trim()))
+    }
+}
+
+/// `text` as an http(s) URL with a host; the reason is fixed text, never a part of `text`.
+pub fn http_url(text: &str) -> Result<url::Url, &'static str> {
+    let url = url::Url::parse(text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => "no https:// in front",
+        url::ParseError::InvalidDomainCharacter | url::ParseError::IdnaError => {
+            "the host has a character hosts cannot have"
+        }
+        url::ParseError::EmptyHost => "no host",
+        url::ParseError::InvalidPort => "the port is not a number up to 65535",
+        _ => "not a URL",
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http:// and https:// are supported");
+    }
+    if !url.has_host() {
+        return Err("no host");
+    }
+    Ok(url)
+}
+
+impl FromYaml for lettre::message::Mailbox {
+    /// `alerts@acme.com` or `Qlik Cloud alerts <alerts@acme.com>`, as lettre will send it.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        text.trim().parse().map_err(|e| {
+            format!(
+                "`{}` is not a mailbox such as `alerts@acme.com` or `Alerts <alerts@acme.com>` ({e})",
+                text.trim()
+            )
+        })
+    }
+}
+
 impl FromYaml for PathBuf {
     fn from_yaml(value: &Value) -> Result<Self, String> {
         scalar_text(value).map(PathBuf::from)
@@ -339,10 +394,19 @@ impl FromYaml for Duration {
         if text == "0" {
             return Ok(Duration::ZERO);
         }
-        humantime::parse_duration(text)
-            .map_err(|_| format!("expected a duration such as `90s`, `5m` or `1h`, found `{text}`"))
+        let duration = humantime::parse_duration(text).map_err(|_| {
+            format!("expected a duration such as `90s`, `5m` or `1h`, found `{text}`")
+        })?;
+        if duration > MAX_DURATION {
+            return Err(format!("expected at most 100y, found `{text}`"));
+        }
+        Ok(duration)
     }
 }
+
+/// The longest duration any key accepts: longer is a typo, and would overflow the store's
+/// millisecond arithmetic (which saturates anyway, see `domain::millis`).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime's `100y`
 
 /// A size in bytes: `1MiB`, `512KiB`, `2MB`, or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,32 +480,18 @@ impl<T: FromYaml> FromYaml for Vec<T> {
     }
 }
 
-/// Declares a keyword enum read from YAML text, with the list of accepted words in its error.
-#[macro_export]
-macro_rules! yaml_keyword {
-    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        $vis enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            pub const WORDS: &'static [&'static str] = &[$($word),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $word),+ }
-            }
-        }
-
-        impl $crate::config::reader::FromYaml for $name {
-            fn from_yaml(value: &serde_yaml::Value) -> Result<Self, String> {
-                let text = <String as $crate::config::reader::FromYaml>::from_yaml(value)?;
-                match text.trim() {
-                    $($word => Ok(Self::$variant),)+
-                    other => Err(format!("expected one of {}, found `{other}`", Self::WORDS.join(", "))),
-                }
-            }
-        }
-    };
+impl<T: Keyword> FromYaml for T {
+    /// One of the enum's words; the error lists them all.
+    fn from_yaml(value: &Value) -> Result<Self, String> {
+        let text = scalar_text(value)?;
+        T::from_word(text.trim()).ok_or_else(|| {
+            format!(
+                "expected one of {}, found `{}`",
+                T::WORDS.join(", "),
+                text.trim()
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +542,11 @@ mod tests {
         assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(d("0"), Ok(Duration::ZERO));
         assert!(d("5 minutes please").is_err());
+        assert_eq!(d("100y"), Ok(MAX_DURATION));
+        assert_eq!(
+            d("300000000y"),
+            Err("expected at most 100y, found `300000000y`".to_owned())
+        );
         let b = |s: &str| ByteSize::from_yaml(&Value::String(s.into()));
         assert_eq!(b("1MiB"), Ok(ByteSize(1 << 20)));
         assert_eq!(b("512KiB"), Ok(ByteSize(512 << 10)));

@@ -36,6 +36,34 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL that carries a credential (a webhook's token): parsed at config time, printed as
+/// `<redacted>`, reachable only through [`SecretUrl::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(url::Url);
+
+impl SecretUrl {
+    pub fn new(url: url::Url) -> Self {
+        Self(url)
+    }
+
+    /// The URL, for the one place that sends to it.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +75,8 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "<redacted>");
         assert_eq!(format!("{:?}", Some(secret.clone())), "Some(<redacted>)");
         assert_eq!(secret.expose(), "hunter2");
+        let url = SecretUrl::new("https://hooks.example.com/T0/hunter2".parse().expect("url"));
+        assert_eq!(format!("{url} {url:?}"), "<redacted> <redacted>");
+        assert_eq!(url.expose().path(), "/T0/hunter2");
     }
 }

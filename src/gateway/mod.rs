@@ -77,6 +77,39 @@ impl GatewayError {
     }
 }
 
+/// The gateway's start-up checks that hold for any configuration, gateway run or not: its
+/// path, its body limit, and its TLS certificate and key when set (read and paired now).
+/// `check` reports them; each message names its key. No network.
+pub fn config_problems(config: &Config) -> Vec<crate::config::Problem> {
+    let gateway = &config.gateway;
+    let mut errors = Vec::new();
+    if let Err(error) = limits(gateway) {
+        errors.push(error);
+    }
+    if let Some((cert, key)) = &gateway.tls {
+        if let Err(error) = tls::acceptor(cert, key) {
+            errors.push(error.into());
+        }
+    }
+    errors
+        .into_iter()
+        .map(|error| crate::config::Problem {
+            path: String::new(),
+            message: error.to_string(),
+        })
+        .collect()
+}
+
+fn limits(gateway: &GatewayConfig) -> Result<(), GatewayError> {
+    if server::RESERVED_PATHS.contains(&gateway.path.as_str()) {
+        return Err(GatewayError::ReservedPath(gateway.path.clone()));
+    }
+    if gateway.max_body > MAX_BODY_LIMIT {
+        return Err(GatewayError::BodyLimit);
+    }
+    Ok(())
+}
+
 /// Checks what only the gateway needs from the configuration, before anything starts.
 fn check(config: &Config) -> Result<(&GatewayConfig, &MqttConfig), GatewayError> {
     let gateway = &config.gateway;
@@ -84,12 +117,7 @@ fn check(config: &Config) -> Result<(&GatewayConfig, &MqttConfig), GatewayError>
     if gateway.secrets.is_empty() {
         return Err(GatewayError::NoSecret);
     }
-    if server::RESERVED_PATHS.contains(&gateway.path.as_str()) {
-        return Err(GatewayError::ReservedPath(gateway.path.clone()));
-    }
-    if gateway.max_body > MAX_BODY_LIMIT {
-        return Err(GatewayError::BodyLimit);
-    }
+    limits(gateway)?;
     for (index, secret) in gateway.secrets.iter().enumerate() {
         if secret.expose().chars().count() < QLIK_MIN_SECRET {
             tracing::warn!(

@@ -44,7 +44,6 @@ impl std::fmt::Debug for EmailNotifier {
 impl EmailNotifier {
     pub fn new(destination: &str, config: &EmailConfig) -> Result<EmailNotifier, NotifyError> {
         crate::tls::ensure_crypto_provider();
-        let from = parse_from(destination, &config.from)?;
         let smtp = &config.smtp;
         let tls = match smtp.security {
             SmtpSecurity::StartTls => Tls::Required(tls_parameters(destination, smtp)?),
@@ -62,7 +61,7 @@ impl EmailNotifier {
                 builder.credentials(Credentials::new(user.clone(), password.unwrap_or_default()));
         }
         Ok(EmailNotifier {
-            from,
+            from: config.from.clone(),
             priority: config.priority,
             relay: format!("{}:{}", smtp.host, smtp.port),
             builder,
@@ -144,11 +143,6 @@ pub(crate) fn build_message(
             html.to_owned(),
         ))
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
-}
-
-pub(crate) fn parse_from(destination: &str, from: &str) -> Result<Mailbox, NotifyError> {
-    from.parse()
-        .map_err(|e| NotifyError::new(destination, format!("from: `{from}` is not a mailbox: {e}")))
 }
 
 /// `smtp.ca_file` set: trust only that CA (a private relay), as `mqtt.ca_file` does; else the

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
 
-use super::email::{build_message, parse_from};
+use super::email::build_message;
 use super::{wrong_kind, NotifyError, Payload, Receipt, SendError, SendMeta};
 use crate::config::{DestinationConfig, DestinationKind, Priority};
 
@@ -25,9 +25,7 @@ pub struct FileNotifier {
 impl FileNotifier {
     pub fn new(d: &DestinationConfig, dir: &Path) -> Result<FileNotifier, NotifyError> {
         let (kind, email) = match &d.kind {
-            DestinationKind::Email(e) => {
-                ("email", Some((parse_from(&d.name, &e.from)?, e.priority)))
-            }
+            DestinationKind::Email(e) => ("email", Some((e.from.clone(), e.priority))),
             DestinationKind::Slack(_) => ("slack", None),
             DestinationKind::Teams(_) => ("teams", None),
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::config::{Config, DestinationConfig, DestinationKind, Problem};
 
 /// What an outbox row stores: one email per recipient, one post per webhook destination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub struct Receipt {
     pub detail: String,
 }
 
-/// A destination whose sender cannot be built (unreadable CA file, `from` not a mailbox, ...).
+/// A destination whose sender cannot be built (unreadable `smtp.ca_file`, TLS set-up, ...).
 #[derive(Debug, thiserror::Error)]
 #[error("destination `{destination}`: {message}")]
 pub struct NotifyError {
@@ -198,6 +198,33 @@ impl Notifier {
             ),
         }
         result
+    }
+}
+
+/// The sender of every enabled destination, each with its index in `destinations`: what `run`
+/// starts its outbox workers with, and what `check` builds to find what would stop `run`.
+/// Building reads CA files and sets up TLS and HTTP clients; it touches no network. Each sender
+/// that cannot be built is a problem at its destination's key path.
+pub fn build_all(config: &Config) -> Result<Vec<(usize, Notifier)>, Vec<Problem>> {
+    let mut notifiers = Vec::new();
+    let mut problems = Vec::new();
+    let dry_run_dir = config.delivery.dry_run_dir.as_deref();
+    for (index, d) in config.destinations.iter().enumerate() {
+        if !d.enabled {
+            continue;
+        }
+        match Notifier::for_destination(d, dry_run_dir) {
+            Ok(notifier) => notifiers.push((index, notifier)),
+            Err(error) => problems.push(Problem {
+                path: format!("destinations[{index}]"),
+                message: error.message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(notifiers)
+    } else {
+        Err(problems)
     }
 }
 

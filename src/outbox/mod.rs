@@ -220,7 +220,7 @@ impl Worker {
         let attempt = row.attempts + 1;
         let give_up_at = row
             .created_at
-            .saturating_add(self.delivery.give_up_after.as_millis() as i64);
+            .saturating_add(crate::domain::millis(self.delivery.give_up_after));
         match result {
             Ok(receipt) => {
                 self.metrics.alert(&row.destination, "delivered");
@@ -245,7 +245,7 @@ impl Worker {
                 self.metrics.alert(&row.destination, "retried");
                 tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, %reason, "delivery failed; will retry");
                 Outcome::Retry {
-                    next_attempt_at: now + delay.as_millis() as i64,
+                    next_attempt_at: now.saturating_add(crate::domain::millis(delay)),
                     error: reason,
                 }
             }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::Config;
+use crate::domain::Failure;
 use crate::metrics::{inc, Metrics};
-use crate::qlik::event::{decode, DecodeError, Failure, ReloadEvent};
+use crate::qlik::event::{decode, DecodeError, ReloadEvent};
 use crate::store::{Record, Store, StoreError, Written};
 
 /// At most this many messages are committed in one transaction.

@@ -114,7 +114,7 @@ impl Router {
             let mut rows = self.rows_for(d, event, rendered, owner_email);
             if let (Some(grouping), Some(item)) = (d.grouping, &digest_item) {
                 for row in rows.iter_mut().filter(|r| r.state == NewState::Pending) {
-                    row.hold = Some((grouping.window.as_millis() as i64, Some(item.clone())));
+                    row.hold = Some((crate::domain::millis(grouping.window), Some(item.clone())));
                 }
             }
             out.extend(rows);
@@ -243,7 +243,7 @@ impl Router {
         rendered: Rendered,
         owner_email: Option<&str>,
     ) -> Vec<NewDelivery> {
-        let window = (!d.rate_limit.is_zero()).then_some(d.rate_limit.as_millis() as i64);
+        let window = (!d.rate_limit.is_zero()).then_some(crate::domain::millis(d.rate_limit));
         let limit = |recipient: Option<&str>| {
             window.map(|w| (gate::rate_key(&d.name, &event.app_id, recipient), w))
         };

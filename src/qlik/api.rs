@@ -62,26 +62,18 @@ impl std::fmt::Debug for QlikClient {
 }
 
 impl QlikClient {
-    /// `tenant_url` is the tenant's base url (`https://acme.eu.qlikcloud.com`). Every request
-    /// is bounded by `enrich.timeout`; look-ups are cached for `enrich.cache_ttl`.
+    /// `tenant_url` is the tenant's url (`https://acme.eu.qlikcloud.com`), as config checked
+    /// it: http(s), a host, no query or fragment. Every request is bounded by
+    /// `enrich.timeout`; look-ups are cached for `enrich.cache_ttl`.
     pub fn new(
-        tenant_url: &str,
+        tenant_url: &url::Url,
         auth: &TenantAuth,
         enrich: &EnrichConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ApiError> {
         crate::tls::ensure_crypto_provider();
-        // Paths are appended to the base as text, so it must end where a path can follow.
-        let base = tenant_url.trim_end_matches('/').to_owned();
-        let valid = reqwest::Url::parse(&base).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.has_host()
-                && u.query().is_none()
-                && u.fragment().is_none()
-        });
-        if !valid {
-            return Err(ApiError::BadTenantUrl { url: base });
-        }
+        // Paths are appended to the base as text.
+        let base = tenant_url.as_str().trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
             .user_agent(concat!("reload-butler/", env!("CARGO_PKG_VERSION")))
             .timeout(enrich.timeout)

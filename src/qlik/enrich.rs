@@ -2,13 +2,14 @@
 //! concurrently; each one that fails is logged, counted and recorded, and the alert goes out
 //! with the rest (design §5: enrichment failures never block an alert).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use super::api::{ApiError, QlikClient};
 use super::event::ReloadEvent;
 use super::model::{AppInfo, Enrichment, ItemInfo, LookupFailure, SpaceInfo, UserInfo};
-use crate::config::{EnrichConfig, TenantConfig};
+use crate::config::{Config, EnrichConfig, Problem, TenantConfig};
 use crate::metrics::Metrics;
 
 /// The client of `tenant`, or `None` when the tenant has no credentials (enrichment is then
@@ -22,6 +23,38 @@ pub fn client_for(
     match &tenant.auth {
         Some(auth) => QlikClient::new(&tenant.url, auth, enrich, metrics).map(Some),
         None => Ok(None),
+    }
+}
+
+/// The client of every tenant with credentials, by tenant id: what `run` enriches and polls
+/// with (when either is enabled), and what `check` builds to find what would stop `run`.
+/// Building touches no network; each client that cannot be built is a problem at its tenant's
+/// key path.
+pub fn clients_for(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<HashMap<String, Arc<QlikClient>>, Vec<Problem>> {
+    let mut clients = HashMap::new();
+    let mut problems = Vec::new();
+    if !(config.enrich.enabled || config.poll.enabled) {
+        return Ok(clients);
+    }
+    for (index, tenant) in config.tenants.iter().enumerate() {
+        match client_for(tenant, &config.enrich, metrics.clone()) {
+            Ok(Some(client)) => {
+                clients.insert(tenant.id.clone(), Arc::new(client));
+            }
+            Ok(None) => {}
+            Err(error) => problems.push(Problem {
+                path: format!("tenants[{index}]"),
+                message: error.to_string(),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(clients)
+    } else {
+        Err(problems)
     }
 }
 

@@ -21,25 +21,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::yaml_keyword;
+use crate::domain::Failure;
 use wire::{Data, Envelope, Extensions, Loose, Obj};
 
 pub const APP_RELOAD_FINISHED: &str = "com.qlik.v1.app.reload.finished";
 pub const RELOAD_FINISHED: &str = "com.qlik.v1.reload.finished";
-
-yaml_keyword! {
-    /// A kind of failure that can raise an alert; `alert_on` lists the ones that do.
-    pub enum Failure {
-        /// `reload.finished` with status FAILED.
-        ReloadFailed = "reload_failed",
-        /// `reload.finished` with status EXCEEDED_LIMIT.
-        ReloadExceededLimit = "reload_exceeded_limit",
-        /// `reload.finished` with status CANCELED.
-        ReloadCanceled = "reload_canceled",
-        /// `app.reload.finished` (one engine attempt) with status error.
-        EngineAttemptFailed = "engine_attempt_failed",
-    }
-}
 
 /// Which of the two event types this was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ impl Store {
             for d in deliveries.iter_mut() {
                 if let (NewState::Pending, Some((key, window_ms))) = (&d.state, &d.rate_limit) {
                     let since: Option<i64> = open
-                        .query_row(params![key, now - window_ms], |r| r.get(0))
+                        .query_row(params![key, now.saturating_sub(*window_ms)], |r| r.get(0))
                         .optional()
                         ?;
                     match since {
@@ -109,7 +109,7 @@ impl Store {
                         let window_ms = d.hold.as_ref().map_or(0, |(w, _)| *w);
                         due_at = open_group(tx, &d.destination, &d.recipient, now)
                             ?
-                            .unwrap_or(now + window_ms);
+                            .unwrap_or(now.saturating_add(window_ms));
                         ("held", None)
                     }
                     NewState::Pending => ("pending", None),
@@ -238,7 +238,7 @@ impl Store {
     /// Deletes history older than `retention_ms`: finished outbox rows, routed jobs without
     /// pending rows, dead letters and expired rate-limit windows. Returns the rows deleted.
     pub fn purge_history(&mut self, retention_ms: i64) -> Result<usize, StoreError> {
-        let cutoff = now_ms() - retention_ms;
+        let cutoff = now_ms().saturating_sub(retention_ms);
         let sql = [
             "DELETE FROM outbox WHERE state NOT IN ('pending', 'held') AND updated_at < ?1",
             "DELETE FROM jobs WHERE state != 'new' AND created_at < ?1

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::qlik::event::{Failure, ReloadEvent};
+use crate::domain::Failure;
+use crate::qlik::event::ReloadEvent;
 
 /// Dead letters keep at most this many bytes of the payload (the size is kept too).
 pub const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
@@ -184,7 +185,7 @@ impl Store {
     /// when it returns `Err`.
     pub fn write(&mut self, records: &[Record]) -> Result<Vec<Written>, StoreError> {
         let now = now_ms();
-        let expires = now.saturating_add(self.dedupe_ttl.as_millis() as i64);
+        let expires = now.saturating_add(crate::domain::millis(self.dedupe_ttl));
         let track_failing = self.track_failing;
         let Store { conn, path, .. } = self;
         let sqlite = |source| StoreError::Sqlite {

@@ -74,7 +74,7 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
         x.owner.as_ref(),
         x.space.as_ref(),
     );
-    let tenant_url = input.tenant.map(|t| t.url.clone());
+    let tenant_url = input.tenant.map(|t| t.base_url().to_owned());
     let start = e.start_time.or(reload.and_then(|r| r.start_time));
     let end = e
         .end_time
@@ -111,12 +111,12 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
     let hub = input.tenant.map(|t| {
         t.hub_url
             .clone()
-            .unwrap_or_else(|| format!("{}/hub", t.url))
+            .unwrap_or_else(|| format!("{}/hub", t.base_url()))
     });
     let qmc = input.tenant.map(|t| {
         t.qmc_url
             .clone()
-            .unwrap_or_else(|| format!("{}/console", t.url))
+            .unwrap_or_else(|| format!("{}/console", t.base_url()))
     });
     let mut buttons: Vec<Button> = [("Open app", &app_url), ("Hub", &hub), ("Console", &qmc)]
         .into_iter()
