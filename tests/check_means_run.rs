@@ -2,6 +2,12 @@
 //! its key path and exit 2; and a configuration with every kind of destination and tenant that
 //! `check` accepts starts the daemon.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
