@@ -7,6 +7,7 @@ pub mod env;
 pub mod reader;
 pub mod secret;
 mod silences;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
