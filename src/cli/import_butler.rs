@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 use super::exit::{Exit, Outcome};
 
@@ -93,7 +93,8 @@ pub fn command(path: &Path) -> Outcome {
 
 /// The reload-butler config for a Butler config's text.
 pub fn convert(source: &str) -> Result<String, String> {
-    let root: Value = serde_yaml::from_str(source).map_err(|e| format!("not valid YAML: {e}"))?;
+    let root: Value =
+        serde_yaml_ng::from_str(source).map_err(|e| format!("not valid YAML: {e}"))?;
     let b = root
         .get("Butler")
         .ok_or("no top-level `Butler:` section; is this a Butler config?")?;

@@ -8,7 +8,7 @@ use super::destinations::read_destinations;
 use super::reader::{ByteSize, Node, Problems, Section};
 use super::*;
 
-pub(super) fn build(tree: &serde_yaml::Value, problems: &Problems) -> Option<Config> {
+pub(super) fn build(tree: &serde_yaml_ng::Value, problems: &Problems) -> Option<Config> {
     let root = Node::root(tree, problems).section();
     let poll = read_poll(&root.section("poll"));
     let enrich = read_enrich(&root.section("enrich"));

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 
 use super::reader::{join, Problems};
 
@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn overrides_set_nested_keys_and_list_items() {
         let mut root: Value =
-            serde_yaml::from_str("mqtt: {url: x}\ntenants: [{id: a}]\n").unwrap_or(Value::Null);
+            serde_yaml_ng::from_str("mqtt: {url: x}\ntenants: [{id: a}]\n").unwrap_or(Value::Null);
         let problems = Problems::default();
         let e = env(&[
             ("RELOAD_BUTLER__MQTT__PASSWORD", "p"),

@@ -229,8 +229,8 @@ impl Config {
 
     /// Like [`Config::load`] for text already in memory; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &Path, env: &Env) -> Result<Config, ConfigError> {
-        let mut tree: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+        let mut tree: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml {
                 path: origin.to_owned(),
                 message: e.to_string(),
             })?;

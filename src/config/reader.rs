@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 
 pub use super::values::{http_url, kind, ByteSize, FromYaml, MAX_DURATION};
 
@@ -271,7 +271,7 @@ mod tests {
     use std::time::Duration;
 
     fn read(yaml: &str) -> (Vec<Problem>, Option<u16>) {
-        let value: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
+        let value: Value = serde_yaml_ng::from_str(yaml).unwrap_or(Value::Null);
         let problems = Problems::default();
         let port = {
             let root = Node::root(&value, &problems).section();

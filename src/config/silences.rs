@@ -38,7 +38,7 @@ pub struct WeeklyWindow {
 
 struct Day(Weekday);
 impl FromYaml for Day {
-    fn from_yaml(value: &serde_yaml::Value) -> Result<Self, String> {
+    fn from_yaml(value: &serde_yaml_ng::Value) -> Result<Self, String> {
         let text = String::from_yaml(value)?;
         text.trim()
             .parse::<Weekday>()
@@ -49,7 +49,7 @@ impl FromYaml for Day {
 
 struct Time(NaiveTime);
 impl FromYaml for Time {
-    fn from_yaml(value: &serde_yaml::Value) -> Result<Self, String> {
+    fn from_yaml(value: &serde_yaml_ng::Value) -> Result<Self, String> {
         let text = String::from_yaml(value)?;
         NaiveTime::parse_from_str(text.trim(), "%H:%M")
             .map(Time)
@@ -59,7 +59,7 @@ impl FromYaml for Time {
 
 struct Instant(DateTime<Utc>);
 impl FromYaml for Instant {
-    fn from_yaml(value: &serde_yaml::Value) -> Result<Self, String> {
+    fn from_yaml(value: &serde_yaml_ng::Value) -> Result<Self, String> {
         let text = String::from_yaml(value)?;
         DateTime::parse_from_rfc3339(text.trim())
             .map(|t| Instant(t.with_timezone(&Utc)))

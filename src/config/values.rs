@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 use super::secret::Secret;
 use crate::domain::Keyword;
@@ -214,7 +214,7 @@ impl<T: FromYaml> FromYaml for Vec<T> {
                 .enumerate()
                 .map(|(i, v)| T::from_yaml(v).map_err(|why| format!("item {i}: {why}")))
                 .collect(),
-            Value::String(text) => match serde_yaml::from_str::<Value>(text) {
+            Value::String(text) => match serde_yaml_ng::from_str::<Value>(text) {
                 Ok(parsed @ Value::Sequence(_)) => Self::from_yaml(&parsed),
                 _ => Err(format!("expected a list, found `{text}`")),
             },
