@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::metrics::{inc, Metrics};
 use crate::qlik::event::{decode, DecodeError, Failure, ReloadEvent};
@@ -24,6 +25,9 @@ pub const MAX_BATCH: usize = 512;
 
 /// How often expired dedupe keys are deleted (checked after a batch).
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// A failed commit is retried after 50–100 ms, doubling up to 5–10 s (with jitter).
+const COMMIT_RETRY_INITIAL: Duration = Duration::from_millis(100);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What the pipeline needs to know of a message, whatever brought it.
 pub trait Message {
@@ -342,7 +346,7 @@ pub fn run_batches<M: Message>(
                 Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX);
         loop {
             match ingest.process(&batch) {
                 Ok(()) => {
@@ -355,9 +359,9 @@ pub fn run_batches<M: Message>(
                         tracing::error!(%error, messages = batch.len(), "commit failed during shutdown; messages left unacked for redelivery");
                         return;
                     }
+                    let delay = backoff.next_delay();
                     tracing::error!(%error, messages = batch.len(), retry_in = ?delay, "commit failed; messages not acked, retrying");
                     std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
