@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod healthcheck;
+pub mod http;
 pub mod import_butler;
 pub mod metrics;
 pub mod mqtt;
