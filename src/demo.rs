@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::{self, Config};
-use crate::metrics::Metrics;
+use crate::metrics::{AlertOutcome, Metrics};
 
 const DEMO_CONFIG: &str = include_str!("../config/demo.yaml");
 const SAMPLE: &[u8] = include_bytes!("../tests/fixtures/events/webhook-example-body.json");
@@ -134,7 +134,7 @@ async fn demo(config: Config, gateway_port: u16) -> ExitCode {
             wait(
                 &metrics,
                 &format!("destination `{name}` did not write its alert"),
-                |m| m.alert_count(name, "delivered") >= 1,
+                |m| m.alert_count(name, AlertOutcome::Delivered) >= 1,
             )
             .await?;
         }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::metrics::{inc, Metrics};
+use crate::metrics::{inc, DropReason, Label, Metrics};
 use crate::qlik::event::{decode, DecodeError, Failure, ReloadEvent};
 use crate::store::{Record, Store, StoreError, Written};
 
@@ -91,33 +91,6 @@ impl FailingApps {
             if let Some(apps) = m.get_mut(tenant) {
                 apps.remove(app);
             }
-        }
-    }
-}
-
-/// Why a decoded event needs no alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    UnmonitoredTenant,
-    Succeeded,
-    NotInAlertOn,
-    SessionApp,
-}
-
-impl DropReason {
-    pub const LABELS: &'static [&'static str] = &[
-        "unmonitored_tenant",
-        "reload_succeeded",
-        "not_in_alert_on",
-        "session_app",
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::UnmonitoredTenant => "unmonitored_tenant",
-            Self::Succeeded => "reload_succeeded",
-            Self::NotInAlertOn => "not_in_alert_on",
-            Self::SessionApp => "session_app",
         }
     }
 }
@@ -249,7 +222,7 @@ impl Ingest {
                     self.report_alert(event, *failure, written);
                 }
                 Verdict::Malformed(error) => {
-                    self.metrics.dead_letters.inc(error.reason());
+                    self.metrics.dead_letters.inc(error.label());
                     tracing::warn!(
                         topic = message.topic(),
                         bytes = message.payload().len(),
@@ -260,7 +233,7 @@ impl Ingest {
                 }
                 Verdict::Drop { reason, event } => {
                     inc(&self.metrics.decoded);
-                    self.metrics.dropped.inc(reason.label());
+                    self.metrics.dropped.inc(*reason);
                     match written {
                         Some(Written::Recovery(job_id)) => {
                             self.failing.remove(&event.tenant_id, &event.app_id);
@@ -320,7 +293,7 @@ impl Ingest {
             return;
         }
         tracing::debug!(
-            reason = reason.label(),
+            reason = reason.as_str(),
             tenant_id = %event.tenant_id,
             reload_id = %event.reload_id,
             "event needs no alert"

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::metrics::{DeadLetterReason, Label};
 use crate::yaml_keyword;
 use wire::{Data, Envelope, Extensions, Loose, Obj};
 
@@ -135,16 +136,21 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// A bounded label for metrics and the dead-letter table.
-    pub fn reason(&self) -> &'static str {
+    /// The bounded label for metrics and the dead-letter table.
+    pub fn label(&self) -> DeadLetterReason {
         match self {
-            Self::InvalidJson(_) => "invalid_json",
-            Self::NotAnObject => "not_an_object",
-            Self::MissingField(_) => "missing_field",
-            Self::WrongType { .. } => "wrong_type",
-            Self::UnknownValue { .. } => "unknown_value",
-            Self::UnknownEventType(_) => "unknown_event_type",
+            Self::InvalidJson(_) => DeadLetterReason::InvalidJson,
+            Self::NotAnObject => DeadLetterReason::NotAnObject,
+            Self::MissingField(_) => DeadLetterReason::MissingField,
+            Self::WrongType { .. } => DeadLetterReason::WrongType,
+            Self::UnknownValue { .. } => DeadLetterReason::UnknownValue,
+            Self::UnknownEventType(_) => DeadLetterReason::UnknownEventType,
         }
+    }
+
+    /// The label's text, as the dead-letter table stores it.
+    pub fn reason(&self) -> &'static str {
+        self.label().as_str()
     }
 }
 
