@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use rand::Rng;
 
+/// A reconnect or retry loop's backoff: [`retry_delay`] for attempt 1, 2, ... until `reset`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
     max: Duration,
-    next: Duration,
+    attempt: u32,
 }
 
 impl Backoff {
@@ -17,26 +18,24 @@ impl Backoff {
         Self {
             initial,
             max,
-            next: initial,
+            attempt: 0,
         }
     }
 
-    /// The next delay: half the current step plus a random part of the other half; the step
-    /// doubles up to `max`.
+    /// The delay before the next attempt; each call is one more attempt.
     pub fn next_delay(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let half = step / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
+        self.attempt = self.attempt.saturating_add(1);
+        retry_delay(self.initial, self.max, self.attempt)
     }
 
     pub fn reset(&mut self) {
-        self.next = self.initial;
+        self.attempt = 0;
     }
 }
 
-/// The delay before retry number `attempt` (1 for the first retry): `initial` doubling up to
-/// `max`, the upper half jittered.
+/// The one backoff formula: the delay before retry number `attempt` (1 for the first retry).
+/// The step is `initial` doubling up to `max`; the delay is half the step plus a random part of
+/// the other half.
 pub fn retry_delay(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let step = initial
         .checked_mul(1u32 << attempt.saturating_sub(1).min(20))

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;

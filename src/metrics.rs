@@ -1,38 +1,43 @@
 //! Counters and gauges served on `/metrics` in the Prometheus text format. Every label value is
 //! from a fixed list, so the number of series is bounded whatever arrives.
 
+mod labels;
+
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use crate::pipeline::DropReason;
+pub use self::labels::{
+    AlertOutcome, DeadLetterReason, DropReason, GatewayOutcome, Label, Lookup, QlikOutcome,
+};
 
-/// A counter split by a label whose values are known in advance.
-pub struct LabelledCounter {
-    label: &'static str,
-    values: &'static [&'static str],
-    counts: Vec<AtomicU64>,
+/// A counter split by one label; each value of `L` has its own series.
+pub struct LabelledCounter<L: Label> {
+    counts: Box<[AtomicU64]>,
+    label: std::marker::PhantomData<L>,
 }
 
-impl LabelledCounter {
-    fn new(label: &'static str, values: &'static [&'static str]) -> Self {
+impl<L: Label> Default for LabelledCounter<L> {
+    fn default() -> Self {
         Self {
-            label,
-            values,
-            counts: values.iter().map(|_| AtomicU64::new(0)).collect(),
+            counts: L::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            label: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<L: Label> LabelledCounter<L> {
+    pub fn inc(&self, value: L) {
+        if let Some(count) = self.counts.get(value.index()) {
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn inc(&self, value: &str) {
-        if let Some(i) = self.values.iter().position(|v| *v == value) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub fn get(&self, value: &str) -> u64 {
-        self.values
-            .iter()
-            .position(|v| *v == value)
-            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
+    pub fn get(&self, value: L) -> u64 {
+        self.counts
+            .get(value.index())
+            .map_or(0, |count| count.load(Ordering::Relaxed))
     }
 }
 
@@ -72,29 +77,6 @@ impl Histogram {
     }
 }
 
-/// Outcomes of one Qlik Cloud REST request.
-pub const QLIK_REQUEST_OUTCOMES: &[&str] = &[
-    "ok",
-    "not_found",
-    "unauthorized",
-    "rate_limited",
-    "server_error",
-    "client_error",
-    "timeout",
-    "network_error",
-];
-
-/// Enrichment look-ups, for `enrich_failures_total{lookup}`.
-pub const LOOKUPS: &[&str] = &[
-    "reload",
-    "app",
-    "item",
-    "owner",
-    "user",
-    "space",
-    "script_log",
-];
-
 const DELIVERY_BOUNDS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
 ];
@@ -107,22 +89,22 @@ const LATENCY_BOUNDS: &[f64] = &[
 pub struct Metrics {
     pub received: AtomicU64,
     pub decoded: AtomicU64,
-    pub dropped: LabelledCounter,
+    pub dropped: LabelledCounter<DropReason>,
     pub duplicates: AtomicU64,
     pub jobs_committed: AtomicU64,
-    pub dead_letters: LabelledCounter,
+    pub dead_letters: LabelledCounter<DeadLetterReason>,
     pub store_errors: AtomicU64,
     pub mqtt_connected: AtomicBool,
     pub mqtt_connects: AtomicU64,
     /// The subscription is acknowledged on the current connection.
     pub mqtt_subscribed: AtomicBool,
     pub store_open: AtomicBool,
-    pub qlik_requests: LabelledCounter,
+    pub qlik_requests: LabelledCounter<QlikOutcome>,
     pub qlik_request_seconds: Histogram,
-    pub enrich_failures: LabelledCounter,
+    pub enrich_failures: LabelledCounter<Lookup>,
     /// Alerts by (destination, outcome); destinations come from the config, so the series are
     /// bounded.
-    alerts: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    alerts: Mutex<BTreeMap<(String, AlertOutcome), u64>>,
     pub outbox_pending: AtomicU64,
     /// Failures the reconciliation poll found that no event had brought.
     pub poll_found: AtomicU64,
@@ -134,44 +116,24 @@ pub struct Metrics {
     pub delivery_seconds: Histogram,
 }
 
-/// Outcomes counted in `alerts_total`.
-pub const ALERT_OUTCOMES: &[&str] = &[
-    "delivered",
-    "retried",
-    "dead",
-    "suppressed",
-    "silenced",
-    "digested",
-];
-
-/// Reasons a payload ends in the dead-letter table (see `DecodeError::reason`).
-pub const DEAD_LETTER_REASONS: &[&str] = &[
-    "invalid_json",
-    "not_an_object",
-    "missing_field",
-    "wrong_type",
-    "unknown_value",
-    "unknown_event_type",
-];
-
 impl Default for Metrics {
     fn default() -> Self {
         Self {
             received: AtomicU64::new(0),
             decoded: AtomicU64::new(0),
-            dropped: LabelledCounter::new("reason", DropReason::LABELS),
+            dropped: LabelledCounter::default(),
             duplicates: AtomicU64::new(0),
             jobs_committed: AtomicU64::new(0),
-            dead_letters: LabelledCounter::new("reason", DEAD_LETTER_REASONS),
+            dead_letters: LabelledCounter::default(),
             store_errors: AtomicU64::new(0),
             mqtt_connected: AtomicBool::new(false),
             mqtt_connects: AtomicU64::new(0),
             mqtt_subscribed: AtomicBool::new(false),
             store_open: AtomicBool::new(false),
-            qlik_requests: LabelledCounter::new("outcome", QLIK_REQUEST_OUTCOMES),
+            qlik_requests: LabelledCounter::default(),
             qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),
-            enrich_failures: LabelledCounter::new("lookup", LOOKUPS),
-            alerts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            enrich_failures: LabelledCounter::default(),
+            alerts: Mutex::new(BTreeMap::new()),
             outbox_pending: AtomicU64::new(0),
             poll_found: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
@@ -201,17 +163,18 @@ fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
     );
 }
 
-fn labelled(out: &mut String, name: &str, help: &str, c: &LabelledCounter) {
+fn labelled<L: Label>(out: &mut String, name: &str, help: &str, c: &LabelledCounter<L>) {
     let _ = writeln!(
         out,
         "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter"
     );
-    for (value, count) in c.values.iter().zip(&c.counts) {
+    for value in L::ALL {
         let _ = writeln!(
             out,
-            "reload_butler_{name}{{{}=\"{value}\"}} {}",
-            c.label,
-            count.load(Ordering::Relaxed)
+            "reload_butler_{name}{{{}=\"{}\"}} {}",
+            L::NAME,
+            value.as_str(),
+            c.get(*value)
         );
     }
 }
@@ -250,26 +213,26 @@ impl Metrics {
     pub fn register_destinations<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         if let Ok(mut alerts) = self.alerts.lock() {
             for name in names {
-                for outcome in ALERT_OUTCOMES {
-                    alerts.entry((name.to_owned(), outcome)).or_insert(0);
+                for outcome in AlertOutcome::ALL {
+                    alerts.entry((name.to_owned(), *outcome)).or_insert(0);
                 }
             }
         }
     }
 
     /// Counts one alert outcome of a destination.
-    pub fn alert(&self, destination: &str, outcome: &'static str) {
+    pub fn alert(&self, destination: &str, outcome: AlertOutcome) {
         self.alerts_n(destination, outcome, 1);
     }
 
     /// Counts `n` alerts with the same outcome at once.
-    pub fn alerts_n(&self, destination: &str, outcome: &'static str, n: u64) {
+    pub fn alerts_n(&self, destination: &str, outcome: AlertOutcome, n: u64) {
         if let Ok(mut alerts) = self.alerts.lock() {
             *alerts.entry((destination.to_owned(), outcome)).or_insert(0) += n;
         }
     }
 
-    pub fn alert_count(&self, destination: &str, outcome: &'static str) -> u64 {
+    pub fn alert_count(&self, destination: &str, outcome: AlertOutcome) -> u64 {
         self.alerts
             .lock()
             .ok()
@@ -410,23 +373,9 @@ impl Metrics {
     }
 }
 
-/// Outcomes of one request to the gateway, for `gateway_requests_total{outcome}`.
-pub const GATEWAY_OUTCOMES: &[&str] = &[
-    "accepted",
-    "unauthorized",
-    "bad_request",
-    "forbidden",
-    "too_large",
-    "unsupported_media_type",
-    "unavailable",
-    "timeout",
-    "method_not_allowed",
-    "not_found",
-];
-
 /// The gateway's metrics (`reload-butler gateway`); one instance shared by its tasks.
 pub struct GatewayMetrics {
-    pub requests: LabelledCounter,
+    pub requests: LabelledCounter<GatewayOutcome>,
     /// From handing a message to the publisher to the broker's PUBACK, accepted requests only.
     pub publish_seconds: Histogram,
     pub mqtt_connected: AtomicBool,
@@ -436,7 +385,7 @@ pub struct GatewayMetrics {
 impl Default for GatewayMetrics {
     fn default() -> Self {
         Self {
-            requests: LabelledCounter::new("outcome", GATEWAY_OUTCOMES),
+            requests: LabelledCounter::default(),
             publish_seconds: Histogram::new(LATENCY_BOUNDS),
             mqtt_connected: AtomicBool::new(false),
             mqtt_connects: AtomicU64::new(0),

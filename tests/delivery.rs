@@ -374,3 +374,43 @@ async fn a_template_that_fails_for_one_event_falls_back_to_the_basic_message() {
         .log()
         .contains("sending the built-in message instead"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_after_traffic_pass_promtool() {
+    let broker = Broker::start();
+    let (qlik, hooks) = (qlik_fake().await, MockServer::start().await);
+    answer(&hooks, "/slack", 200, "ok", None).await;
+    let destinations = format!(
+        "  - {{name: \"chat \\\"ops\\\"\", type: slack, webhook_url: '{}/slack'}}\n",
+        hooks.uri()
+    );
+    let daemon = Daemon::start_with(|admin, state| {
+        config(broker.port, &qlik.uri(), &destinations, admin, state)
+    });
+    daemon.wait_subscribed();
+    send(
+        broker.port,
+        vec![fixture("app-reload-finished-error.json"), b"{".to_vec()],
+    );
+    let delivered =
+        "reload_butler_alerts_total{destination=\"chat \\\"ops\\\"\",outcome=\"delivered\"}";
+    daemon.wait_metric(delivered, 1.0);
+    daemon.wait_metric(
+        "reload_butler_dead_letters_total{reason=\"invalid_json\"}",
+        1.0,
+    );
+
+    let (status, body) = daemon.http_get("/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "reload_butler_qlik_requests_total{outcome=\"ok\"}",
+        "reload_butler_events_decoded_total",
+        "reload_butler_delivery_duration_seconds_count",
+    ] {
+        assert!(
+            daemon.metric(series).is_some_and(|v| v >= 1.0),
+            "{series} in\n{body}"
+        );
+    }
+    promtool_check(&body);
+}

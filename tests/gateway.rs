@@ -239,6 +239,8 @@ fn content_type_method_path_shape_and_tenant_are_checked() {
     ] {
         assert_eq!(gateway.outcome(outcome), count, "{outcome}");
     }
+    let (_, metrics) = gateway.get("/metrics").expect("metrics");
+    promtool_check(&metrics);
     let marker = distinct_failure(9);
     assert_eq!(gateway.post_signed(&marker, SECRET).status, 200);
     assert_eq!(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reload_butler::config::{EnrichConfig, Secret, TenantAuth, TenantConfig};
-use reload_butler::metrics::Metrics;
+use reload_butler::metrics::{Lookup, Metrics, QlikOutcome};
 use reload_butler::qlik::api::{ApiError, QlikClient, SCRIPT_LOG_LIMIT};
 use reload_butler::qlik::enrich::{client_for, enrich};
 use reload_butler::qlik::event::{decode, ReloadEvent};
@@ -241,7 +241,7 @@ async fn full_enrichment_fills_every_part_from_the_answers() {
         log.contains("\r\n"),
         "the fixture log keeps its CRLF line endings"
     );
-    assert_eq!(metrics.qlik_requests.get("ok"), 6);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Ok), 6);
     assert_eq!(metrics.qlik_request_seconds.count(), 6);
 }
 
@@ -278,8 +278,8 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
 
     assert_eq!(reload.status.as_deref(), Some("FAILED"));
     assert_eq!(hits(&server, &reload_path()).await, 2);
-    assert_eq!(metrics.qlik_requests.get("rate_limited"), 1);
-    assert_eq!(metrics.qlik_requests.get("ok"), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::RateLimited), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Ok), 1);
     assert_eq!(metrics.qlik_request_seconds.count(), 2);
 }
 
@@ -302,8 +302,8 @@ async fn server_error_is_retried_with_backoff() {
         Some("Sales Dashboard <EU> & \"Nordics\"")
     );
     assert_eq!(hits(&server, &app_path()).await, 2);
-    assert_eq!(metrics.qlik_requests.get("server_error"), 1);
-    assert_eq!(metrics.qlik_requests.get("ok"), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::ServerError), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Ok), 1);
 }
 
 #[tokio::test]
@@ -319,7 +319,7 @@ async fn gives_up_after_three_retries() {
     let error = client.reload(RELOAD).await.unwrap_err();
 
     assert_eq!(error.status(), Some(503));
-    assert_eq!(metrics.qlik_requests.get("server_error"), 4);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::ServerError), 4);
 }
 
 #[tokio::test]
@@ -341,8 +341,8 @@ async fn a_timeout_is_retried() {
     let space = client.space(SPACE).await.unwrap();
 
     assert_eq!(space.name.as_deref(), Some("Finance EU"));
-    assert_eq!(metrics.qlik_requests.get("timeout"), 1);
-    assert_eq!(metrics.qlik_requests.get("ok"), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Timeout), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Ok), 1);
 }
 
 #[tokio::test]
@@ -374,8 +374,8 @@ async fn missing_script_log_costs_only_the_script_log() {
     assert!(e.reload.is_some() && e.app.is_some() && e.item.is_some());
     assert!(e.owner.is_some() && e.space.is_some());
     assert_eq!(hits(&server, &log_path()).await, 1, "404 is not retried");
-    assert_eq!(metrics.enrich_failures.get("script_log"), 1);
-    assert_eq!(metrics.qlik_requests.get("not_found"), 1);
+    assert_eq!(metrics.enrich_failures.get(Lookup::ScriptLog), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::NotFound), 1);
 }
 
 #[tokio::test]
@@ -398,7 +398,7 @@ async fn forbidden_is_not_retried() {
         "GET /api/v1/apps/{appId}: HTTP 403 (Forbidden: no access to app)"
     );
     assert_eq!(hits(&server, &app_path()).await, 1);
-    assert_eq!(metrics.qlik_requests.get("unauthorized"), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Unauthorized), 1);
 }
 
 #[tokio::test]
@@ -474,7 +474,7 @@ async fn oauth_token_refused_with_401_is_renewed_once() {
         ["Bearer old-token", "Bearer new-token"]
     );
     assert_eq!(hits(&server, "/oauth/token").await, 2);
-    assert_eq!(metrics.qlik_requests.get("unauthorized"), 1);
+    assert_eq!(metrics.qlik_requests.get(QlikOutcome::Unauthorized), 1);
     // The renewed token stays in use.
     client.space(SPACE).await.unwrap();
     assert_eq!(hits(&server, "/oauth/token").await, 2);

@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::exit::{Code, Exit, Outcome};
 use crate::config::{self, Config};
-use crate::metrics::Metrics;
+use crate::metrics::{AlertOutcome, Metrics};
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.yaml");
 const SAMPLE: &[u8] = include_bytes!("../../tests/fixtures/events/webhook-example-body.json");
@@ -127,7 +127,7 @@ async fn demo(config: Config, gateway_port: u16) -> Outcome {
             wait(
                 &metrics,
                 &format!("destination `{name}` did not write its alert"),
-                |m| m.alert_count(name, "delivered") >= 1,
+                |m| m.alert_count(name, AlertOutcome::Delivered) >= 1,
             )
             .await?;
         }

@@ -6,6 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::verify::SignatureError;
+use crate::metrics::{GatewayOutcome, Label};
 use crate::mqtt::publisher::PublishError;
 use crate::qlik::event::DecodeError;
 
@@ -27,17 +28,17 @@ pub(super) enum Rejection {
 }
 
 impl Rejection {
-    pub(super) fn outcome(&self) -> &'static str {
+    pub(super) fn outcome(&self) -> GatewayOutcome {
         match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::TooLarge => "too_large",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Timeout => "timeout",
-            Self::BadRequest(_) => "bad_request",
-            Self::Forbidden(_) => "forbidden",
-            Self::Unavailable(_) => "unavailable",
+            Self::NotFound => GatewayOutcome::NotFound,
+            Self::MethodNotAllowed => GatewayOutcome::MethodNotAllowed,
+            Self::UnsupportedMediaType => GatewayOutcome::UnsupportedMediaType,
+            Self::TooLarge => GatewayOutcome::TooLarge,
+            Self::Unauthorized(_) => GatewayOutcome::Unauthorized,
+            Self::Timeout => GatewayOutcome::Timeout,
+            Self::BadRequest(_) => GatewayOutcome::BadRequest,
+            Self::Forbidden(_) => GatewayOutcome::Forbidden,
+            Self::Unavailable(_) => GatewayOutcome::Unavailable,
         }
     }
 
@@ -79,7 +80,7 @@ impl Rejection {
 }
 
 pub(super) fn log(rejection: &Rejection, signature: &str, peer: &str) {
-    let outcome = rejection.outcome();
+    let outcome = rejection.outcome().as_str();
     match rejection {
         Rejection::NotFound => tracing::debug!(outcome, %peer, "request for an unknown path"),
         Rejection::Unauthorized(error) => tracing::warn!(

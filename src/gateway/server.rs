@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::rejection::{log, reason, Rejection};
 use super::verify::{self, Signature, Verifier};
-use crate::metrics::GatewayMetrics;
+use crate::metrics::{GatewayMetrics, GatewayOutcome};
 use crate::mqtt::publisher::Publisher;
 use crate::qlik::event;
 
@@ -96,7 +96,7 @@ async fn webhook(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
     );
     let result = handle(&gateway, request).await;
     let outcome = match &result {
-        Ok(_) => "accepted",
+        Ok(_) => GatewayOutcome::Accepted,
         Err(rejection) => rejection.outcome(),
     };
     gateway.metrics.requests.inc(outcome);

@@ -6,13 +6,14 @@ pub mod email;
 pub mod file;
 pub mod webhook;
 
-use std::error::Error as StdError;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, DestinationConfig, DestinationKind, Problem};
+/// The senders' error texts: an error and its causes on one line (callers strip URLs first).
+use crate::http::error_chain as describe;
 
 /// What an outbox row stores: one email per recipient, one post per webhook destination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,25 +236,6 @@ fn wrong_kind(payload: &Payload, destination_type: &str) -> SendError {
     ))
 }
 
-/// An error and its sources on one line, skipping a source whose text its parent already shows
-/// and a segment said twice in a row (lettre nests `Connection error: Connection error: ...`).
-/// Callers strip URLs first (reqwest's `without_url`): webhook URLs are secrets.
-fn describe(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    let mut segments: Vec<&str> = text.split(": ").collect();
-    segments.dedup();
-    segments.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,11 +254,5 @@ mod tests {
             serde_json::from_value::<Payload>(stored).expect("back"),
             payload
         );
-    }
-
-    #[test]
-    fn descriptions_do_not_stutter() {
-        let stutter = std::io::Error::other("Connection error: Connection error: refused");
-        assert_eq!(describe(&stutter), "Connection error: refused");
     }
 }

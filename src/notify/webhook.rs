@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{redirect, StatusCode};
 
 use super::{describe, wrong_kind, NotifyError, Payload, Receipt, SendError};
 use crate::config::{SecretUrl, SlackConfig, TeamsConfig};
+use crate::http;
 
 /// How long one POST may take, connect to last byte.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,7 +101,7 @@ impl Poster {
     ) -> Result<Receipt, SendError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))?;
-        let mut response = self
+        let response = self
             .client
             .post(self.url.expose().clone())
             // Slack wants JSON declared; Butler's form encoding is a known pitfall.
@@ -110,24 +111,20 @@ impl Poster {
             .await
             .map_err(|e| SendError::transient(describe(&e.without_url())))?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let mut answer = Vec::new();
-        // A body that breaks off is no reason to doubt the status: use what arrived.
-        while let Ok(Some(chunk)) = response.chunk().await {
-            answer.extend_from_slice(&chunk);
-            if answer.len() >= READ_LIMIT {
-                break;
-            }
-        }
-        let answer =
-            String::from_utf8_lossy(&answer).replace(self.url.expose().as_str(), "<webhook url>");
+        let retry_after = http::retry_after(response.headers());
+        // A body that breaks off is no reason to doubt the status: it is only left out.
+        let answer = http::read_capped(response, READ_LIMIT)
+            .await
+            .unwrap_or_default();
+        let answer = String::from_utf8_lossy(&answer.bytes)
+            .replace(self.url.expose().as_str(), "<webhook url>");
         http_outcome(status, &answer, retry_after, success)
     }
 }
 
-/// The HTTP status rule of both webhooks, written once; `success` is where they differ.
-/// 429, 408 and 5xx are worth retrying (with the service's `Retry-After`); any other status,
-/// 3xx and unexpected 2xx included, will not get better by asking again.
+/// The answer of both webhooks, written once; `success` is where they differ. Another status is
+/// transient or permanent by [`http::is_transient`] (408, 429, 5xx; a transient one carries the
+/// service's `Retry-After`); 3xx and unexpected 2xx are permanent.
 pub fn http_outcome(
     status: StatusCode,
     body: &str,
@@ -145,10 +142,7 @@ pub fn http_outcome(
         return Ok(Receipt { detail });
     }
     let reason = format!("HTTP {detail}");
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
+    if http::is_transient(status) {
         Err(SendError::Transient {
             reason,
             retry_after,
@@ -156,17 +150,6 @@ pub fn http_outcome(
     } else {
         Err(SendError::permanent(reason))
     }
-}
-
-/// `Retry-After` as seconds, or as an HTTP date (time from now; a past date is zero).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -216,19 +199,5 @@ mod tests {
             outcome(400, &long, SLACK).expect_err("e").reason().len(),
             309
         );
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "7".parse().expect("header"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(
-            RETRY_AFTER,
-            "Sun, 06 Nov 1994 08:49:37 GMT".parse().expect("header"),
-        );
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-        headers.insert(RETRY_AFTER, "soon".parse().expect("header"));
-        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use crate::backoff::retry_delay;
 use crate::config::DeliveryConfig;
 use crate::config::Grouping;
-use crate::metrics::Metrics;
+use crate::metrics::{AlertOutcome, Metrics};
 use crate::notify::{Notifier, Payload, Receipt, SendError, SendMeta};
 use crate::render::notice::Digest;
 use crate::render::Renderer;
@@ -178,7 +178,7 @@ impl Worker {
                     .digests
                     .fetch_add(digests as u64, Ordering::Relaxed);
                 self.metrics
-                    .alerts_n(&self.destination, "digested", digested as u64);
+                    .alerts_n(&self.destination, AlertOutcome::Digested, digested as u64);
             }
             // The rows stay held and are looked at again on the next pass.
             Err(error) => {
@@ -223,7 +223,8 @@ impl Worker {
             .saturating_add(crate::domain::millis(self.delivery.give_up_after));
         match result {
             Ok(receipt) => {
-                self.metrics.alert(&row.destination, "delivered");
+                self.metrics
+                    .alert(&row.destination, AlertOutcome::Delivered);
                 self.metrics
                     .delivery_seconds
                     .observe(Duration::from_millis((now - row.created_at).max(0) as u64));
@@ -242,7 +243,7 @@ impl Worker {
                     attempt,
                 );
                 let delay = retry_after.map_or(backoff, |r| r.max(backoff));
-                self.metrics.alert(&row.destination, "retried");
+                self.metrics.alert(&row.destination, AlertOutcome::Retried);
                 tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, %reason, "delivery failed; will retry");
                 Outcome::Retry {
                     next_attempt_at: now.saturating_add(crate::domain::millis(delay)),
@@ -250,7 +251,7 @@ impl Worker {
                 }
             }
             Err(SendError::Transient { reason, .. }) => {
-                self.metrics.alert(&row.destination, "dead");
+                self.metrics.alert(&row.destination, AlertOutcome::Dead);
                 let error = format!(
                     "gave up after {}: {reason}",
                     humantime::format_duration(self.delivery.give_up_after)
@@ -259,7 +260,7 @@ impl Worker {
                 Outcome::Dead { error }
             }
             Err(SendError::Permanent { reason }) => {
-                self.metrics.alert(&row.destination, "dead");
+                self.metrics.alert(&row.destination, AlertOutcome::Dead);
                 tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %reason, "delivery dead: the service refused it");
                 Outcome::Dead { error: reason }
             }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::domain::Failure;
-use crate::metrics::{inc, Metrics};
+use crate::metrics::{inc, DropReason, Label, Metrics};
 use crate::qlik::event::{decode, DecodeError, ReloadEvent};
 use crate::store::{Record, Store, StoreError, Written};
 
@@ -24,6 +25,9 @@ pub const MAX_BATCH: usize = 512;
 
 /// How often expired dedupe keys are deleted (checked after a batch).
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// A failed commit is retried after 50–100 ms, doubling up to 5–10 s (with jitter).
+const COMMIT_RETRY_INITIAL: Duration = Duration::from_millis(100);
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What the pipeline needs to know of a message, whatever brought it.
 pub trait Message {
@@ -87,33 +91,6 @@ impl FailingApps {
             if let Some(apps) = m.get_mut(tenant) {
                 apps.remove(app);
             }
-        }
-    }
-}
-
-/// Why a decoded event needs no alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    UnmonitoredTenant,
-    Succeeded,
-    NotInAlertOn,
-    SessionApp,
-}
-
-impl DropReason {
-    pub const LABELS: &'static [&'static str] = &[
-        "unmonitored_tenant",
-        "reload_succeeded",
-        "not_in_alert_on",
-        "session_app",
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::UnmonitoredTenant => "unmonitored_tenant",
-            Self::Succeeded => "reload_succeeded",
-            Self::NotInAlertOn => "not_in_alert_on",
-            Self::SessionApp => "session_app",
         }
     }
 }
@@ -245,7 +222,7 @@ impl Ingest {
                     self.report_alert(event, *failure, written);
                 }
                 Verdict::Malformed(error) => {
-                    self.metrics.dead_letters.inc(error.reason());
+                    self.metrics.dead_letters.inc(error.label());
                     tracing::warn!(
                         topic = message.topic(),
                         bytes = message.payload().len(),
@@ -256,7 +233,7 @@ impl Ingest {
                 }
                 Verdict::Drop { reason, event } => {
                     inc(&self.metrics.decoded);
-                    self.metrics.dropped.inc(reason.label());
+                    self.metrics.dropped.inc(*reason);
                     match written {
                         Some(Written::Recovery(job_id)) => {
                             self.failing.remove(&event.tenant_id, &event.app_id);
@@ -316,7 +293,7 @@ impl Ingest {
             return;
         }
         tracing::debug!(
-            reason = reason.label(),
+            reason = reason.as_str(),
             tenant_id = %event.tenant_id,
             reload_id = %event.reload_id,
             "event needs no alert"
@@ -342,7 +319,7 @@ pub fn run_batches<M: Message>(
                 Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX);
         loop {
             match ingest.process(&batch) {
                 Ok(()) => {
@@ -355,9 +332,9 @@ pub fn run_batches<M: Message>(
                         tracing::error!(%error, messages = batch.len(), "commit failed during shutdown; messages left unacked for redelivery");
                         return;
                     }
+                    let delay = backoff.next_delay();
                     tracing::error!(%error, messages = batch.len(), retry_in = ?delay, "commit failed; messages not acked, retrying");
                     std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use super::gate;
 use crate::config::ScriptLogLines;
 use crate::config::{Config, DestinationConfig, DestinationKind};
-use crate::metrics::Metrics;
+use crate::metrics::{AlertOutcome, Metrics};
 use crate::notify::Payload;
 use crate::qlik::api::QlikClient;
 use crate::qlik::enrich::enrich;
@@ -318,15 +318,15 @@ impl Router {
                     match &d.state {
                         NewState::Pending => {}
                         NewState::Suppressed(reason) => {
-                            self.metrics.alert(&d.destination, "suppressed");
+                            self.metrics.alert(&d.destination, AlertOutcome::Suppressed);
                             tracing::info!(job_id, destination = %d.destination, recipient = %d.recipient, %reason, "alert suppressed");
                         }
                         NewState::Silenced(reason) => {
-                            self.metrics.alert(&d.destination, "silenced");
+                            self.metrics.alert(&d.destination, AlertOutcome::Silenced);
                             tracing::info!(job_id, destination = %d.destination, %reason, "alert silenced");
                         }
                         NewState::Dead(reason) => {
-                            self.metrics.alert(&d.destination, "dead");
+                            self.metrics.alert(&d.destination, AlertOutcome::Dead);
                             tracing::error!(job_id, destination = %d.destination, %reason, "alert dead before sending");
                         }
                     }

@@ -5,7 +5,7 @@
 mod cache;
 mod error;
 mod list;
-pub(crate) mod retry;
+mod retry;
 mod wire;
 
 use std::sync::Arc;
@@ -13,13 +13,13 @@ use std::sync::Arc;
 use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
 
-pub(crate) use self::error::error_chain;
 pub use self::error::ApiError;
 
 use self::cache::{TtlCache, CAPACITY};
 use super::auth::Credentials;
 use super::model::{AppInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
 use crate::config::{EnrichConfig, TenantAuth};
+use crate::http::{error_chain, Body};
 use crate::metrics::Metrics;
 
 /// Script logs are cut here: a runaway log must not take the daemon's memory with it.
@@ -203,7 +203,7 @@ impl QlikClient {
     }
 }
 
-fn decode_json<T: DeserializeOwned>(call: &'static str, body: retry::Body) -> Result<T, ApiError> {
+fn decode_json<T: DeserializeOwned>(call: &'static str, body: Body) -> Result<T, ApiError> {
     if body.truncated {
         let message = format!("answer larger than {JSON_LIMIT} bytes");
         return Err(ApiError::Decode { call, message });
@@ -215,7 +215,7 @@ fn decode_json<T: DeserializeOwned>(call: &'static str, body: retry::Body) -> Re
 }
 
 /// The log as text; a cut log loses at most a split last character and gains a marker line.
-fn log_text(body: retry::Body) -> String {
+fn log_text(body: Body) -> String {
     let mut bytes = body.bytes;
     if body.truncated {
         if let Err(e) = std::str::from_utf8(&bytes) {
@@ -275,13 +275,13 @@ mod tests {
 
     #[test]
     fn a_cut_log_ends_with_the_marker_and_no_half_character() {
-        let body = retry::Body {
+        let body = Body {
             bytes: "ab\u{e9}".as_bytes()[..3].to_vec(),
             truncated: true,
         };
         let text = log_text(body);
         assert!(text.starts_with("ab\r\n[reload-butler: script log cut here"));
-        let whole = retry::Body {
+        let whole = Body {
             bytes: b"line 1\r\nline 2\r\n".to_vec(),
             truncated: false,
         };

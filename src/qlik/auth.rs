@@ -9,10 +9,9 @@ use reqwest::Client;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::api::retry::{
-    qlik_error_detail, read_capped, record, status_outcome, transport_outcome,
-};
+use super::answer::{error_detail, record, status_outcome, transport_outcome};
 use crate::config::{Secret, TenantAuth};
+use crate::http::{self, error_chain, read_capped};
 use crate::metrics::Metrics;
 
 /// Used when the token answer has no `expires_in`; a 401 renews it anyway.
@@ -65,7 +64,9 @@ impl TokenError {
     /// Worth asking again after a backoff (the token endpoint was busy or unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Rejected { status, .. } => *status == 429 || *status >= 500,
+            Self::Rejected { status, .. } => {
+                reqwest::StatusCode::from_u16(*status).is_ok_and(http::is_transient)
+            }
             Self::Timeout | Self::Network(_) => true,
             Self::BadAnswer(_) => false,
         }
@@ -176,7 +177,7 @@ async fn fetch_token(
         if e.is_timeout() {
             TokenError::Timeout
         } else {
-            TokenError::Network(super::api::error_chain(&e.without_url()))
+            TokenError::Network(error_chain(&e.without_url()))
         }
     };
     let response = http
@@ -191,8 +192,8 @@ async fn fetch_token(
         .map_err(transport)?;
     record(metrics, started, status_outcome(status));
     if !status.is_success() {
-        let detail = qlik_error_detail(&answer.bytes)
-            .map(|d| d.replace(client_secret.expose(), "<redacted>"));
+        let detail =
+            error_detail(&answer.bytes).map(|d| d.replace(client_secret.expose(), "<redacted>"));
         return Err(TokenError::Rejected {
             status: status.as_u16(),
             detail,

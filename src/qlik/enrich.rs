@@ -10,7 +10,7 @@ use super::api::{ApiError, QlikClient};
 use super::event::ReloadEvent;
 use super::model::{AppInfo, Enrichment, ItemInfo, LookupFailure, SpaceInfo, UserInfo};
 use crate::config::{Config, EnrichConfig, Problem, TenantConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{Label, Lookup, Metrics};
 
 /// The client of `tenant`, or `None` when the tenant has no credentials (enrichment is then
 /// off for it). Whether enrichment is enabled at all is the caller's decision: the
@@ -75,21 +75,21 @@ pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics)
         metrics,
         failures: Vec::new(),
     };
-    let owner = record.keep("owner", owner);
+    let owner = record.keep(Lookup::Owner, owner);
     let user = match user {
-        Some(result) => record.keep("user", Some(result)),
+        Some(result) => record.keep(Lookup::User, Some(result)),
         None => owner
             .clone()
             .filter(|o| non_empty(&event.user_id) == Some(o.id.as_str())),
     };
     Enrichment {
-        reload: record.keep("reload", Some(reload)),
-        app: record.keep("app", Some(app)),
-        item: record.keep("item", Some(item)),
+        reload: record.keep(Lookup::Reload, Some(reload)),
+        app: record.keep(Lookup::App, Some(app)),
+        item: record.keep(Lookup::Item, Some(item)),
         owner,
         user,
-        space: record.keep("space", space),
-        script_log: record.keep("script_log", Some(script_log)),
+        space: record.keep(Lookup::Space, space),
+        script_log: record.keep(Lookup::ScriptLog, Some(script_log)),
         failures: record.failures,
     }
 }
@@ -102,21 +102,21 @@ struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    /// `lookup` is one of `metrics::LOOKUPS`; `None` means there was nothing to look up.
-    fn keep<T>(&mut self, lookup: &'static str, result: Option<Part<T>>) -> Option<T> {
+    /// `None` means there was nothing to look up.
+    fn keep<T>(&mut self, lookup: Lookup, result: Option<Part<T>>) -> Option<T> {
         match result? {
             Ok(value) => Some(value),
             Err(error) => {
                 tracing::warn!(
                     app_id = %self.event.app_id,
                     reload_id = %self.event.reload_id,
-                    lookup,
+                    %lookup,
                     error = %error,
                     "enrichment look-up failed; the alert goes out without it"
                 );
                 self.metrics.enrich_failures.inc(lookup);
                 self.failures.push(LookupFailure {
-                    lookup: lookup.to_owned(),
+                    lookup: lookup.as_str().to_owned(),
                     error: error.to_string(),
                 });
                 None

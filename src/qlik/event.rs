@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Failure;
+use crate::metrics::{DeadLetterReason, Label};
 use wire::{Data, Envelope, Extensions, Loose, Obj};
 
 pub const APP_RELOAD_FINISHED: &str = "com.qlik.v1.app.reload.finished";
@@ -121,16 +122,21 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// A bounded label for metrics and the dead-letter table.
-    pub fn reason(&self) -> &'static str {
+    /// The bounded label for metrics and the dead-letter table.
+    pub fn label(&self) -> DeadLetterReason {
         match self {
-            Self::InvalidJson(_) => "invalid_json",
-            Self::NotAnObject => "not_an_object",
-            Self::MissingField(_) => "missing_field",
-            Self::WrongType { .. } => "wrong_type",
-            Self::UnknownValue { .. } => "unknown_value",
-            Self::UnknownEventType(_) => "unknown_event_type",
+            Self::InvalidJson(_) => DeadLetterReason::InvalidJson,
+            Self::NotAnObject => DeadLetterReason::NotAnObject,
+            Self::MissingField(_) => DeadLetterReason::MissingField,
+            Self::WrongType { .. } => DeadLetterReason::WrongType,
+            Self::UnknownValue { .. } => DeadLetterReason::UnknownValue,
+            Self::UnknownEventType(_) => DeadLetterReason::UnknownEventType,
         }
+    }
+
+    /// The label's text, as the dead-letter table stores it.
+    pub fn reason(&self) -> &'static str {
+        self.label().as_str()
     }
 }
 

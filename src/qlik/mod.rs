@@ -1,5 +1,6 @@
 //! Everything that knows Qlik Cloud's wire formats.
 
+mod answer;
 pub mod api;
 pub mod auth;
 pub mod enrich;

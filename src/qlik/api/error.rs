@@ -1,6 +1,7 @@
 //! Errors of the Qlik Cloud client: which call failed and why, with Qlik's own error title when
 //! it sent one, and never a secret.
 
+use crate::http::error_chain;
 use crate::qlik::auth::TokenError;
 
 /// Why a look-up failed. Names the call, and Qlik's own error title when it sent one; never a
@@ -53,19 +54,6 @@ impl ApiError {
             }
         }
     }
-}
-
-/// An error with its causes ("error sending request: connection refused"), since reqwest's own
-/// text stops at the outermost one.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// ` (Qlik's title: detail)`, or nothing when Qlik sent no error body we could read.
