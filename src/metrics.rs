@@ -1,16 +1,20 @@
 //! Counters and gauges served on `/metrics` in the Prometheus text format. Every label value is
 //! from a fixed list, so the number of series is bounded whatever arrives.
 
+mod gateway;
 mod labels;
+mod text;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+pub use self::gateway::GatewayMetrics;
 pub use self::labels::{
     AlertOutcome, DeadLetterReason, DropReason, GatewayOutcome, Label, Lookup, QlikOutcome,
 };
+use self::text::{counter, gauge, histogram, label_value, labelled};
 
 /// A counter split by one label; each value of `L` has its own series.
 pub struct LabelledCounter<L: Label> {
@@ -146,66 +150,6 @@ impl Default for Metrics {
 
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Escapes a Prometheus label value.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
-    let _ = writeln!(
-        out,
-        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter\nreload_butler_{name} {}",
-        value.load(Ordering::Relaxed)
-    );
-}
-
-fn labelled<L: Label>(out: &mut String, name: &str, help: &str, c: &LabelledCounter<L>) {
-    let _ = writeln!(
-        out,
-        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} counter"
-    );
-    for value in L::ALL {
-        let _ = writeln!(
-            out,
-            "reload_butler_{name}{{{}=\"{}\"}} {}",
-            L::NAME,
-            value.as_str(),
-            c.get(*value)
-        );
-    }
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: &AtomicBool) {
-    let _ = writeln!(
-        out,
-        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} gauge\nreload_butler_{name} {}",
-        u8::from(value.load(Ordering::Relaxed))
-    );
-}
-
-fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
-    let _ = writeln!(
-        out,
-        "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} histogram"
-    );
-    for (bound, bucket) in h.bounds.iter().zip(&h.buckets) {
-        let _ = writeln!(
-            out,
-            "reload_butler_{name}_bucket{{le=\"{bound}\"}} {}",
-            bucket.load(Ordering::Relaxed)
-        );
-    }
-    let count = h.count.load(Ordering::Relaxed);
-    let _ = writeln!(out, "reload_butler_{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(
-        out,
-        "reload_butler_{name}_sum {}\nreload_butler_{name}_count {count}",
-        h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-    );
 }
 
 impl Metrics {
@@ -368,58 +312,6 @@ impl Metrics {
             "delivery_duration_seconds",
             "From the job's commit to the delivery's success.",
             &self.delivery_seconds,
-        );
-        out
-    }
-}
-
-/// The gateway's metrics (`reload-butler gateway`); one instance shared by its tasks.
-pub struct GatewayMetrics {
-    pub requests: LabelledCounter<GatewayOutcome>,
-    /// From handing a message to the publisher to the broker's PUBACK, accepted requests only.
-    pub publish_seconds: Histogram,
-    pub mqtt_connected: AtomicBool,
-    pub mqtt_connects: AtomicU64,
-}
-
-impl Default for GatewayMetrics {
-    fn default() -> Self {
-        Self {
-            requests: LabelledCounter::default(),
-            publish_seconds: Histogram::new(LATENCY_BOUNDS),
-            mqtt_connected: AtomicBool::new(false),
-            mqtt_connects: AtomicU64::new(0),
-        }
-    }
-}
-
-impl GatewayMetrics {
-    /// The Prometheus text exposition of the gateway's metrics.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(1024);
-        labelled(
-            &mut out,
-            "gateway_requests_total",
-            "Webhook requests answered by the gateway, by outcome.",
-            &self.requests,
-        );
-        histogram(
-            &mut out,
-            "gateway_publish_duration_seconds",
-            "From publishing an accepted webhook body to the broker's PUBACK.",
-            &self.publish_seconds,
-        );
-        gauge(
-            &mut out,
-            "gateway_mqtt_connected",
-            "1 while the gateway is connected to the MQTT broker.",
-            &self.mqtt_connected,
-        );
-        counter(
-            &mut out,
-            "gateway_mqtt_connects_total",
-            "Successful MQTT connections of the gateway (the first and every reconnect).",
-            &self.mqtt_connects,
         );
         out
     }
