@@ -260,8 +260,10 @@ fn hostile_content_never_breaks_a_payload() {
                 assert!(bytes.len() <= TEAMS_MAX_BYTES, "{} bytes", bytes.len());
                 let mut all = Vec::new();
                 strings(&payload, &mut all);
+                // Markdown escapes (`\<`) take the meaning away; the text is all there.
                 assert!(
-                    all.iter().any(|s| s.contains("<script>alert(1)</script>")),
+                    all.iter()
+                        .any(|s| s.replace('\\', "").contains("<script>alert(1)</script>")),
                     "Teams text is literal"
                 );
             }

@@ -38,6 +38,59 @@ pub fn single_line(text: &str) -> String {
         .collect()
 }
 
+/// Whether `c` may stand in a message: not a control character other than newline and tab, and
+/// not a bidirectional formatting character (U+202E, right-to-left override, shows `gnp.exe` as
+/// `exe.png`).
+fn is_visible(c: char) -> bool {
+    let control = c.is_control() && c != '\n' && c != '\t';
+    let bidi = matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    !(control || bidi)
+}
+
+/// Drops, in place, what no message should carry from a value that came from Qlik users (see
+/// [`is_visible`]); newlines and tabs stay.
+pub fn keep_visible(text: &mut String) {
+    if !text.chars().all(is_visible) {
+        text.retain(is_visible);
+    }
+}
+
+/// Teams renders TextBlock texts and fact values as Markdown: a value's own `[text](url)`,
+/// `![image](url)`, `<url>`, emphasis or code marks are escaped with a backslash, so only the
+/// template's own Markdown has effect.
+pub fn teams_markdown(text: &str) -> String {
+    // `[` and `]` are enough to stop links and images (`](` and `![` need them), `<` `>` stop
+    // autolinks; the rest are emphasis and code marks.
+    const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '~'];
+    if !text.contains(SPECIAL) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if SPECIAL.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A value inside a Slack code block must not close it: a run of three or more backticks gets a
+/// zero-width space after each backtick, so it reads the same and fences nothing.
+pub fn slack_fences(text: &str) -> String {
+    if !text.contains("```") {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        out.push(c);
+        if c == '`' {
+            out.push('\u{200B}');
+        }
+    }
+    out
+}
+
 /// Applies `f` to every string of a JSON tree, except the values of keys that `skip` names.
 pub fn map_strings(value: &mut Value, skip: &dyn Fn(&str) -> bool, f: &dyn Fn(&str) -> String) {
     match value {
@@ -54,9 +107,43 @@ pub fn map_strings(value: &mut Value, skip: &dyn Fn(&str) -> bool, f: &dyn Fn(&s
     }
 }
 
+/// Applies `f` to every string of a JSON tree, in place.
+pub fn strings_in_place(value: &mut Value, f: &dyn Fn(&mut String)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| strings_in_place(v, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| strings_in_place(v, f)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_and_bidi_overrides_are_dropped_newlines_and_tabs_kept() {
+        let mut text = "a\u{0}b\u{7}c\u{202E}gnp.exe\u{2066}\r\nline\ttab\u{85}".to_owned();
+        keep_visible(&mut text);
+        assert_eq!(text, "abcgnp.exe\nline\ttab");
+    }
+
+    #[test]
+    fn teams_markdown_escapes_links_images_and_emphasis() {
+        assert_eq!(
+            teams_markdown("[x](http://e) ![i](u) *b* <http://e>"),
+            "\\[x\\](http://e) !\\[i\\](u) \\*b\\* \\<http://e\\>"
+        );
+        assert_eq!(teams_markdown("plain text, 42."), "plain text, 42.");
+    }
+
+    #[test]
+    fn slack_fences_cannot_close_a_code_block() {
+        let broken = slack_fences("x ``` y");
+        assert!(!broken.contains("```"));
+        assert_eq!(broken.replace('\u{200B}', ""), "x ``` y");
+        assert_eq!(slack_fences("one `tick`"), "one `tick`");
+    }
 
     #[test]
     fn json_bodies_parse_back_to_the_original() {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::config::{Config, DestinationConfig, DestinationKind, MessageFormat, Problem};
 use chat::{basic_slack, basic_teams, with_strings};
 use context::AlertInput;
-use escape::{json_string_body, single_line, slack_entities};
+use escape::{json_string_body, single_line, slack_entities, slack_fences, teams_markdown};
 use templates::{Part, TemplateId, Templates};
 
 /// What one destination sends for one alert.
@@ -188,14 +188,16 @@ impl Renderer {
                     (Some(basic), MessageFormat::Basic) => {
                         let text = self.templates.render(
                             *basic,
-                            &with_strings(ctx, &slack_entities, &|t| t.to_owned()),
+                            &with_strings(ctx, &|t| slack_entities(&slack_fences(t)), &|t| {
+                                t.to_owned()
+                            }),
                         )?;
                         basic_slack(&text, ctx)
                     }
                     _ => self.render_json(
                         names,
                         ctx,
-                        &|t| json_string_body(&slack_entities(t)),
+                        &|t| json_string_body(&slack_entities(&slack_fences(t))),
                         &|t| json_string_body(t),
                     )?,
                 };
@@ -216,12 +218,18 @@ impl Renderer {
             DestinationKind::Teams(t) => {
                 let mut payload = match (&names.basic, t.format) {
                     (Some(basic), MessageFormat::Basic) => {
-                        let text = self.templates.render(*basic, ctx)?;
+                        let text = self.templates.render(
+                            *basic,
+                            &with_strings(ctx, &teams_markdown, &|t| t.to_owned()),
+                        )?;
                         basic_teams(&text, ctx)
                     }
-                    _ => self.render_json(names, ctx, &|t| json_string_body(t), &|t| {
-                        json_string_body(t)
-                    })?,
+                    _ => self.render_json(
+                        names,
+                        ctx,
+                        &|t| json_string_body(&teams_markdown(t)),
+                        &|t| json_string_body(t),
+                    )?,
                 };
                 let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
                 Ok((Rendered::Teams(payload), cuts))
@@ -274,7 +282,7 @@ impl Renderer {
                 Rendered::Slack(payload)
             }
             DestinationKind::Teams(_) => {
-                let mut payload = basic_teams(line, ctx);
+                let mut payload = basic_teams(&teams_markdown(line), ctx);
                 let _ = limits::fit_teams(&mut payload);
                 Rendered::Teams(payload)
             }

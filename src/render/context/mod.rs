@@ -61,7 +61,11 @@ impl<'a> AlertInput<'a> {
 /// Builds the template context for one destination, as the JSON value templates render.
 pub fn build(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> Value {
     // Serialising plain strings, numbers and maps cannot fail.
-    serde_json::to_value(fields(input, destination, lines)).unwrap_or(Value::Null)
+    let mut ctx = serde_json::to_value(fields(input, destination, lines)).unwrap_or(Value::Null);
+    // Names, owners, error texts and logs come from Qlik users: no control or bidi character
+    // reaches any message, whatever the destination or template.
+    super::escape::strings_in_place(&mut ctx, &super::escape::keep_visible);
+    ctx
 }
 
 /// The context's fields for one destination.
