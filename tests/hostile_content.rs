@@ -265,3 +265,31 @@ fn slack_messages_have_no_more_code_fences_than_their_templates() {
         "alerts, digest and recovery of both Slack destinations"
     );
 }
+
+#[test]
+fn an_owner_address_cannot_extend_a_mailto_link() {
+    let config = config();
+    let renderer = Renderer::new(&config).expect("templates compile");
+    let mut emails = 0;
+    for (name, rendered) in messages(&config, &renderer, &sample::hostile()) {
+        let Rendered::Email { html, .. } = rendered else {
+            continue;
+        };
+        for href in html.split("href=\"mailto:").skip(1) {
+            emails += 1;
+            let target = &href[..href.find('"').expect("a closed attribute")];
+            assert!(
+                !target.contains(['?', '&', '\n', '\r', ',']),
+                "{name}: mailto:{target}"
+            );
+            assert!(
+                target.starts_with("jane@example.com%3Fbody%3Dphish"),
+                "{target}"
+            );
+        }
+    }
+    assert!(
+        emails >= 2,
+        "the alert and the digest link the owner's address"
+    );
+}

@@ -20,6 +20,10 @@ const SCRIPT_LOG: &str = "2025-03-14 06:12:31 0000  Execution started.\r\n\
 /// A text holding everything that breaks JSON, HTML, Slack mrkdwn or email headers.
 pub const HOSTILE: &str = "Q\"uote\\back\nnew\r\nline\ttab\u{0}\u{7}\u{1b} <script>alert(1)</script> & &amp; {{appName}} ``` *bold* 🚀 \u{202e}gnp.exe\u{202c} \u{2066}שלום\u{2069} <!channel> [click me](http://evil.example/phish) ![x](http://evil.example/x.png) Sales](http://evil.example/phish) [Q1 <http://evil.example/auto>";
 
+/// An owner address as the users API could return it, with a CRLF and a mailto query.
+pub const HOSTILE_EMAIL: &str =
+    "jane@example.com?body=phish&cc=all@acme.com\r\nBcc: x@evil.example";
+
 /// The sample failure: the fixture event with a complete enrichment.
 pub fn event() -> ReloadEvent {
     // The fixture is part of the binary and decodes (tests/decode.rs); a failure here is a bug.
@@ -97,6 +101,7 @@ pub fn hostile() -> (ReloadEvent, Enrichment) {
     }
     if let Some(owner) = enrichment.owner.as_mut() {
         owner.name = Some(HOSTILE.into());
+        owner.email = Some(HOSTILE_EMAIL.into());
     }
     if let Some(space) = enrichment.space.as_mut() {
         space.name = Some(HOSTILE.into());

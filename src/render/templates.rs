@@ -16,6 +16,32 @@ use crate::config::{
     Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig,
 };
 
+/// What `{{urlencode x}}` encodes: controls, space, and what would end or extend a URL part
+/// (`mailto:{{urlencode appOwnerEmail}}` cannot gain a `?body=` or a second address).
+const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'#')
+    .add(b'?')
+    .add(b'&')
+    .add(b'=')
+    .add(b'%')
+    .add(b',')
+    .add(b';')
+    .add(b'/')
+    .add(b'\\')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'^');
+
+handlebars::handlebars_helper!(urlencode: |text: str| {
+    percent_encoding::utf8_percent_encode(text, URL_PART).to_string()
+});
+
 /// One part of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Part {
@@ -101,6 +127,9 @@ impl Templates {
             origins: Default::default(),
         };
         templates.raw.register_escape_fn(handlebars::no_escape);
+        for registry in [&mut templates.html, &mut templates.raw] {
+            registry.register_helper("urlencode", Box::new(urlencode));
+        }
         let mut problems = Vec::new();
         for (index, d) in config.destinations.iter().enumerate() {
             for kind in [Kind::Alert, Kind::Digest, Kind::Recovery] {
