@@ -135,7 +135,7 @@ pub(crate) fn build_message(
         .from(from.clone())
         .to(to)
         .subject(subject)
-        .message_id(None)
+        .message_id(Some(message_id(from)))
         .raw_header(HeaderValue::new(X_PRIORITY, x_priority.to_owned()))
         .raw_header(HeaderValue::new(IMPORTANCE, importance.to_owned()))
         .multipart(MultiPart::alternative_plain_html(
@@ -143,6 +143,13 @@ pub(crate) fn build_message(
             html.to_owned(),
         ))
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
+}
+
+/// `<random@domain of from>`: a fully qualified right-hand side that the sender owns (lettre's
+/// default takes the host name, which in a container is a bare id that spam filters score).
+fn message_id(from: &Mailbox) -> String {
+    let id: u128 = rand::random();
+    format!("<{id:032x}.reload-butler@{}>", from.email.domain())
 }
 
 /// `smtp.ca_file` set: trust only that CA (a private relay), as `mqtt.ca_file` does; else the

@@ -70,9 +70,13 @@ async fn email_over_starttls_with_auth_arrives_as_multipart_alternative() {
     assert_eq!(parsed["subject"], SUBJECT, "decoded, the subject is intact");
     assert_eq!(parsed["rcpt_tos"], json!(["oncall@example.com"]));
     assert_eq!(parsed["mail_from"], "qlik-alerts@acme.com");
-    assert!(parsed["headers"]["Message-ID"]
+    let id = parsed["headers"]["Message-ID"]
         .as_str()
-        .is_some_and(|id| id.contains('@')));
+        .expect("a Message-ID");
+    assert!(
+        id.starts_with('<') && id.ends_with("@acme.com>"),
+        "the from address's domain names the message: {id}"
+    );
     let parts = parsed["parts"].as_array().expect("parts");
     assert_eq!(parts.len(), 2, "text then HTML: {parts:?}");
     assert_eq!(
