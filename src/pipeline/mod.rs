@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::domain::Failure;
 use crate::metrics::{inc, Metrics};
 use crate::qlik::event::{decode, DecodeError, ReloadEvent};
+use crate::store::health::StoreTrouble;
 use crate::store::{Record, Store, StoreError, Written};
 
 /// At most this many messages are committed in one transaction.
@@ -334,6 +335,7 @@ pub fn run_batches<M: Message>(
     stopping: &AtomicBool,
 ) {
     let mut last_purge = Instant::now();
+    let mut trouble = StoreTrouble::new(ingest.metrics.clone());
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -342,22 +344,25 @@ pub fn run_batches<M: Message>(
                 Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(100);
         loop {
             match ingest.process(&batch) {
                 Ok(()) => {
+                    if let Some(left_out) = trouble.write_succeeded() {
+                        tracing::info!(left_out, "the state store takes commits again");
+                    }
                     batch.iter().for_each(&mut ack);
                     break;
                 }
                 Err(error) => {
-                    inc(&ingest.metrics.store_errors);
+                    let failed = trouble.write_failed();
                     if stopping.load(Ordering::Relaxed) {
                         tracing::error!(%error, messages = batch.len(), "commit failed during shutdown; messages left unacked for redelivery");
                         return;
                     }
-                    tracing::error!(%error, messages = batch.len(), retry_in = ?delay, "commit failed; messages not acked, retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    if let Some(left_out) = failed.log {
+                        tracing::error!(%error, messages = batch.len(), retry_in = ?failed.retry_in, left_out, "commit failed; messages not acked, retrying");
+                    }
+                    std::thread::sleep(failed.retry_in);
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! answers anyone (see `shared.rs`).
 
 mod deliveries;
+pub mod health;
 mod jobs;
 mod notices;
 mod schema;
