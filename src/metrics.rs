@@ -103,6 +103,9 @@ pub struct Metrics {
     /// The subscription is acknowledged on the current connection.
     pub mqtt_subscribed: AtomicBool,
     pub store_open: AtomicBool,
+    /// Writers (ingest, router, each outbox worker) whose last state store write failed; the
+    /// store counts as writable when there are none (see `store::health`).
+    pub store_writers_failing: AtomicU64,
     pub qlik_requests: LabelledCounter<QlikOutcome>,
     pub qlik_request_seconds: Histogram,
     pub enrich_failures: LabelledCounter<Lookup>,
@@ -120,6 +123,13 @@ pub struct Metrics {
     pub delivery_seconds: Histogram,
 }
 
+impl Metrics {
+    /// No writer's last state store write failed.
+    pub fn store_writable(&self) -> bool {
+        self.store_writers_failing.load(Ordering::Relaxed) == 0
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self {
@@ -134,6 +144,7 @@ impl Default for Metrics {
             mqtt_connects: AtomicU64::new(0),
             mqtt_subscribed: AtomicBool::new(false),
             store_open: AtomicBool::new(false),
+            store_writers_failing: AtomicU64::new(0),
             qlik_requests: LabelledCounter::default(),
             qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),
             enrich_failures: LabelledCounter::default(),
@@ -226,7 +237,7 @@ impl Metrics {
         counter(
             &mut out,
             "store_errors_total",
-            "Failed state store commits (the batch is retried, not acked).",
+            "Failed state store writes (ingest, routing, outcomes; each is retried with backoff).",
             &self.store_errors,
         );
         counter(
@@ -270,6 +281,12 @@ impl Metrics {
             "store_open",
             "1 while the state store is open.",
             &self.store_open,
+        );
+        gauge(
+            &mut out,
+            "store_writable",
+            "0 while writes to the state store fail (a full disk, for one).",
+            &AtomicBool::new(self.store_writable()),
         );
         labelled(
             &mut out,

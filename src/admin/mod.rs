@@ -1,5 +1,5 @@
-//! The admin endpoint: `/healthz` (the process answers), `/readyz` (state store open and MQTT
-//! connected), `/metrics` (Prometheus text), always open; and the ad-hoc silences
+//! The admin endpoint: `/healthz` (the process answers), `/readyz` (state store open and taking
+//! writes, MQTT connected), `/metrics` (Prometheus text), always open; and the ad-hoc silences
 //! (`silences.rs`), behind the access policy of `access.rs`.
 
 mod access;
@@ -77,11 +77,17 @@ pub async fn serve(
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    let store = state.metrics.store_open.load(Ordering::Relaxed);
+    let open = state.metrics.store_open.load(Ordering::Relaxed);
+    let writable = state.metrics.store_writable();
+    let store = open && writable;
     let mqtt = !state.mqtt_expected || state.metrics.mqtt_connected.load(Ordering::Relaxed);
     let body = format!(
         "store: {}\nmqtt: {}\n",
-        if store { "open" } else { "closed" },
+        match (open, writable) {
+            (false, _) => "closed",
+            (true, true) => "open",
+            (true, false) => "not writable (writes fail; see store_errors_total and the log)",
+        },
         match (state.mqtt_expected, mqtt) {
             (false, _) => "not used",
             (true, true) => "connected",

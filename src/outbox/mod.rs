@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -15,6 +15,7 @@ use crate::metrics::{AlertOutcome, Metrics};
 use crate::notify::{Notifier, Payload, Receipt, SendError, SendMeta};
 use crate::render::notice::Digest;
 use crate::render::Renderer;
+use crate::store::health::StoreTrouble;
 use crate::store::{now_ms, DueDelivery, HeldGroup, HeldRow, Outcome, Release, SharedStore};
 
 /// Sends in flight per destination.
@@ -45,17 +46,33 @@ pub struct Digester {
 }
 
 impl Worker {
+    /// Claims due rows, sends them, records their outcomes. An outcome that cannot be written
+    /// stays in memory with its row kept busy: the row is never claimed (so never sent) again
+    /// while its outcome is unwritten; only the write is retried, with backoff, and nothing new
+    /// is claimed until it succeeds.
     pub async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let mut in_flight: JoinSet<(DueDelivery, Result<Receipt, SendError>)> = JoinSet::new();
         let mut busy: Vec<i64> = Vec::new();
+        let mut unwritten: Vec<(i64, Outcome)> = Vec::new();
+        let mut trouble = StoreTrouble::new(this.metrics.clone());
+        // When the store may be tried again after an error.
+        let mut retry_at = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let room = MAX_IN_FLIGHT - in_flight.len();
             let mut wait_ms = IDLE_POLL_MS;
-            if room > 0 {
+            let store_due = Instant::now() >= retry_at;
+            if !unwritten.is_empty() {
+                if store_due {
+                    match this.record(&mut unwritten, &mut busy, &mut trouble).await {
+                        Some(retry_in) => retry_at = Instant::now() + retry_in,
+                        None => continue,
+                    }
+                }
+            } else if room > 0 && store_due {
                 let (name, skip) = (this.destination.clone(), busy.clone());
                 let grouping = this.digests.is_some();
                 let lookup = this
@@ -73,9 +90,14 @@ impl Worker {
                         ))
                     })
                     .await;
+                if lookup.is_ok() {
+                    trouble.read_succeeded();
+                }
                 match lookup {
                     Ok((_, _, closed)) if !closed.is_empty() => {
-                        this.release(closed).await;
+                        if let Some(retry_in) = this.release(closed, &mut trouble).await {
+                            retry_at = Instant::now() + retry_in;
+                        }
                         continue;
                     }
                     Ok((due, next, _)) => {
@@ -97,9 +119,16 @@ impl Worker {
                         }
                     }
                     Err(error) => {
-                        tracing::error!(destination = %this.destination, %error, "cannot read the outbox")
+                        let failed = trouble.read_failed();
+                        retry_at = Instant::now() + failed.retry_in;
+                        if let Some(left_out) = failed.log {
+                            tracing::error!(destination = %this.destination, %error, retry_in = ?failed.retry_in, left_out, "cannot read the outbox");
+                        }
                     }
                 }
+            }
+            if let Some(left) = retry_at.checked_duration_since(Instant::now()) {
+                wait_ms = wait_ms.min(left.as_millis().try_into().unwrap_or(i64::MAX).max(1));
             }
             if wait_ms == 0 && in_flight.len() < MAX_IN_FLIGHT {
                 continue;
@@ -107,12 +136,15 @@ impl Worker {
             tokio::select! {
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     // Every send that has finished by now is recorded in one transaction.
-                    let finished: Vec<_> = std::iter::once(done)
+                    let finished = std::iter::once(done)
                         .chain(std::iter::from_fn(|| in_flight.try_join_next()))
-                        .filter_map(Result::ok)
-                        .collect();
-                    busy.retain(|id| !finished.iter().any(|(row, _)| row.id == *id));
-                    this.record(finished).await;
+                        .filter_map(Result::ok);
+                    unwritten.extend(finished.map(|(row, result)| (row.id, this.outcome(&row, result))));
+                    if Instant::now() >= retry_at {
+                        if let Some(retry_in) = this.record(&mut unwritten, &mut busy, &mut trouble).await {
+                            retry_at = Instant::now() + retry_in;
+                        }
+                    }
                 }
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
@@ -121,21 +153,33 @@ impl Worker {
         }
         let drain = async {
             while let Some(done) = in_flight.join_next().await {
-                if let Ok(finished) = done {
-                    this.record(vec![finished]).await;
+                if let Ok((row, result)) = done {
+                    unwritten.push((row.id, this.outcome(&row, result)));
                 }
+            }
+            if !unwritten.is_empty() {
+                this.record(&mut unwritten, &mut busy, &mut trouble).await;
             }
         };
         if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
             tracing::warn!(destination = %this.destination, "sends still in flight at shutdown stay pending and go out after restart");
         }
+        if !unwritten.is_empty() {
+            let ids: Vec<i64> = unwritten.iter().map(|(id, _)| *id).collect();
+            tracing::error!(destination = %this.destination, ?ids, "outcomes not written at shutdown: these deliveries may be sent once more after restart");
+        }
     }
 
     /// Releases closed groups of held alerts: a digest where more than the threshold gathered,
     /// each on its own otherwise.
-    async fn release(&self, groups: Vec<HeldGroup>) {
+    /// Returns how long to wait before the store is tried again when the release failed.
+    async fn release(
+        &self,
+        groups: Vec<HeldGroup>,
+        trouble: &mut StoreTrouble,
+    ) -> Option<Duration> {
         let Some(digester) = &self.digests else {
-            return;
+            return None;
         };
         let mut releases = Vec::new();
         let mut digested = 0;
@@ -174,27 +218,42 @@ impl Worker {
             .count();
         match self.store.call(move |s| s.release_held(&releases)).await {
             Ok(()) => {
+                self.wrote_again(trouble);
                 self.metrics
                     .digests
                     .fetch_add(digests as u64, Ordering::Relaxed);
                 self.metrics
                     .alerts_n(&self.destination, AlertOutcome::Digested, digested as u64);
+                None
             }
             // The rows stay held and are looked at again on the next pass.
             Err(error) => {
-                tracing::error!(destination = %self.destination, %error, "cannot release held alerts; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let failed = trouble.write_failed();
+                if let Some(left_out) = failed.log {
+                    tracing::error!(destination = %self.destination, %error, retry_in = ?failed.retry_in, left_out, "cannot release held alerts; will retry");
+                }
+                Some(failed.retry_in)
             }
         }
     }
 
-    /// Records finished sends (one transaction for all of them), then the pending gauge.
-    async fn record(&self, finished: Vec<(DueDelivery, Result<Receipt, SendError>)>) {
-        let outcomes: Vec<(i64, Outcome)> = finished
-            .into_iter()
-            .map(|(row, result)| (row.id, self.outcome(&row, result)))
-            .collect();
-        let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+    /// A write succeeded after failed ones: says so once.
+    fn wrote_again(&self, trouble: &mut StoreTrouble) {
+        if let Some(left_out) = trouble.write_succeeded() {
+            tracing::info!(destination = %self.destination, left_out, "the state store takes writes again");
+        }
+    }
+
+    /// Writes the outcomes of finished sends (one transaction for all of them), then the
+    /// pending gauge; written rows are no longer busy. When the write fails the outcomes stay in
+    /// `unwritten` and their rows busy, and this returns how long to wait before trying again.
+    async fn record(
+        &self,
+        unwritten: &mut Vec<(i64, Outcome)>,
+        busy: &mut Vec<i64>,
+        trouble: &mut StoreTrouble,
+    ) -> Option<Duration> {
+        let outcomes = unwritten.clone();
         let recorded = self
             .store
             .call(move |s| {
@@ -203,13 +262,23 @@ impl Worker {
             })
             .await;
         match recorded {
-            Ok(pending) => self
-                .metrics
-                .outbox_pending
-                .store(pending, Ordering::Relaxed),
-            // The rows stay as they were: a delivered alert may be sent once more after a restart.
+            Ok(pending) => {
+                self.wrote_again(trouble);
+                busy.retain(|id| !unwritten.iter().any(|(row, _)| row == id));
+                unwritten.clear();
+                self.metrics
+                    .outbox_pending
+                    .store(pending, Ordering::Relaxed);
+                None
+            }
+            // Never sent again while the outcome waits: the rows stay busy.
             Err(error) => {
-                tracing::error!(destination = %self.destination, ?ids, %error, "cannot record the delivery outcomes")
+                let failed = trouble.write_failed();
+                if let Some(left_out) = failed.log {
+                    let ids: Vec<i64> = unwritten.iter().map(|(id, _)| *id).collect();
+                    tracing::error!(destination = %self.destination, ?ids, %error, retry_in = ?failed.retry_in, left_out, "cannot record the delivery outcomes; kept in memory, not sent again, retrying the write");
+                }
+                Some(failed.retry_in)
             }
         }
     }

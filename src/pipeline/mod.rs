@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::domain::Failure;
 use crate::metrics::{inc, DropReason, Label, Metrics};
 use crate::qlik::event::{decode, DecodeError, ReloadEvent};
+use crate::store::health::StoreTrouble;
 use crate::store::{Record, Store, StoreError, Written};
 
 /// At most this many messages are committed in one transaction.
@@ -25,9 +25,6 @@ pub const MAX_BATCH: usize = 512;
 
 /// How often expired dedupe keys are deleted (checked after a batch).
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
-/// A failed commit is retried after 50–100 ms, doubling up to 5–10 s (with jitter).
-const COMMIT_RETRY_INITIAL: Duration = Duration::from_millis(100);
-const COMMIT_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// What the pipeline needs to know of a message, whatever brought it.
 pub trait Message {
@@ -311,6 +308,7 @@ pub fn run_batches<M: Message>(
     stopping: &AtomicBool,
 ) {
     let mut last_purge = Instant::now();
+    let mut trouble = StoreTrouble::new(ingest.metrics.clone());
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -319,22 +317,25 @@ pub fn run_batches<M: Message>(
                 Err(_) => break,
             }
         }
-        let mut backoff = Backoff::new(COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX);
         loop {
             match ingest.process(&batch) {
                 Ok(()) => {
+                    if let Some(left_out) = trouble.write_succeeded() {
+                        tracing::info!(left_out, "the state store takes commits again");
+                    }
                     batch.iter().for_each(&mut ack);
                     break;
                 }
                 Err(error) => {
-                    inc(&ingest.metrics.store_errors);
+                    let failed = trouble.write_failed();
                     if stopping.load(Ordering::Relaxed) {
                         tracing::error!(%error, messages = batch.len(), "commit failed during shutdown; messages left unacked for redelivery");
                         return;
                     }
-                    let delay = backoff.next_delay();
-                    tracing::error!(%error, messages = batch.len(), retry_in = ?delay, "commit failed; messages not acked, retrying");
-                    std::thread::sleep(delay);
+                    if let Some(left_out) = failed.log {
+                        tracing::error!(%error, messages = batch.len(), retry_in = ?failed.retry_in, left_out, "commit failed; messages not acked, retrying");
+                    }
+                    std::thread::sleep(failed.retry_in);
                 }
             }
         }

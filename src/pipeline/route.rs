@@ -22,7 +22,8 @@ use crate::render::context::{self, AlertInput};
 use crate::render::notice;
 use crate::render::{Rendered, Renderer};
 use crate::silence::{in_force, matches, AlertFacts, SilenceKey};
-use crate::store::{JobKind, JobRow, NewDelivery, NewState, SharedStore};
+use crate::store::health::StoreTrouble;
+use crate::store::{JobKind, JobRow, NewDelivery, NewState, SharedStore, StoreError};
 
 /// Digest items and recovery notices carry no script log.
 const NO_SCRIPT_LOG: ScriptLogLines = ScriptLogLines { head: 0, tail: 0 };
@@ -301,7 +302,8 @@ impl Router {
     }
 
     /// Routes one job: builds its rows and records them (and the job's new state) atomically.
-    async fn route(self: Arc<Self>, job: JobRow) {
+    /// When that write fails the job stays `new`, to be routed again by the loop after a pause.
+    async fn route(self: Arc<Self>, job: JobRow) -> Result<(), (i64, StoreError)> {
         let deliveries = self.deliveries(&job).await;
         let job_id = job.id;
         match self
@@ -332,11 +334,9 @@ impl Router {
                     }
                 }
                 tracing::info!(job_id, app_id = %job.event.app_id, deliveries = pending, "alert routed");
+                Ok(())
             }
-            // The job stays `new` and is routed again on the next pass.
-            Err(error) => {
-                tracing::error!(job_id, %error, "cannot record the job's deliveries; will retry")
-            }
+            Err(error) => Err((job_id, error)),
         }
     }
 }
@@ -360,32 +360,42 @@ fn row(
 }
 
 /// The routing loop: whenever woken (a job was committed) or every few seconds, routes the jobs
-/// waiting in the store, then wakes the outbox workers.
+/// waiting in the store, then wakes the outbox workers. When the store fails it pauses with
+/// backoff (the jobs stay `new`), so a full disk is no busy loop.
 pub async fn run(
     router: Arc<Router>,
     wake: Arc<Notify>,
     outbox: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut trouble = StoreTrouble::new(router.metrics.clone());
     loop {
         if *shutdown.borrow() {
             break;
         }
+        let mut pause = None;
         let jobs = match router
             .store
             .call(|s| s.unrouted_jobs(CONCURRENT_JOBS))
             .await
         {
-            Ok(jobs) => jobs,
+            Ok(jobs) => {
+                trouble.read_succeeded();
+                jobs
+            }
             Err(error) => {
-                tracing::error!(%error, "cannot read jobs from the state store");
+                let failed = trouble.read_failed();
+                if let Some(left_out) = failed.log {
+                    tracing::error!(%error, retry_in = ?failed.retry_in, left_out, "cannot read jobs from the state store");
+                }
+                pause = Some(failed.retry_in);
                 Vec::new()
             }
         };
         if jobs.is_empty() {
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = wake.notified(), if pause.is_none() => {}
+                _ = tokio::time::sleep(pause.unwrap_or(IDLE_POLL)) => {}
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -394,13 +404,38 @@ pub async fn run(
         for job in jobs {
             batch.spawn(router.clone().route(job));
         }
-        while batch.join_next().await.is_some() {}
-        if let Ok(pending) = router.store.call(|s| s.pending_count()).await {
-            router
-                .metrics
-                .outbox_pending
-                .store(pending, std::sync::atomic::Ordering::Relaxed);
+        let (mut routed, mut unrouted) = (0, Vec::new());
+        while let Some(done) = batch.join_next().await {
+            match done {
+                Ok(Ok(())) => routed += 1,
+                Ok(Err(failed)) => unrouted.push(failed),
+                Err(_) => {}
+            }
         }
-        outbox.notify_waiters();
+        if let Some((job_id, error)) = unrouted.first() {
+            let failed = trouble.write_failed();
+            if let Some(left_out) = failed.log {
+                let jobs = unrouted.len();
+                tracing::error!(job_id, jobs, %error, retry_in = ?failed.retry_in, left_out, "cannot record the jobs' deliveries; will retry");
+            }
+            pause = Some(failed.retry_in);
+        } else if let Some(left_out) = trouble.write_succeeded() {
+            tracing::info!(left_out, "the state store takes the routed jobs again");
+        }
+        if routed > 0 {
+            if let Ok(pending) = router.store.call(|s| s.pending_count()).await {
+                router
+                    .metrics
+                    .outbox_pending
+                    .store(pending, std::sync::atomic::Ordering::Relaxed);
+            }
+            outbox.notify_waiters();
+        }
+        if let Some(pause) = pause {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! answers anyone (see `shared.rs`).
 
 mod deliveries;
+pub mod health;
 mod jobs;
 mod notices;
 mod schema;
@@ -25,7 +26,7 @@ pub use silences::StoredSilence;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::domain::Failure;
 use crate::qlik::event::ReloadEvent;
@@ -124,13 +125,15 @@ impl Store {
     }
 
     /// Runs `f` in one transaction: committed (on disk) when `f` returns `Ok`, rolled back when
-    /// it fails.
+    /// it fails. The transaction is `IMMEDIATE` (takes the write lock first, waiting out the busy
+    /// timeout): a deferred one that read first would fail at once with "database is locked"
+    /// when another connection had written meanwhile.
     pub(crate) fn in_transaction<T>(
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let run = |conn: &mut Connection| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;
             Ok(value)
@@ -192,8 +195,11 @@ impl Store {
             path: path.clone(),
             source,
         };
-        // Dropping the transaction on an early return rolls it back.
-        let tx = conn.transaction().map_err(sqlite)?;
+        // Dropping the transaction on an early return rolls it back. Immediate: see
+        // `in_transaction`.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         let mut written = Vec::with_capacity(records.len());
         for record in records {
             let outcome = match record {
@@ -315,4 +321,51 @@ pub fn dedupe_keys(event: &ReloadEvent) -> [String; 2] {
 
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two connections (as the ingest and the shared store are) each run transactions that read,
+    /// then write. With deferred transactions a writer whose snapshot went stale got "database is
+    /// locked" at once, whatever the busy timeout; immediate ones wait for the lock instead.
+    #[test]
+    fn concurrent_read_then_write_transactions_of_two_connections_all_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.db");
+        Store::open(&path, Duration::from_secs(60)).expect("create");
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut store = Store::open(&path, Duration::from_secs(60)).expect("open");
+                    for n in 0..200i64 {
+                        store
+                            .in_transaction(|tx| {
+                                let seen: i64 = tx.query_row(
+                                    "SELECT count(*) FROM poll_watermarks",
+                                    [],
+                                    |r| r.get(0),
+                                )?;
+                                tx.execute(
+                                    "INSERT INTO poll_watermarks (tenant_id, polled_until) VALUES (?1, ?2)",
+                                    params![format!("w{w}-{n}"), seen],
+                                )
+                            })
+                            .expect("every transaction commits");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer thread");
+        }
+        let store = Store::open(&path, Duration::from_secs(60)).expect("open");
+        let count: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM poll_watermarks", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(count, 400);
+    }
 }
