@@ -107,7 +107,7 @@ pub(super) async fn start(
         store,
         metrics: metrics.clone(),
     });
-    tasks.push(tokio::spawn(crate::pipeline::route::run(
+    tasks.push(tokio::spawn(crate::pipeline::routing::run(
         router,
         jobs_committed.clone(),
         outbox_wake,

@@ -5,6 +5,7 @@
 
 pub mod gate;
 pub mod route;
+pub mod routing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
