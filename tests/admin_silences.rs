@@ -458,3 +458,34 @@ async fn a_non_loopback_listener_without_token_refuses_the_silences() {
     assert_eq!(daemon.http_get("/readyz").map(|r| r.0), Some(200));
     assert_eq!(daemon.http_get("/metrics").map(|r| r.0), Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_with_line_breaks_and_escapes_is_one_log_line() {
+    let broker = Broker::start();
+    let daemon = daemon(&broker, None, "");
+    let client = client();
+    let forged = "ok\r\n2026-12-02T00:00:00Z ERROR forged line\u{1b}[31m";
+    let (status, created) = post(
+        &client,
+        &daemon,
+        &json!({"app": APP, "for": "1h", "comment": forged}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["comment"], forged, "stored as given");
+    let log = daemon.log();
+    let added: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("silence added"))
+        .collect();
+    assert_eq!(added.len(), 1, "{log}");
+    assert!(
+        added[0].contains("forged line"),
+        "the comment is in the line: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-02T00:00:00Z")),
+        "the comment's CRLF started no line of its own: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "no raw escape sequence in the log");
+}

@@ -159,7 +159,7 @@ async fn add(
                 id = added.id,
                 filters = %silence::describe(&added.matcher),
                 until = ?DateTime::<Utc>::from_timestamp_millis(added.ends_at),
-                comment = %added.comment,
+                comment = ?added.comment,
                 "silence added through the admin endpoint"
             );
             let mut response = json(StatusCode::CREATED, &SilenceView::from(added.clone()));

@@ -88,7 +88,7 @@ pub(super) fn log(rejection: &Rejection, signature: &str, peer: &str) {
             "webhook rejected: signature not valid"
         ),
         Rejection::BadRequest(reason) => {
-            tracing::warn!(outcome, %reason, %peer, "webhook rejected: not a usable reload event")
+            tracing::warn!(outcome, reason = ?reason, %peer, "webhook rejected: not a usable reload event")
         }
         Rejection::Forbidden(tenant) => {
             tracing::warn!(outcome, tenant = ?tenant, %peer, "webhook rejected: tenant not in gateway.allowed_tenants")

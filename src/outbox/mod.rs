@@ -204,7 +204,7 @@ impl Worker {
             };
             let rendered = digester.renderer.render_digest(digester.index, &digest);
             let payload = Payload::to(&rendered, &group.recipient).encode();
-            tracing::info!(destination = %self.destination, recipient = %group.recipient, alerts = items.len(), "storm: one digest instead of single alerts");
+            tracing::info!(destination = %self.destination, recipient = ?group.recipient, alerts = items.len(), "storm: one digest instead of single alerts");
             digested += items.len() - 1;
             releases.push(Release::Digest {
                 carrier: items[0].id,
@@ -297,7 +297,7 @@ impl Worker {
                 self.metrics
                     .delivery_seconds
                     .observe(Duration::from_millis((now - row.created_at).max(0) as u64));
-                tracing::info!(destination = %row.destination, job_id = row.job_id, recipient = %row.recipient, attempt, detail = %receipt.detail, "alert delivered");
+                tracing::info!(destination = %row.destination, job_id = row.job_id, recipient = ?row.recipient, attempt, detail = ?receipt.detail, "alert delivered");
                 Outcome::Delivered {
                     detail: receipt.detail,
                 }
@@ -313,7 +313,7 @@ impl Worker {
                 );
                 let delay = retry_after.map_or(backoff, |r| r.max(backoff));
                 self.metrics.alert(&row.destination, AlertOutcome::Retried);
-                tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, %reason, "delivery failed; will retry");
+                tracing::warn!(destination = %row.destination, job_id = row.job_id, attempt, retry_in = ?delay, reason = ?reason, "delivery failed; will retry");
                 Outcome::Retry {
                     next_attempt_at: now.saturating_add(crate::domain::millis(delay)),
                     error: reason,
@@ -330,7 +330,7 @@ impl Worker {
             }
             Err(SendError::Permanent { reason }) => {
                 self.metrics.alert(&row.destination, AlertOutcome::Dead);
-                tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, %reason, "delivery dead: the service refused it");
+                tracing::error!(destination = %row.destination, job_id = row.job_id, attempt, reason = ?reason, "delivery dead: the service refused it");
                 Outcome::Dead { error: reason }
             }
         }

@@ -237,7 +237,7 @@ impl Ingest {
                             self.failing.remove(&event.tenant_id, &event.app_id);
                             inc(&self.metrics.recoveries);
                             self.jobs_committed.notify_one();
-                            tracing::info!(job_id, tenant_id = %event.tenant_id, app_id = %event.app_id, reload_id = %event.reload_id, "failing app reloaded successfully; recovery recorded");
+                            tracing::info!(job_id, tenant_id = ?event.tenant_id, app_id = ?event.app_id, reload_id = ?event.reload_id, "failing app reloaded successfully; recovery recorded");
                         }
                         Some(_) => self.failing.remove(&event.tenant_id, &event.app_id),
                         None => self.report_drop(*reason, event),
@@ -258,10 +258,10 @@ impl Ingest {
                 self.jobs_committed.notify_one();
                 tracing::info!(
                     job_id,
-                    tenant_id = %event.tenant_id,
-                    app_id = %event.app_id,
+                    tenant_id = ?event.tenant_id,
+                    app_id = ?event.app_id,
                     app_name = event.app_name.as_deref().unwrap_or(""),
-                    reload_id = %event.reload_id,
+                    reload_id = ?event.reload_id,
                     failure = failure.as_str(),
                     "reload failure committed as job"
                 );
@@ -271,7 +271,7 @@ impl Ingest {
                 tracing::debug!(
                     job_id,
                     event_id = %event.event_id,
-                    reload_id = %event.reload_id,
+                    reload_id = ?event.reload_id,
                     "duplicate of an event already committed"
                 );
             }
@@ -285,15 +285,15 @@ impl Ingest {
             && self.warned_tenants.insert(event.tenant_id.clone())
         {
             tracing::warn!(
-                tenant_id = %event.tenant_id,
+                tenant_id = ?event.tenant_id,
                 "event from a tenant that is not in `tenants:`; its events are dropped (warned once per tenant)"
             );
             return;
         }
         tracing::debug!(
             reason = reason.as_str(),
-            tenant_id = %event.tenant_id,
-            reload_id = %event.reload_id,
+            tenant_id = ?event.tenant_id,
+            reload_id = ?event.reload_id,
             "event needs no alert"
         );
     }

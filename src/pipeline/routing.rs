@@ -120,19 +120,19 @@ async fn route(router: Arc<Router>, job: JobRow) -> Result<(), (i64, StoreError)
                         router
                             .metrics
                             .alert(&d.destination, AlertOutcome::Suppressed);
-                        tracing::info!(job_id, destination = %d.destination, recipient = %d.recipient, %reason, "alert suppressed");
+                        tracing::info!(job_id, destination = %d.destination, recipient = ?d.recipient, reason = ?reason, "alert suppressed");
                     }
                     NewState::Silenced(reason) => {
                         router.metrics.alert(&d.destination, AlertOutcome::Silenced);
-                        tracing::info!(job_id, destination = %d.destination, %reason, "alert silenced");
+                        tracing::info!(job_id, destination = %d.destination, reason = ?reason, "alert silenced");
                     }
                     NewState::Dead(reason) => {
                         router.metrics.alert(&d.destination, AlertOutcome::Dead);
-                        tracing::error!(job_id, destination = %d.destination, %reason, "alert dead before sending");
+                        tracing::error!(job_id, destination = %d.destination, reason = ?reason, "alert dead before sending");
                     }
                 }
             }
-            tracing::info!(job_id, app_id = %job.event.app_id, deliveries = pending, "alert routed");
+            tracing::info!(job_id, app_id = ?job.event.app_id, deliveries = pending, "alert routed");
             Ok(())
         }
         Err(error) => Err((job_id, error)),
