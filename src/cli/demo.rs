@@ -254,7 +254,20 @@ fn summary(path: &Path) -> String {
         .pointer("/attachments/0/content/body/1/text")
         .and_then(|t| t.as_str())
     {
-        Some(app) => format!("Teams card: {app}"),
+        Some(app) => format!("Teams card: {}", as_shown(app)),
         None => "message".into(),
     }
+}
+
+/// A Teams text as Teams shows it: the Markdown escapes that keep a value literal removed.
+fn as_shown(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut chars = markdown.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
