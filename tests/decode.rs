@@ -514,3 +514,30 @@ fn skipped_parts_are_checked_for_syntax_only() {
         );
     }
 }
+
+#[test]
+fn a_sender_sized_value_is_not_repeated_whole() {
+    // A 5 MB event type or status must not go whole into the log and the dead letter's detail.
+    let huge = "x".repeat(5 * 1024 * 1024);
+    for (field, payload) in [
+        (
+            "type",
+            edit("app-reload-finished-error.json", |v| {
+                v["eventType"] = huge.clone().into()
+            }),
+        ),
+        (
+            "status",
+            edit("app-reload-finished-error.json", |v| {
+                v["data"]["status"] = huge.clone().into()
+            }),
+        ),
+    ] {
+        let (_, text) = reason(&payload);
+        assert!(text.len() < 300, "{field}: {} bytes", text.len());
+        assert!(
+            text.contains("xxxx"),
+            "{field}: the value's start is kept: {text}"
+        );
+    }
+}

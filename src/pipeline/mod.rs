@@ -8,6 +8,7 @@ pub mod route;
 pub mod routing;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -133,8 +134,10 @@ pub struct Ingest {
     store: Store,
     rules: Rules,
     metrics: Arc<Metrics>,
-    /// Tenants already warned about, so a busy foreign tenant logs one warning, not thousands.
-    warned_tenants: HashSet<String>,
+    /// Tenants already warned about (by hash: a sender chooses an id's length), so a busy
+    /// foreign tenant logs one warning, not thousands.
+    warned_tenants: HashSet<u64>,
+    tenant_hasher: std::collections::hash_map::RandomState,
     /// Woken after a commit that added jobs: the router takes them from there.
     jobs_committed: Arc<tokio::sync::Notify>,
     failing: Arc<FailingApps>,
@@ -153,6 +156,7 @@ impl Ingest {
             rules,
             metrics,
             warned_tenants: HashSet::new(),
+            tenant_hasher: std::collections::hash_map::RandomState::new(),
             jobs_committed,
             failing,
         }
@@ -282,10 +286,13 @@ impl Ingest {
     fn report_drop(&mut self, reason: DropReason, event: &ReloadEvent) {
         if reason == DropReason::UnmonitoredTenant
             && self.warned_tenants.len() < 1000
-            && self.warned_tenants.insert(event.tenant_id.clone())
+            && self
+                .warned_tenants
+                .insert(self.tenant_hasher.hash_one(&event.tenant_id))
         {
+            let shown: String = event.tenant_id.chars().take(64).collect();
             tracing::warn!(
-                tenant_id = ?event.tenant_id,
+                tenant_id = ?shown,
                 "event from a tenant that is not in `tenants:`; its events are dropped (warned once per tenant)"
             );
             return;

@@ -154,7 +154,13 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
     let kind = match event_type {
         APP_RELOAD_FINISHED => EventKind::EngineAttempt,
         RELOAD_FINISHED => EventKind::FinalOutcome,
-        other => return Err(DecodeError::UnknownEventType(other.to_owned())),
+        // Kept short: the text goes into the log and the dead letter's detail, and the sender
+        // chooses its length.
+        other => {
+            return Err(DecodeError::UnknownEventType(
+                other.chars().take(MAX_ECHOED_CHARS).collect(),
+            ))
+        }
     };
     let data = match std::mem::take(&mut root.data) {
         Obj::Object(data) => data,
@@ -284,10 +290,13 @@ fn final_status(data: &Data) -> Result<(String, Status), DecodeError> {
     }
 }
 
+/// The longest part of a sender's value an error repeats.
+const MAX_ECHOED_CHARS: usize = 64;
+
 fn unknown(field: &'static str, value: &str) -> DecodeError {
     DecodeError::UnknownValue {
         field,
-        value: value.chars().take(64).collect(),
+        value: value.chars().take(MAX_ECHOED_CHARS).collect(),
     }
 }
 
