@@ -26,6 +26,8 @@ const CONFIG: &str = r#"
 timezone: Europe/Stockholm
 poll: {enabled: false}
 enrich: {enabled: false}
+links:
+  - {id: runbook, text: "On_call *runbook*", url: "https://wiki.acme.com/qlik?a=1&b=2"}
 tenants:
   - {id: xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct, url: https://acme-analytics.eu.qlikcloud.com}
 destinations:
@@ -291,5 +293,31 @@ fn an_owner_address_cannot_extend_a_mailto_link() {
     assert!(
         emails >= 2,
         "the alert and the digest link the owner's address"
+    );
+}
+
+#[test]
+fn teams_button_titles_are_plain_text_and_not_escaped() {
+    // Button titles (Action.OpenUrl) are not Markdown: the configured link text arrives as
+    // written, while the same characters in a Qlik value are escaped.
+    let config = config();
+    let renderer = Renderer::new(&config).expect("templates compile");
+    let (event, enrichment) = (sample::event(), sample::enrichment());
+    let input = AlertInput::for_sample(&config, &event, &enrichment);
+    let i = renderer
+        .destinations()
+        .iter()
+        .position(|d| d.name == "channel")
+        .expect("the Teams destination");
+    let Rendered::Teams(card) = renderer.render(i, &input).expect("renders") else {
+        panic!("a Teams card")
+    };
+    let mut all = Vec::new();
+    strings(&card, &mut all);
+    assert!(all.iter().any(|s| s == "On_call *runbook*"), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|s| s == "https://wiki.acme.com/qlik?a=1&b=2"),
+        "URLs are left alone"
     );
 }

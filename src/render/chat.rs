@@ -3,8 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::escape::map_strings;
-
 /// Context keys whose values are URLs: JSON-escaped but never given Slack entities, so links work.
 fn is_url_key(key: &str) -> bool {
     matches!(
@@ -19,33 +17,41 @@ fn is_url_key(key: &str) -> bool {
     )
 }
 
-/// A copy of the context with every string passed through `text`, or `url` for URL keys.
-pub(super) fn with_strings(
-    ctx: &Value,
-    text: &dyn Fn(&str) -> String,
-    url: &dyn Fn(&str) -> String,
-) -> Value {
-    let mut out = ctx.clone();
-    map_strings(&mut out, &is_url_key, text);
-    // URL keys were skipped above; give them their own treatment.
-    fn urls(value: &mut Value, url: &dyn Fn(&str) -> String) {
+/// Context keys whose values are link labels from the config (`links:` and the built-in "Open
+/// app", "Hub", "Console"): chat services show them as button titles, which are not Markdown.
+fn is_label_key(key: &str) -> bool {
+    matches!(key, "text" | "linkText")
+}
+
+/// How each kind of context string is escaped for one destination.
+pub(super) struct Escapes<'a> {
+    /// Values from Qlik (names, errors, logs): made safe for where they are shown.
+    pub text: &'a dyn Fn(&str) -> String,
+    /// URL keys.
+    pub url: &'a dyn Fn(&str) -> String,
+    /// Link labels (button titles).
+    pub label: &'a dyn Fn(&str) -> String,
+}
+
+/// A copy of the context with every string passed through the escape its key calls for.
+pub(super) fn with_strings(ctx: &Value, escapes: &Escapes) -> Value {
+    fn walk(value: &mut Value, key: Option<&str>, e: &Escapes) {
         match value {
-            Value::Object(map) => {
-                for (key, v) in map.iter_mut() {
-                    if is_url_key(key) {
-                        if let Value::String(s) = v {
-                            *s = url(s);
-                        }
-                    } else {
-                        urls(v, url);
-                    }
+            Value::String(s) => {
+                *s = match key {
+                    Some(k) if is_url_key(k) => (e.url)(s),
+                    Some(k) if is_label_key(k) => (e.label)(s),
+                    _ => (e.text)(s),
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| urls(v, url)),
+            // A list's items are escaped as their key says (`appTags`, `engineErrors`: text).
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, key, e)),
+            Value::Object(map) => map.iter_mut().for_each(|(k, v)| walk(v, Some(k), e)),
             _ => {}
         }
     }
-    urls(&mut out, url);
+    let mut out = ctx.clone();
+    walk(&mut out, None, escapes);
     out
 }
 

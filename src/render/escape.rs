@@ -91,22 +91,6 @@ pub fn slack_fences(text: &str) -> String {
     out
 }
 
-/// Applies `f` to every string of a JSON tree, except the values of keys that `skip` names.
-pub fn map_strings(value: &mut Value, skip: &dyn Fn(&str) -> bool, f: &dyn Fn(&str) -> String) {
-    match value {
-        Value::String(s) => *s = f(s),
-        Value::Array(items) => items.iter_mut().for_each(|v| map_strings(v, skip, f)),
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if !skip(key) {
-                    map_strings(v, skip, f);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Applies `f` to every string of a JSON tree, in place.
 pub fn strings_in_place(value: &mut Value, f: &dyn Fn(&mut String)) {
     match value {

@@ -14,7 +14,7 @@ mod templates;
 use serde_json::{json, Value};
 
 use crate::config::{Config, DestinationConfig, DestinationKind, MessageFormat, Problem};
-use chat::{basic_slack, basic_teams, with_strings};
+use chat::{basic_slack, basic_teams, with_strings, Escapes};
 use context::AlertInput;
 use escape::{json_string_body, single_line, slack_entities, slack_fences, teams_markdown};
 use templates::{Part, TemplateId, Templates};
@@ -188,17 +188,25 @@ impl Renderer {
                     (Some(basic), MessageFormat::Basic) => {
                         let text = self.templates.render(
                             *basic,
-                            &with_strings(ctx, &|t| slack_entities(&slack_fences(t)), &|t| {
-                                t.to_owned()
-                            }),
+                            &with_strings(
+                                ctx,
+                                &Escapes {
+                                    text: &|t| slack_entities(&slack_fences(t)),
+                                    url: &|t| t.to_owned(),
+                                    label: &|t| slack_entities(t),
+                                },
+                            ),
                         )?;
                         basic_slack(&text, ctx)
                     }
                     _ => self.render_json(
                         names,
                         ctx,
-                        &|t| json_string_body(&slack_entities(&slack_fences(t))),
-                        &|t| json_string_body(t),
+                        &Escapes {
+                            text: &|t| json_string_body(&slack_entities(&slack_fences(t))),
+                            url: &|t| json_string_body(t),
+                            label: &|t| json_string_body(&slack_entities(t)),
+                        },
                     )?,
                 };
                 if let Some(root) = payload.as_object_mut() {
@@ -220,15 +228,26 @@ impl Renderer {
                     (Some(basic), MessageFormat::Basic) => {
                         let text = self.templates.render(
                             *basic,
-                            &with_strings(ctx, &teams_markdown, &|t| t.to_owned()),
+                            &with_strings(
+                                ctx,
+                                &Escapes {
+                                    text: &teams_markdown,
+                                    url: &|t| t.to_owned(),
+                                    label: &|t| t.to_owned(),
+                                },
+                            ),
                         )?;
                         basic_teams(&text, ctx)
                     }
                     _ => self.render_json(
                         names,
                         ctx,
-                        &|t| json_string_body(&teams_markdown(t)),
-                        &|t| json_string_body(t),
+                        &Escapes {
+                            text: &|t| json_string_body(&teams_markdown(t)),
+                            url: &|t| json_string_body(t),
+                            // Button titles are plain text in Adaptive Cards.
+                            label: &|t| json_string_body(t),
+                        },
                     )?,
                 };
                 let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
@@ -276,7 +295,14 @@ impl Renderer {
             DestinationKind::Slack(_) => {
                 let mut payload = basic_slack(
                     &slack_entities(line),
-                    &with_strings(ctx, &|t| t.to_owned(), &|t| t.to_owned()),
+                    &with_strings(
+                        ctx,
+                        &Escapes {
+                            text: &|t| t.to_owned(),
+                            url: &|t| t.to_owned(),
+                            label: &|t| t.to_owned(),
+                        },
+                    ),
                 );
                 let _ = limits::fit_slack(&mut payload);
                 Rendered::Slack(payload)
@@ -289,16 +315,15 @@ impl Renderer {
         }
     }
 
-    /// A formatted JSON template: values escaped first (`text` for text, `url` for URL keys),
-    /// then rendered, then parsed.
+    /// A formatted JSON template: values escaped first (by the kind of key), then rendered,
+    /// then parsed.
     fn render_json(
         &self,
         names: &Names,
         ctx: &Value,
-        text: &dyn Fn(&str) -> String,
-        url: &dyn Fn(&str) -> String,
+        escapes: &Escapes,
     ) -> Result<Value, RenderError> {
-        let escaped = with_strings(ctx, text, url);
+        let escaped = with_strings(ctx, escapes);
         let rendered = self.templates.render(names.json, &escaped)?;
         serde_json::from_str(&rendered).map_err(|e| RenderError::InvalidJson {
             template: names.origin.to_owned(),
