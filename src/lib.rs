@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;

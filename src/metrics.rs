@@ -121,6 +121,10 @@ pub struct Metrics {
     /// Storm digests sent in place of single alerts.
     pub digests: AtomicU64,
     pub delivery_seconds: Histogram,
+    /// Admin endpoint connections closed because the cap was reached.
+    pub admin_connections_refused: AtomicU64,
+    /// Admin endpoint requests that ran past their bound (answered 408).
+    pub admin_requests_timed_out: AtomicU64,
 }
 
 impl Metrics {
@@ -155,6 +159,8 @@ impl Default for Metrics {
             digests: AtomicU64::new(0),
             poll_errors: AtomicU64::new(0),
             delivery_seconds: Histogram::new(DELIVERY_BOUNDS),
+            admin_connections_refused: AtomicU64::new(0),
+            admin_requests_timed_out: AtomicU64::new(0),
         }
     }
 }
@@ -329,6 +335,18 @@ impl Metrics {
             "delivery_duration_seconds",
             "From the job's commit to the delivery's success.",
             &self.delivery_seconds,
+        );
+        counter(
+            &mut out,
+            "admin_connections_refused_total",
+            "Admin endpoint connections closed at once because 64 were open.",
+            &self.admin_connections_refused,
+        );
+        counter(
+            &mut out,
+            "admin_requests_timed_out_total",
+            "Admin endpoint requests answered 408 after running past their bound.",
+            &self.admin_requests_timed_out,
         );
         out
     }

@@ -460,32 +460,74 @@ async fn a_non_loopback_listener_without_token_refuses_the_silences() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_comment_with_line_breaks_and_escapes_is_one_log_line() {
+async fn a_comment_with_line_breaks_and_escapes_is_refused_and_forges_no_line() {
     let broker = Broker::start();
     let daemon = daemon(&broker, None, "");
     let client = client();
     let forged = "ok\r\n2026-12-02T00:00:00Z ERROR forged line\u{1b}[31m";
-    let (status, created) = post(
+    let (status, answer) = post(
         &client,
         &daemon,
         &json!({"app": APP, "for": "1h", "comment": forged}),
     )
     .await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["comment"], forged, "stored as given");
-    let log = daemon.log();
-    let added: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("silence added"))
-        .collect();
-    assert_eq!(added.len(), 1, "{log}");
+    assert_eq!(status, 400, "{answer}");
     assert!(
-        added[0].contains("forged line"),
-        "the comment is in the line: {log}"
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`comment` must not contain control characters")),
+        "{answer}"
     );
+    assert_eq!(daemon.query("SELECT count(*) FROM silences")[0][0], "0");
+    let (status, created) = post(
+        &client,
+        &daemon,
+        &json!({"app": APP, "for": "1h", "comment": "maintenance, CHG-1234"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let log = daemon.log();
     assert!(
         !log.lines().any(|l| l.starts_with("2026-12-02T00:00:00Z")),
         "the comment's CRLF started no line of its own: {log}"
     );
     assert!(!log.contains('\u{1b}'), "no raw escape sequence in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_are_capped_in_number_and_size() {
+    let broker = Broker::start();
+    let daemon = daemon(&broker, None, "");
+    let client = client();
+    let (status, answer) = post(
+        &client,
+        &daemon,
+        &json!({"app": APP, "for": "1h", "comment": "x".repeat(15_000)}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("longer than 1000")),
+        "{answer}"
+    );
+    for n in 0..1000 {
+        let (status, answer) = post(
+            &client,
+            &daemon,
+            &json!({"app": format!("app-{n}"), "for": "1h"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, answer) = post(&client, &daemon, &json!({"app": APP, "for": "1h"})).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("1000 silences are in force")),
+        "{answer}"
+    );
+    assert_eq!(daemon.query("SELECT count(*) FROM silences")[0][0], "1000");
 }

@@ -19,8 +19,27 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Secret;
-use crate::metrics::Metrics;
+use crate::listener::{Limits, Tally};
+use crate::metrics::{inc, Metrics};
 use crate::store::SharedStore;
+
+/// Probes and scrapes are small and quick: a few dozen connections cover every scraper and
+/// operator, and the cap keeps a flood from using up the daemon's file descriptors.
+const LIMITS: Limits = Limits {
+    max_connections: 64,
+    header_timeout: std::time::Duration::from_secs(10),
+    request_timeout: std::time::Duration::from_secs(30),
+};
+
+impl Tally for Metrics {
+    fn refused(&self) {
+        inc(&self.admin_connections_refused);
+    }
+
+    fn timed_out(&self) {
+        inc(&self.admin_requests_timed_out);
+    }
+}
 
 #[derive(Clone)]
 struct AdminState {
@@ -44,7 +63,7 @@ pub struct Admin {
 /// Binds `listen` now (so a taken port fails start-up), then serves until `shutdown` is set.
 pub async fn serve(
     admin: Admin,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(admin.listen).await?;
     let access = access::Access::new(admin.listen, admin.token.as_ref());
@@ -53,6 +72,7 @@ pub async fn serve(
         silences = access.describe(),
         "admin endpoint listening"
     );
+    let tally: Arc<dyn Tally> = admin.metrics.clone();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -62,18 +82,9 @@ pub async fn serve(
             mqtt_expected: admin.mqtt_expected,
         })
         .merge(silences::router(admin.store, Arc::new(access)));
-    Ok(tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|stopping| *stopping).await;
-        };
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(error) = axum::serve(listener, service)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(%error, "admin endpoint failed");
-        }
-    }))
+    Ok(tokio::spawn(crate::listener::serve(
+        listener, app, LIMITS, tally, shutdown,
+    )))
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {

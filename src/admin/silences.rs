@@ -169,6 +169,7 @@ async fn add(
             response
         }
         Ok(Err(AddError::Invalid(why))) => error(StatusCode::BAD_REQUEST, why),
+        Ok(Err(too_many @ AddError::TooMany)) => error(StatusCode::CONFLICT, too_many),
         Ok(Err(AddError::Store(e))) | Err(e) => store_failed(e),
     }
 }

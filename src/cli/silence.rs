@@ -81,6 +81,9 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                     Ok(())
                 }
                 Err(AddError::Invalid(why)) => return Err(Exit::config(why.to_string())),
+                Err(too_many @ AddError::TooMany) => {
+                    return Err(Exit::config(too_many.to_string()))
+                }
                 Err(AddError::Store(error)) => Err(error),
             }
         }
@@ -94,7 +97,8 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                     s.id,
                     rfc3339(s.ends_at),
                     silence::describe(&s.matcher),
-                    s.comment
+                    // Comments from before their validation may hold control characters.
+                    s.comment.escape_debug()
                 );
             }
         }),

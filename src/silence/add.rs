@@ -12,6 +12,13 @@ use crate::store::{Store, StoreError, StoredSilence};
 /// The longest silence: past this an end time is a typo, not a plan (a permanent silence is a
 /// `silences:` entry in the config, or `enabled: false` on a destination).
 pub const MAX_LENGTH: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// Silences in force at once: more is a script gone wrong, and each alert is checked against
+/// every one.
+pub const MAX_ACTIVE: u64 = 1_000;
+/// The longest comment, in characters: a sentence or two and a ticket link.
+pub const MAX_COMMENT: usize = 1_000;
+/// The longest filter value, in characters (Qlik ids are 36, names up to a few hundred).
+pub const MAX_FILTER: usize = 512;
 
 /// A silence to add: the filters (every one given must match), when it ends, and why. The JSON
 /// body of `POST /silences` has exactly these fields.
@@ -54,6 +61,10 @@ pub enum Invalid {
     EndsInPast,
     #[error("a silence may last at most 100 years")]
     TooLong,
+    #[error("`{0}` is longer than {1} characters")]
+    TooLongText(&'static str, usize),
+    #[error("`{0}` must not contain control characters (line breaks, escapes)")]
+    ControlCharacter(&'static str),
 }
 
 /// Why a silence was not added.
@@ -61,6 +72,8 @@ pub enum Invalid {
 pub enum AddError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    #[error("{MAX_ACTIVE} silences are in force already; end some first (`silence list`, `silence end ID`)")]
+    TooMany,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,7 +101,9 @@ impl NewSilence {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(Invalid::EmptyFilter(name));
             }
+            check_text(name, value.as_deref().unwrap_or_default(), MAX_FILTER)?;
         }
+        check_text("comment", &self.comment, MAX_COMMENT)?;
         let matcher = Matcher {
             tenant: self.tenant,
             space: self.space,
@@ -140,6 +155,9 @@ pub fn add(
     now: DateTime<Utc>,
 ) -> Result<StoredSilence, AddError> {
     let valid = request.validate(now)?;
+    if store.active_silence_count()? >= MAX_ACTIVE {
+        return Err(AddError::TooMany);
+    }
     let (starts_at, ends_at) = (
         valid.starts_at.timestamp_millis(),
         valid.ends_at.timestamp_millis(),
@@ -159,6 +177,18 @@ pub fn add(
         comment: valid.comment,
         resend: valid.resend,
     })
+}
+
+/// A filter or comment: bounded, and without control characters, which would forge lines in
+/// the text log and in `silence list`.
+fn check_text(name: &'static str, text: &str, max: usize) -> Result<(), Invalid> {
+    if text.chars().count() > max {
+        return Err(Invalid::TooLongText(name, max));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid::ControlCharacter(name));
+    }
+    Ok(())
 }
 
 /// `tenant=… app=…`: the filters a matcher sets, for lists and logs.
@@ -281,5 +311,60 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn texts_are_bounded_and_single_line() {
+        let long = NewSilence {
+            comment: "x".repeat(MAX_COMMENT + 1),
+            ..app_for("2h")
+        };
+        assert_eq!(
+            long.validate(now()),
+            Err(Invalid::TooLongText("comment", MAX_COMMENT))
+        );
+        let fits = NewSilence {
+            comment: "é".repeat(MAX_COMMENT),
+            ..app_for("2h")
+        };
+        assert!(
+            fits.validate(now()).is_ok(),
+            "characters are counted, not bytes"
+        );
+        for comment in ["line\r\nforged=1", "\u{1b}[31mred", "nul\0"] {
+            let request = NewSilence {
+                comment: comment.into(),
+                ..app_for("2h")
+            };
+            assert_eq!(
+                request.validate(now()),
+                Err(Invalid::ControlCharacter("comment")),
+                "{comment:?}"
+            );
+        }
+        let app = NewSilence {
+            app: Some("a".repeat(MAX_FILTER + 1)),
+            ..app_for("2h")
+        };
+        assert_eq!(
+            app.validate(now()),
+            Err(Invalid::TooLongText("app", MAX_FILTER))
+        );
+    }
+
+    #[test]
+    fn at_most_max_active_silences_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db"), Duration::from_secs(60)).unwrap();
+        for _ in 0..MAX_ACTIVE {
+            add(&mut store, app_for("2h"), Utc::now()).unwrap();
+        }
+        assert!(matches!(
+            add(&mut store, app_for("2h"), Utc::now()),
+            Err(AddError::TooMany)
+        ));
+        let first = store.silences(false).unwrap()[0].id;
+        assert!(store.remove_silence(first).unwrap());
+        add(&mut store, app_for("2h"), Utc::now()).unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! The SQLite state store, a file per table group: `mod.rs` (opening, the ingest transaction:
-//! dedupe keys, jobs and dead letters), `jobs.rs`, `deliveries.rs` (the outbox and history),
+//! dedupe keys, jobs and dead letters), `dead_letters.rs`, `jobs.rs`, `deliveries.rs` (the outbox and history),
 //! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll).
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
@@ -8,6 +8,7 @@
 //! alerting half shares ([`SharedStore`]) commits in groups with one fsync per group before it
 //! answers anyone (see `shared.rs`).
 
+mod dead_letters;
 mod deliveries;
 pub mod health;
 mod jobs;
@@ -31,8 +32,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::domain::Failure;
 use crate::qlik::event::ReloadEvent;
 
-/// Dead letters keep at most this many bytes of the payload (the size is kept too).
-pub const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
+pub use dead_letters::{DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_ROWS, DEAD_LETTER_PAYLOAD_BUDGET};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,6 +113,8 @@ pub struct Store {
     dedupe_ttl: Duration,
     /// Keep `failing_apps` up to date (some destination sends recovery notices).
     track_failing: bool,
+    /// Dead letters written since the table was last trimmed to its bounds.
+    dead_letters_since_trim: usize,
 }
 
 impl Store {
@@ -176,6 +178,7 @@ impl Store {
             path: path.to_owned(),
             dedupe_ttl,
             track_failing: false,
+            dead_letters_since_trim: 0,
         })
     }
 
@@ -190,7 +193,12 @@ impl Store {
         let now = now_ms();
         let expires = now.saturating_add(crate::domain::millis(self.dedupe_ttl));
         let track_failing = self.track_failing;
-        let Store { conn, path, .. } = self;
+        let Store {
+            conn,
+            path,
+            dead_letters_since_trim,
+            ..
+        } = self;
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -224,11 +232,18 @@ impl Store {
                     payload,
                     reason,
                     detail,
-                } => write_dead_letter(&tx, topic, payload, reason, detail, now),
+                } => {
+                    *dead_letters_since_trim += 1;
+                    dead_letters::write(&tx, topic, payload, reason, detail, now)
+                }
             };
             written.push(outcome.map_err(sqlite)?);
         }
         tx.commit().map_err(sqlite)?;
+        if self.dead_letters_since_trim >= dead_letters::TRIM_EVERY {
+            self.dead_letters_since_trim = 0;
+            self.trim_dead_letters();
+        }
         Ok(written)
     }
 
@@ -284,30 +299,6 @@ fn write_job(
         insert_key.execute(params![key, job_id, expires])?;
     }
     Ok(Written::Job(job_id))
-}
-
-fn write_dead_letter(
-    tx: &rusqlite::Transaction,
-    topic: &str,
-    payload: &[u8],
-    reason: &str,
-    detail: &str,
-    now: i64,
-) -> rusqlite::Result<Written> {
-    let kept = &payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)];
-    tx.prepare_cached(
-        "INSERT INTO dead_letters (received_at, topic, payload, payload_size, reason, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        now,
-        topic,
-        kept,
-        payload.len() as i64,
-        reason,
-        detail
-    ])?;
-    Ok(Written::DeadLetter)
 }
 
 /// The same event (by event id) or the same reload (by reload id: an engine attempt and the

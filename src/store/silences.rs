@@ -37,6 +37,17 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Silences not yet over.
+    pub fn active_silence_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM silences WHERE ends_at > ?1",
+                params![now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// Silences not yet over (all of them with `include_expired`).
     pub fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>, StoreError> {
         let mut stmt = self

@@ -285,6 +285,8 @@ pub struct Daemon {
     run_count: usize,
     /// Environment variables the daemon gets besides the test's own.
     env: Vec<(String, String)>,
+    /// A command the daemon runs under (e.g. `prlimit --nofile=…`), exec'ing it.
+    pub wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -314,6 +316,19 @@ impl Daemon {
         env: &[(&str, &str)],
         config: impl FnOnce(u16, &Path) -> String,
     ) -> Daemon {
+        Self::launch(env, &[], config)
+    }
+
+    /// Like [`Daemon::start_with`], run under `wrapper` (a command that execs its arguments).
+    pub fn start_wrapped(wrapper: &[&str], config: impl FnOnce(u16, &Path) -> String) -> Daemon {
+        Self::launch(&[], wrapper, config)
+    }
+
+    fn launch(
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+        config: impl FnOnce(u16, &Path) -> String,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin_port = free_port();
         let text = config(admin_port, &dir.path().join("state.db"));
@@ -327,6 +342,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            wrapper: wrapper.iter().map(|w| (*w).to_owned()).collect(),
         };
         daemon.resume();
         daemon
@@ -335,7 +351,16 @@ impl Daemon {
     pub fn resume(&mut self) {
         self.run_count += 1;
         let log = std::fs::File::create(self.log_path()).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+        let binary = env!("CARGO_BIN_EXE_reload-butler");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.path().join("config.yaml"))
             .arg("-v")
@@ -347,6 +372,11 @@ impl Daemon {
             .spawn()
             .expect("reload-butler starts");
         self.child = Some(child);
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn log_path(&self) -> PathBuf {
