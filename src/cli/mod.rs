@@ -31,8 +31,9 @@ reload events over MQTT, keeps the failures of monitored tenants and turns each 
 alert job. See README.md and docs/ for the whole picture."
 )]
 pub struct Cli {
-    /// Configuration file (YAML).
-    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    /// Configuration file (YAML); RELOAD_BUTLER_CONFIG sets it for every command (a container's
+    /// main process and its HEALTHCHECK alike).
+    #[arg(long, global = true, value_name = "PATH", env = "RELOAD_BUTLER_CONFIG", default_value = config::DEFAULT_PATH)]
     pub config: PathBuf,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -70,11 +71,16 @@ pub enum Command {
     /// Everything in one process on loopback: an embedded broker, the gateway and the daemon;
     /// a signed sample webhook becomes email, Slack and Teams alerts written to ./demo-out/.
     Demo,
-    /// Exit 0 when the running daemon's admin endpoint answers /healthz (for HEALTHCHECK).
+    /// Exit 0 when the running daemon's admin endpoint (or the gateway) answers /healthz (for
+    /// HEALTHCHECK).
     Healthcheck {
-        /// Address to ask instead of `admin.listen` from the config.
+        /// Address to ask instead of `admin.listen` (or `gateway.listen`) from the config.
         #[arg(long, value_name = "HOST:PORT")]
         address: Option<std::net::SocketAddr>,
+        /// Which endpoint: `daemon` (admin.listen), `gateway` (gateway.listen, HTTPS when it
+        /// serves HTTPS), or `any` (healthy when either answers: the container image's check).
+        #[arg(long, value_enum, default_value = "daemon")]
+        of: healthcheck::Target,
     },
     /// Print the reload-butler config equivalent to a Butler config (its Qlik Cloud parts).
     ImportButler {
@@ -117,7 +123,7 @@ pub fn main() -> ExitCode {
         Command::Gateway => run::gateway(path),
         Command::Demo => demo::command(),
         Command::Silence { command } => silence::command(path, command),
-        Command::Healthcheck { address } => healthcheck::command(path, address),
+        Command::Healthcheck { address, of } => healthcheck::command(path, address, of),
         Command::ImportButler { file } => import_butler::command(&file),
         Command::TestAlert { destination } => test_alert::command(path, destination.as_deref()),
         Command::Render {
