@@ -209,22 +209,27 @@ impl Router {
                 return Some((format!("silenced by config: {}", s.comment), key));
             }
         }
-        let stored = match self.store.call(|s| s.silences(false)).await {
-            Ok(stored) => stored,
+        // Matched without the comments (up to 1,000 silences of up to 1,000 characters each);
+        // only the covering silence's comment is read.
+        let filters = match self.store.call(|s| s.silence_filters()).await {
+            Ok(filters) => filters,
             Err(error) => {
                 // Unknown silences must not swallow an alert.
                 tracing::warn!(%error, "cannot read silences; alerting");
                 return None;
             }
         };
-        let now_ms = now.timestamp_millis();
-        stored
-            .into_iter()
-            .find(|s| s.starts_at <= now_ms && matches(&s.matcher, &facts))
-            .map(|s| {
-                let key = s.resend.then(|| SilenceKey::Stored(s.id).to_string());
-                (format!("silenced by silence {}: {}", s.id, s.comment), key)
-            })
+        let found = filters.into_iter().find(|f| matches(&f.matcher, &facts))?;
+        let id = found.id;
+        let comment = match self.store.call(move |s| s.silence_comment(id)).await {
+            Ok(comment) => comment,
+            Err(error) => {
+                tracing::warn!(%error, silence = id, "cannot read a silence's comment");
+                String::new()
+            }
+        };
+        let key = found.resend.then(|| SilenceKey::Stored(id).to_string());
+        Some((format!("silenced by silence {id}: {comment}"), key))
     }
 
     fn rows_for(

@@ -22,7 +22,7 @@ pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
 pub use shared::SharedStore;
-pub use silences::StoredSilence;
+pub use silences::{SilenceFilter, StoredSilence};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

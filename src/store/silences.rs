@@ -1,7 +1,7 @@
 //! Stored silences (`silence add`, `POST /silences`) and resending what a silence held back
 //! once it ends.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{now_ms, Store, StoreError};
 
@@ -14,6 +14,14 @@ pub struct StoredSilence {
     pub ends_at: i64,
     pub comment: String,
     /// When it ends, the alerts it silenced are routed again.
+    pub resend: bool,
+}
+
+/// What an alert is matched against: a stored silence in force, without its comment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceFilter {
+    pub id: i64,
+    pub matcher: crate::config::Matcher,
     pub resend: bool,
 }
 
@@ -86,6 +94,48 @@ impl Store {
         Ok(out)
     }
 
+    /// The silences in force now, without their comments (which may be long): what an alert is
+    /// matched against. A row this build cannot read covers nothing.
+    pub fn silence_filters(&self) -> Result<Vec<SilenceFilter>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, matcher, resend FROM silences
+                 WHERE starts_at <= ?1 AND ends_at > ?1 ORDER BY id",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = stmt
+            .query_map(params![now_ms()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, resend) = row.map_err(|e| self.sqlite(e))?;
+            if let Ok(matcher) = serde_json::from_str(&json) {
+                out.push(SilenceFilter {
+                    id,
+                    matcher,
+                    resend,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// One silence's comment (empty when it is gone).
+    pub fn silence_comment(&self, id: i64) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT comment FROM silences WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// Deletes a silence; false when there was none with that id.
     pub fn remove_silence(&mut self, id: i64) -> Result<bool, StoreError> {
         self.conn
@@ -127,5 +177,40 @@ impl Store {
             )?;
             Ok(jobs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_leave_the_comments_out_and_ended_silences_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("s.db"), std::time::Duration::from_secs(60)).unwrap();
+        let matcher = crate::config::Matcher {
+            app: Some("a1".into()),
+            ..crate::config::Matcher::default()
+        };
+        let now = now_ms();
+        let long = "x".repeat(1000);
+        let live = store
+            .add_silence(&matcher, now, now + 60_000, &long, true)
+            .unwrap();
+        store
+            .add_silence(&matcher, now - 120_000, now - 60_000, "over", false)
+            .unwrap();
+        let filters = store.silence_filters().unwrap();
+        assert_eq!(
+            filters,
+            vec![SilenceFilter {
+                id: live,
+                matcher,
+                resend: true
+            }]
+        );
+        assert_eq!(store.silence_comment(live).unwrap(), long);
+        assert_eq!(store.silence_comment(9999).unwrap(), "");
     }
 }
