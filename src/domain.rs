@@ -70,6 +70,18 @@ keyword! {
     }
 }
 
+impl Failure {
+    /// The Qlik Cloud event type that brings this kind of failure (what a webhook must send).
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::ReloadFailed | Self::ReloadExceededLimit | Self::ReloadCanceled => {
+                "com.qlik.v1.reload.finished"
+            }
+            Self::EngineAttemptFailed => "com.qlik.v1.app.reload.finished",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,11 +12,7 @@ use crate::render::{notice, sample, uses, Kind, RenderError, Renderer};
 
 pub fn command(path: &Path) -> Outcome {
     let config = load(path)?;
-    // What `run` and `gateway` build at start-up (TLS files, senders, API clients), then the
-    // templates: a config `check` accepts starts.
-    let mut found = crate::app::startup_problems(&config);
-    found.extend(crate::gateway::config_problems(&config));
-    found.extend(check_templates(&config));
+    let found = all_problems(&config);
     if !found.is_empty() {
         return Err(problems(path, &found));
     }
@@ -31,6 +27,15 @@ pub fn command(path: &Path) -> Outcome {
         enabled
     );
     Ok(())
+}
+
+/// What `run` and `gateway` build at start-up (TLS files, senders, API clients), then the
+/// templates: a config with no problem here starts.
+pub(super) fn all_problems(config: &Config) -> Vec<Problem> {
+    let mut found = crate::app::startup_problems(config);
+    found.extend(crate::gateway::config_problems(config));
+    found.extend(check_templates(config));
+    found
 }
 
 /// Compiles every template and renders each destination with the sample failure and with its

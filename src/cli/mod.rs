@@ -3,11 +3,13 @@
 
 mod check;
 mod demo;
+mod doctor;
 mod exit;
 mod healthcheck;
 mod import_butler;
 mod render;
 mod run;
+mod setup;
 mod silence;
 mod test_alert;
 
@@ -46,6 +48,24 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Create the tenant's webhook for the gateway, or update the one with that URL: the event
+    /// types `alert_on` needs, enabled, a secret generated once into --secret-file (mode 0600,
+    /// never printed). Idempotent.
+    Webhook {
+        /// The tenant (its id in tenants:).
+        #[arg(long, value_name = "ID")]
+        tenant: String,
+        /// The URL Qlik Cloud calls; default gateway.public_url.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Where the secret is kept (read when it exists, else generated and written).
+        #[arg(long, value_name = "FILE", default_value = setup::DEFAULT_SECRET_FILE)]
+        secret_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon until SIGINT or SIGTERM.
     Run,
@@ -62,6 +82,19 @@ pub enum Command {
         /// Only this destination (even if disabled).
         #[arg(long, value_name = "NAME")]
         destination: Option<String>,
+    },
+    /// Check the whole chain (config, state store, broker, each tenant's credentials, poll role,
+    /// API key and webhook, each destination) and print one line per check; exit 0 only when all
+    /// pass.
+    Doctor {
+        /// Send the test alert too (when every check passed).
+        #[arg(long)]
+        send: bool,
+    },
+    /// Set up what the gateway needs in Qlik Cloud.
+    Setup {
+        #[command(subcommand)]
+        command: SetupCommand,
     },
     /// Ad-hoc silences: add, list, remove (kept in the state store).
     Silence {
@@ -123,6 +156,15 @@ pub fn main() -> ExitCode {
         Command::Gateway => run::gateway(path),
         Command::Demo => demo::command(),
         Command::Silence { command } => silence::command(path, command),
+        Command::Doctor { send } => doctor::command(path, send),
+        Command::Setup {
+            command:
+                SetupCommand::Webhook {
+                    tenant,
+                    url,
+                    secret_file,
+                },
+        } => setup::webhook(path, &tenant, url.as_deref(), &secret_file),
         Command::Healthcheck { address, of } => healthcheck::command(path, address, of),
         Command::ImportButler { file } => import_butler::command(&file),
         Command::TestAlert { destination } => test_alert::command(path, destination.as_deref()),

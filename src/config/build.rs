@@ -400,7 +400,18 @@ fn read_gateway(s: &Section) -> GatewayConfig {
         max_body: s.or("max_body", ByteSize(1 << 20)).0,
         topic_prefix: s.or("topic_prefix", "qscloud/app/reload".to_owned()),
         allowed_tenants: s.or("allowed_tenants", Vec::new()),
+        public_url: s.opt("public_url"),
     };
+    if gateway
+        .public_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() != "https")
+    {
+        s.problem(
+            "public_url",
+            "must be https://: Qlik Cloud calls webhooks over HTTPS only",
+        );
+    }
     if !gateway.path.starts_with('/') {
         s.problem("path", "must start with `/`");
     }

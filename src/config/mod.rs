@@ -17,6 +17,7 @@ pub use env::{process_env, Env};
 pub use reader::Problem;
 pub use secret::{Secret, SecretUrl};
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
+pub use values::http_url;
 
 use crate::domain::Failure;
 
@@ -182,6 +183,9 @@ pub struct GatewayConfig {
     pub topic_prefix: String,
     /// Non-empty: only events of these tenants are accepted (others get 403).
     pub allowed_tenants: Vec<String>,
+    /// The URL Qlik Cloud calls (the webhook's URL): what `setup webhook` registers and
+    /// `doctor` looks for.
+    pub public_url: Option<url::Url>,
 }
 
 /// Why a configuration could not be loaded.

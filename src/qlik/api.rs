@@ -2,6 +2,7 @@
 //! policy of `retry.rs`, caching of what rarely changes, and answers reduced to the model
 //! types. Wire structs stay in `wire.rs`; nothing outside this module sees Qlik's JSON.
 
+mod admin;
 mod cache;
 mod error;
 mod list;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
 
+pub use self::admin::{ApiKey, Delivery, Me, WantedWebhook, Webhook};
 pub use self::error::ApiError;
 
 use self::cache::{TtlCache, CAPACITY};

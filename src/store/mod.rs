@@ -247,6 +247,19 @@ impl Store {
         Ok(written)
     }
 
+    /// Takes the write lock and lets it go, writing nothing: the file can be written (`doctor`).
+    pub fn probe_write(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path, source };
+        match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx.rollback().map_err(sqlite),
+            Err(source) => Err(sqlite(source)),
+        }
+    }
+
     /// Forgets dedupe keys past their expiry; returns how many.
     pub fn purge_expired_keys(&mut self) -> Result<usize, StoreError> {
         self.conn
