@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::destinations::read_destinations;
-use super::reader::{ByteSize, Node, Problems, Section};
+use super::gateway::read_gateway;
+use super::reader::{pair, Node, Problems, Section};
 use super::*;
 
 pub(super) fn build(tree: &serde_yaml_ng::Value, problems: &Problems) -> Option<Config> {
@@ -211,22 +212,6 @@ fn parse_mqtt_url(url: &str) -> Result<Option<MqttEndpoint>, String> {
     }))
 }
 
-/// Two keys that must be set together (a certificate and its key).
-fn pair(s: &Section, a: &'static str, b: &'static str) -> Option<(PathBuf, PathBuf)> {
-    match (s.opt::<PathBuf>(a), s.opt::<PathBuf>(b)) {
-        (Some(x), Some(y)) => Some((x, y)),
-        (None, None) => None,
-        (Some(_), None) => {
-            s.problem(b, format!("is required when {a} is set"));
-            None
-        }
-        (None, Some(_)) => {
-            s.problem(a, format!("is required when {b} is set"));
-            None
-        }
-    }
-}
-
 fn read_poll(s: &Section) -> PollConfig {
     let poll = PollConfig {
         enabled: s.or("enabled", true),
@@ -382,46 +367,6 @@ fn read_delivery(s: &Section) -> DeliveryConfig {
         s.problem("give_up_after", "must be more than 0");
     }
     delivery
-}
-
-fn read_gateway(s: &Section) -> GatewayConfig {
-    let tls = s.section("tls");
-    let tls_pair = pair(&tls, "cert_file", "key_file");
-    drop(tls);
-    let gateway = GatewayConfig {
-        listen: s.or("listen", ([0, 0, 0, 0], 8443).into()),
-        path: s.or("path", "/qlik/webhook".to_owned()),
-        tls: tls_pair,
-        secrets: s
-            .or("secrets", Vec::<Secret>::new())
-            .into_iter()
-            .filter(|secret| !secret.is_empty())
-            .collect(),
-        max_body: s.or("max_body", ByteSize(1 << 20)).0,
-        topic_prefix: s.or("topic_prefix", "qscloud/app/reload".to_owned()),
-        allowed_tenants: s.or("allowed_tenants", Vec::new()),
-        public_url: s.opt("public_url"),
-    };
-    if gateway
-        .public_url
-        .as_ref()
-        .is_some_and(|u| u.scheme() != "https")
-    {
-        s.problem(
-            "public_url",
-            "must be https://: Qlik Cloud calls webhooks over HTTPS only",
-        );
-    }
-    if !gateway.path.starts_with('/') {
-        s.problem("path", "must start with `/`");
-    }
-    if gateway.topic_prefix.is_empty() || gateway.topic_prefix.contains(['+', '#']) {
-        s.problem("topic_prefix", "must be a topic without wildcards");
-    }
-    if gateway.max_body < 1024 {
-        s.problem("max_body", "must be at least 1KiB");
-    }
-    gateway
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod build;
 mod destinations;
 pub mod env;
+mod gateway;
 pub mod reader;
 pub mod secret;
 mod silences;

@@ -264,6 +264,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Two keys that must be set together (a certificate and its key).
+pub fn pair(
+    s: &Section,
+    a: &'static str,
+    b: &'static str,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    match (
+        s.opt::<std::path::PathBuf>(a),
+        s.opt::<std::path::PathBuf>(b),
+    ) {
+        (Some(x), Some(y)) => Some((x, y)),
+        (None, None) => None,
+        (Some(_), None) => {
+            s.problem(b, format!("is required when {a} is set"));
+            None
+        }
+        (None, Some(_)) => {
+            s.problem(a, format!("is required when {b} is set"));
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
