@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;
+pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
 pub mod poll;

@@ -187,7 +187,10 @@ destinations:
     assert_eq!(config.alert_on.len(), 1);
     assert_eq!(config.admin.listen, Some(([127, 0, 0, 1], 9999).into()));
     match &config.destinations[0].kind {
-        DestinationKind::Email(email) => assert_eq!(email.smtp.port, 2525),
+        DestinationKind::Email(email) => match &email.transport {
+            reload_butler::config::MailTransport::Smtp(smtp) => assert_eq!(smtp.port, 2525),
+            other => panic!("{other:?}"),
+        },
         other => panic!("{other:?}"),
     }
     // A misspelt override is as much a problem as a misspelt key.

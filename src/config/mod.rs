@@ -3,6 +3,7 @@
 
 mod build;
 mod destinations;
+mod email;
 pub mod env;
 pub mod reader;
 pub mod secret;
@@ -169,6 +170,7 @@ pub use destinations::{
     MessageFormat, NoticeTemplates, Priority, ScriptLogLines, SlackConfig, SmtpConfig,
     SmtpSecurity, TeamsConfig, DIGEST_SUBJECT, RECOVERY_SUBJECT,
 };
+pub use email::{GraphConfig, MailTransport, OAuthClient, TransportKind};
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
