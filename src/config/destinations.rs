@@ -236,7 +236,7 @@ fn read_grouping(s: &Section) -> Option<Grouping> {
 
 /// `None` when `from` is missing or no mailbox, or `graph` unusable (problems are recorded).
 fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
-    let transport = super::email::read_transport(s, enabled);
+    let transport = super::email::read_transport(s);
     let owner = s.section("app_owner");
     let app_owner = AppOwnerConfig {
         enabled: owner.or("enabled", false),

@@ -44,7 +44,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `transport`, and the `smtp` or `graph` section it names (the other one must be absent);
 /// `None` when the `graph` section cannot be used (its problems are recorded).
-pub(super) fn read_transport(s: &Section, enabled: bool) -> Option<MailTransport> {
+pub(super) fn read_transport(s: &Section) -> Option<MailTransport> {
     let kind = s.or("transport", TransportKind::Smtp);
     let (used, unused) = match kind {
         TransportKind::Smtp => ("smtp", "graph"),
@@ -57,12 +57,12 @@ pub(super) fn read_transport(s: &Section, enabled: bool) -> Option<MailTransport
         );
     }
     match kind {
-        TransportKind::Smtp => Some(MailTransport::Smtp(read_smtp(s, enabled))),
+        TransportKind::Smtp => Some(MailTransport::Smtp(read_smtp(s))),
         TransportKind::Graph => read_graph(s).map(MailTransport::Graph),
     }
 }
 
-fn read_smtp(s: &Section, enabled: bool) -> SmtpConfig {
+fn read_smtp(s: &Section) -> SmtpConfig {
     let smtp = s.section("smtp");
     let security = smtp.or("security", SmtpSecurity::StartTls);
     let default_port = match security {
@@ -91,7 +91,7 @@ fn read_smtp(s: &Section, enabled: bool) -> SmtpConfig {
             format!("`{}` is not a host name or IP address", config.host),
         );
     }
-    if smtp.node("oauth2").is_present() && enabled {
+    if smtp.node("oauth2").is_present() {
         if config.username.is_none() {
             smtp.problem(
                 "username",
@@ -137,12 +137,17 @@ fn read_graph(s: &Section) -> Option<GraphConfig> {
 /// `token_url`, `client_id`, `client_secret`, `scope` (`default_scope` when absent, else
 /// required); `None` when one is missing or wrong (each has its problem).
 fn read_client(s: &Section, default_scope: Option<String>) -> Option<OAuthClient> {
-    let token_url_present = s.node("token_url").is_present();
-    if !token_url_present {
+    if !s.node("token_url").is_present() {
         s.problem("token_url", "is required");
     }
     let token_url = secure_url(s, "token_url");
-    let client_id: Option<String> = s.req("client_id").filter(|id: &String| !id.is_empty());
+    let client_id: Option<String> = s.req("client_id");
+    if client_id.as_ref().is_some_and(String::is_empty) {
+        s.problem(
+            "client_id",
+            "is empty: the Application (client) ID of the app registration",
+        );
+    }
     let client_secret: Option<Secret> = s.req("client_secret");
     if client_secret.as_ref().is_some_and(Secret::is_empty) {
         s.problem(
@@ -156,7 +161,7 @@ fn read_client(s: &Section, default_scope: Option<String>) -> Option<OAuthClient
     };
     Some(OAuthClient {
         token_url: token_url?,
-        client_id: client_id?,
+        client_id: client_id.filter(|id| !id.is_empty())?,
         client_secret: client_secret.filter(|c| !c.is_empty())?,
         scope: Some(scope).filter(|s| !s.is_empty())?,
     })
@@ -189,6 +194,65 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, DestinationKind, Env};
+
+    fn transport_of(destination: &str, env: &[(&str, &str)]) -> MailTransport {
+        let yaml = format!(
+            "poll: {{enabled: false}}\nenrich: {{enabled: false}}\n\
+             tenants: [{{id: t1, url: 'https://t1.eu.qlikcloud.com'}}]\n\
+             destinations:\n  - {{name: m, type: email, from: alerts@acme.com, \
+             recipients: [ops@acme.com], {destination}}}\n"
+        );
+        let env: Env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Config::from_yaml(&yaml, std::path::Path::new("t.yaml"), &env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match &config.destinations[0].kind {
+            DestinationKind::Email(email) => email.transport.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn graph_defaults_to_the_global_graph_and_its_scope() {
+        let MailTransport::Graph(graph) = transport_of(
+            "transport: graph, graph: {token_url: 'https://login.microsoftonline.com/t/oauth2/v2.0/token', \
+             client_id: app, client_secret: '${GRAPH_SECRET}'}",
+            &[("GRAPH_SECRET", "from-env")],
+        ) else {
+            panic!("graph")
+        };
+        assert_eq!(graph.api_url.as_str(), "https://graph.microsoft.com/");
+        assert_eq!(graph.client.scope, "https://graph.microsoft.com/.default");
+        assert_eq!(graph.client.client_secret.expose(), "from-env");
+        assert_eq!(graph.timeout, TIMEOUT);
+        let MailTransport::Graph(us) = transport_of(
+            "transport: graph, graph: {token_url: 'https://login.microsoftonline.us/t/oauth2/v2.0/token', \
+             client_id: app, client_secret: s, api_url: 'https://graph.microsoft.us'}",
+            &[],
+        ) else {
+            panic!("graph")
+        };
+        assert_eq!(us.client.scope, "https://graph.microsoft.us/.default");
+    }
+
+    #[test]
+    fn smtp_oauth2_is_read_beside_the_relay() {
+        let MailTransport::Smtp(smtp) = transport_of(
+            "smtp: {host: smtp.office365.com, username: alerts@acme.com, oauth2: \
+             {token_url: 'https://login.microsoftonline.com/t/oauth2/v2.0/token', client_id: app, \
+             client_secret: s, scope: 'https://outlook.office365.com/.default'}}",
+            &[],
+        ) else {
+            panic!("smtp")
+        };
+        let oauth2 = smtp.oauth2.expect("oauth2");
+        assert_eq!(oauth2.scope, "https://outlook.office365.com/.default");
+        assert_eq!(format!("{oauth2:?}").matches("<redacted>").count(), 1);
+        assert_eq!((smtp.port, smtp.password), (587, None));
+    }
 
     #[test]
     fn loopback_hosts_are_named_or_numbered() {
