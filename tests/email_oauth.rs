@@ -400,7 +400,7 @@ async fn graph_mails_each_recipient_once_through_a_token_outage_and_429() {
     let dead = daemon.query("SELECT last_error FROM outbox WHERE state = 'dead'");
     assert_eq!(
         dead[0][0],
-        "Graph sendMail HTTP 400 ErrorInvalidRecipients: At least one recipient is not valid., Recipient 'x' is not resolved."
+        "HTTP 400 ErrorInvalidRecipients: At least one recipient is not valid., Recipient 'x' is not resolved."
     );
     let requests = graph.received_requests().await.unwrap_or_default();
     let accepted: Vec<serde_json::Value> = requests
@@ -449,4 +449,112 @@ async fn graph_mails_each_recipient_once_through_a_token_outage_and_429() {
         "three refused while the endpoint was down, then one token per destination for all its mails"
     );
     assert_no_secrets(&daemon.log(), &["graph-token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_renews_a_token_it_refused_once() {
+    let tokens = MockServer::start().await;
+    client_credentials(GRAPH_SCOPE)
+        .respond_with(token("graph-old"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&tokens)
+        .await;
+    client_credentials(GRAPH_SCOPE)
+        .respond_with(token("graph-new"))
+        .mount(&tokens)
+        .await;
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("authorization", "Bearer graph-old"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed, the token is expired."}
+        })))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("authorization", "Bearer graph-new"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&graph)
+        .await;
+    let (code, out) = test_alert(format!(
+        "{HEAD}  - name: graph\n    type: email\n    transport: graph\n    from: alerts@acme.com\n    recipients: [a@acme.com, b@acme.com]\n    priority: low\n\
+         \x20   graph: {{token_url: '{}{}', client_id: rb-app, client_secret: '{SECRET}', api_url: '{}', scope: 'https://graph.microsoft.com/.default'}}\n",
+        tokens.uri(),
+        token_path(),
+        graph.uri()
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("graph → a@acme.com: delivered (202 Accepted)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("graph → b@acme.com: delivered (202 Accepted)"),
+        "{out}"
+    );
+    let sent = graph.received_requests().await.unwrap_or_default();
+    assert_eq!(
+        sent.len(),
+        3,
+        "refused once, then one request per recipient"
+    );
+    let last: serde_json::Value = serde_json::from_slice(&sent[2].body).expect("json");
+    assert_eq!(last["message"]["importance"], "low");
+    assert_eq!(
+        tokens.received_requests().await.unwrap_or_default().len(),
+        2
+    );
+    assert_no_secrets(&out, &["graph-old", "graph-new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_refuses_the_renewed_token_too_is_dead_with_what_to_check() {
+    let certs = tempfile::tempdir().expect("dir");
+    let pki = TestPki::create(certs.path());
+    let smtp = SmtpServer::start_xoauth2(
+        SmtpOptions {
+            security: "starttls",
+            pki: Some(&pki),
+            login: None,
+            fail: None,
+        },
+        XOAuth2 {
+            user: "alerts@acme.com",
+            tokens: &[],
+            gmail: false,
+        },
+    );
+    let tokens = MockServer::start().await;
+    client_credentials(OUTLOOK_SCOPE)
+        .respond_with(token("no-mailbox-permission"))
+        .mount(&tokens)
+        .await;
+    let (code, out) = test_alert(format!(
+        "{HEAD}  - name: m365\n    type: email\n    from: alerts@acme.com\n    recipients: [a@acme.com]\n\
+         \x20   smtp: {{host: localhost, port: {}, username: alerts@acme.com, ca_file: '{}',\n\
+         \x20           oauth2: {{token_url: '{}{}', client_id: rb-app, client_secret: '{SECRET}', scope: 'https://outlook.office365.com/.default'}}}}\n",
+        smtp.port,
+        pki.ca_file.display(),
+        tokens.uri(),
+        token_path()
+    ))
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("m365 → a@acme.com: refused: 535 5.7.3 Authentication unsuccessful — the relay refused a fresh OAuth2 token"),
+        "{out}"
+    );
+    assert!(out.contains("Add-MailboxPermission"), "{out}");
+    assert_eq!(
+        smtp.auth_attempts(),
+        [
+            "alerts@acme.com no-mailbox-permission refused",
+            "alerts@acme.com no-mailbox-permission refused"
+        ],
+        "renewed once, not more"
+    );
+    assert!(smtp.messages().is_empty());
+    assert_no_secrets(&out, &["no-mailbox-permission"]);
 }

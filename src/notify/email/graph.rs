@@ -8,6 +8,7 @@ use reqwest::{redirect, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::super::webhook::http_outcome;
 use super::super::{describe, NotifyError, Receipt, SendError};
 use super::token_failure;
 use crate::config::{GraphConfig, Priority, Secret};
@@ -84,7 +85,7 @@ impl GraphSender {
             // The token may have been revoked or have lapsed early: renew it once before the
             // delivery counts as failed.
             Err((StatusCode::UNAUTHORIZED, first)) => {
-                tracing::debug!(reason = %first, "Graph refused the token, renewing it");
+                tracing::debug!(reason = ?first.reason(), "Graph refused the token, renewing it");
                 self.tokens.invalidate(&token).await;
                 let renewed = self.tokens.token().await.map_err(token_failure)?;
                 self.post(&body, &renewed).await.map_err(|(_, e)| e)
@@ -148,43 +149,32 @@ impl GraphSender {
     }
 }
 
-/// 202 is delivered (200 too, in case a proxy answers for Graph); 408, 429 and 5xx are
-/// transient with their `Retry-After`; any other answer is dead with Graph's own words.
+/// 202 is delivered (200 too, in case a proxy answers for Graph); otherwise the webhooks' rule
+/// (408, 429 and 5xx transient with their `Retry-After`, the rest dead), with Graph's
+/// `error.code` and `error.message` as the words, and what to fix when that is known.
 fn outcome(
     status: StatusCode,
     body: &[u8],
     retry_after: Option<std::time::Duration>,
 ) -> Result<Receipt, SendError> {
-    if status == StatusCode::ACCEPTED || status == StatusCode::OK {
-        let text = status.canonical_reason().unwrap_or_default();
-        return Ok(Receipt {
-            detail: format!("{} {text}", status.as_u16()),
-        });
-    }
-    let error = serde_json::from_slice::<ErrorAnswer>(body)
-        .ok()
-        .map(|a| a.error);
-    let words = match &error {
-        Some(e) => {
-            let message: String = e.message.trim().chars().take(MESSAGE_CHARS).collect();
-            format!("{}: {message}", e.code)
+    let words = match serde_json::from_slice::<ErrorAnswer>(body) {
+        Ok(ErrorAnswer { error }) => {
+            let message: String = error.message.trim().chars().take(MESSAGE_CHARS).collect();
+            format!("{}: {message}", error.code)
                 .trim_end_matches([':', ' '])
                 .to_owned()
         }
-        None => status.canonical_reason().unwrap_or_default().to_owned(),
+        Err(_) => String::new(),
     };
-    let mut reason = format!("Graph sendMail HTTP {} {words}", status.as_u16());
-    if let Some(hint) = hint(status) {
-        reason.push_str(" — ");
-        reason.push_str(hint);
-    }
-    if http::is_transient(status) {
-        Err(SendError::Transient {
-            reason,
-            retry_after,
-        })
-    } else {
-        Err(SendError::permanent(reason))
+    let success = [StatusCode::ACCEPTED, StatusCode::OK];
+    match (
+        http_outcome(status, &words, retry_after, &success),
+        hint(status),
+    ) {
+        (Err(SendError::Permanent { reason }), Some(hint)) => {
+            Err(SendError::permanent(format!("{reason} — {hint}")))
+        }
+        (other, _) => other,
     }
 }
 
@@ -238,7 +228,7 @@ mod tests {
         assert!(!e.is_transient());
         assert_eq!(
             e.reason(),
-            "Graph sendMail HTTP 400 ErrorInvalidRecipients: At least one recipient is not valid."
+            "HTTP 400 ErrorInvalidRecipients: At least one recipient is not valid."
         );
         let denied = outcome_of(
             403,
@@ -252,7 +242,7 @@ mod tests {
         );
         assert_eq!(
             outcome_of(400, "<html>").expect_err("e").reason(),
-            "Graph sendMail HTTP 400 Bad Request"
+            "HTTP 400 Bad Request"
         );
     }
 }

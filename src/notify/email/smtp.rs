@@ -113,7 +113,7 @@ impl SmtpSender {
             Err(e) if refused_login(&e) => {
                 // The token may have been revoked or have lapsed early: renew it once before
                 // the delivery counts as failed.
-                tracing::debug!(relay = %self.relay, reason = %classify(&e), "XOAUTH2 token refused, renewing it");
+                tracing::debug!(relay = %self.relay, reason = ?classify(&e).reason(), "XOAUTH2 token refused, renewing it");
                 xoauth2.tokens.invalidate(&token).await;
                 let renewed = xoauth2.tokens.token().await.map_err(token_failure)?;
                 match self.transport(Some(&renewed))?.send(message).await {
