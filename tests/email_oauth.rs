@@ -60,6 +60,23 @@ fn client_credentials(scope_encoded: &'static str) -> wiremock::MockBuilder {
 const OUTLOOK_SCOPE: &str = "scope=https%3A%2F%2Foutlook.office365.com%2F.default";
 const GRAPH_SCOPE: &str = "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default";
 
+/// A relay that takes only `AUTH XOAUTH2` as alerts@acme.com with one of `tokens`.
+fn xoauth2_relay(pki: &TestPki, security: &str, tokens: &[&str], gmail: bool) -> SmtpServer {
+    SmtpServer::start_xoauth2(
+        SmtpOptions {
+            security,
+            pki: Some(pki),
+            login: None,
+            fail: None,
+        },
+        XOAuth2 {
+            user: "alerts@acme.com",
+            tokens,
+            gmail,
+        },
+    )
+}
+
 fn assert_no_secrets(text: &str, tokens: &[&str]) {
     assert!(!text.contains(SECRET), "the client secret leaked:\n{text}");
     for t in tokens {
@@ -71,19 +88,7 @@ fn assert_no_secrets(text: &str, tokens: &[&str]) {
 async fn xoauth2_renews_a_refused_token_once_and_mails_each_recipient_once() {
     let certs = tempfile::tempdir().expect("dir");
     let pki = TestPki::create(certs.path());
-    let smtp = SmtpServer::start_xoauth2(
-        SmtpOptions {
-            security: "starttls",
-            pki: Some(&pki),
-            login: None,
-            fail: None,
-        },
-        XOAuth2 {
-            user: "alerts@acme.com",
-            tokens: &["fresh-token"],
-            gmail: false,
-        },
-    );
+    let smtp = xoauth2_relay(&pki, "starttls", &["fresh-token"], false);
     let tokens = MockServer::start().await;
     // The first token is one the relay no longer takes (revoked); the next one is good.
     client_credentials(OUTLOOK_SCOPE)
@@ -197,19 +202,7 @@ const HEAD: &str = "poll: {enabled: false}\nenrich: {enabled: false}\n\
 async fn gmail_style_refusal_is_renewed_too_and_test_alert_delivers() {
     let certs = tempfile::tempdir().expect("dir");
     let pki = TestPki::create(certs.path());
-    let smtp = SmtpServer::start_xoauth2(
-        SmtpOptions {
-            security: "tls",
-            pki: Some(&pki),
-            login: None,
-            fail: None,
-        },
-        XOAuth2 {
-            user: "alerts@acme.com",
-            tokens: &["ya29.fresh"],
-            gmail: true,
-        },
-    );
+    let smtp = xoauth2_relay(&pki, "tls", &["ya29.fresh"], true);
     let tokens = MockServer::start().await;
     let scope = "scope=https%3A%2F%2Fmail.google.com%2F";
     client_credentials(scope)
@@ -513,19 +506,7 @@ async fn graph_renews_a_token_it_refused_once() {
 async fn a_relay_that_refuses_the_renewed_token_too_is_dead_with_what_to_check() {
     let certs = tempfile::tempdir().expect("dir");
     let pki = TestPki::create(certs.path());
-    let smtp = SmtpServer::start_xoauth2(
-        SmtpOptions {
-            security: "starttls",
-            pki: Some(&pki),
-            login: None,
-            fail: None,
-        },
-        XOAuth2 {
-            user: "alerts@acme.com",
-            tokens: &[],
-            gmail: false,
-        },
-    );
+    let smtp = xoauth2_relay(&pki, "starttls", &[], false);
     let tokens = MockServer::start().await;
     client_credentials(OUTLOOK_SCOPE)
         .respond_with(token("no-mailbox-permission"))

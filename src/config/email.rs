@@ -53,7 +53,7 @@ pub(super) fn read_transport(s: &Section) -> Option<MailTransport> {
     if s.node(unused).is_present() {
         s.problem(
             unused,
-            format!("is not used with `transport: {}`; remove it", used),
+            format!("is not used with `transport: {used}`; remove it"),
         );
     }
     match kind {
@@ -116,9 +116,10 @@ fn read_smtp(s: &Section) -> SmtpConfig {
 
 fn read_graph(s: &Section) -> Option<GraphConfig> {
     let graph = s.section("graph");
-    let api_url = match graph.node("api_url").is_present() {
-        true => secure_url(&graph, "api_url"),
-        false => url::Url::parse(GRAPH_API).ok(),
+    let api_url = if graph.node("api_url").is_present() {
+        secure_url(&graph, "api_url")
+    } else {
+        url::Url::parse(GRAPH_API).ok()
     };
     // The default scope is that of the Graph the mail goes to (a national cloud's api_url has
     // its own, e.g. `https://graph.microsoft.us/.default`).
@@ -159,6 +160,12 @@ fn read_client(s: &Section, default_scope: Option<String>) -> Option<OAuthClient
         Some(default) => s.or("scope", default),
         None => s.req("scope").unwrap_or_default(),
     };
+    if scope.is_empty() && s.node("scope").is_present() {
+        s.problem(
+            "scope",
+            "is empty: e.g. https://outlook.office365.com/.default",
+        );
+    }
     Some(OAuthClient {
         token_url: token_url?,
         client_id: client_id.filter(|id| !id.is_empty())?,
