@@ -74,6 +74,37 @@ class Handler:
         self.count = itertools.count(1)
 
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.note_session(session)
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        self.note_session(session)
+        session.host_name = hostname
+        return "250 {}".format(server.hostname)
+
+    def note_session(self, session):
+        with open(os.path.join(self.out, "sessions.txt"), "a") as f:
+            f.write("%s:%s\n" % tuple(session.peer[:2]))
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.fail_on == "rcpt":
+            return self.fail_reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.fail_on == "data":
+            return self.fail_reply
+        n = next(self.count)
+        raw = envelope.original_content or envelope.content
+        info = json.dumps(summary(envelope, session, raw), indent=2).encode()
+        write_atomically(os.path.join(self.out, "%d.json" % n), info)
+        write_atomically(os.path.join(self.out, "%d.eml" % n), raw)
+        return "250 2.0.0 Ok: queued as %d" % n
+
+
 class XOAuth2Handler(Handler):
     """Handler that also implements AUTH XOAUTH2 (aiosmtpd picks up `auth_<MECHANISM>`)."""
 
@@ -111,36 +142,6 @@ class XOAuth2Handler(Handler):
                               message="535 5.7.8 Username and Password not accepted")
         return AuthResult(success=False, handled=False,
                           message="535 5.7.3 Authentication unsuccessful")
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.note_session(session)
-        session.host_name = hostname
-        return responses
-
-    async def handle_HELO(self, server, session, envelope, hostname):
-        self.note_session(session)
-        session.host_name = hostname
-        return "250 {}".format(server.hostname)
-
-    def note_session(self, session):
-        with open(os.path.join(self.out, "sessions.txt"), "a") as f:
-            f.write("%s:%s\n" % tuple(session.peer[:2]))
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.fail_on == "rcpt":
-            return self.fail_reply
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.fail_on == "data":
-            return self.fail_reply
-        n = next(self.count)
-        raw = envelope.original_content or envelope.content
-        info = json.dumps(summary(envelope, session, raw), indent=2).encode()
-        write_atomically(os.path.join(self.out, "%d.json" % n), info)
-        write_atomically(os.path.join(self.out, "%d.eml" % n), raw)
-        return "250 2.0.0 Ok: queued as %d" % n
 
 
 def main():
