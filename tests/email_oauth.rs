@@ -539,3 +539,38 @@ async fn a_relay_that_refuses_the_renewed_token_too_is_dead_with_what_to_check()
     assert!(smtp.messages().is_empty());
     assert_no_secrets(&out, &["no-mailbox-permission"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_without_xoauth2_is_a_plain_refusal() {
+    let certs = tempfile::tempdir().expect("dir");
+    let pki = TestPki::create(certs.path());
+    // Offers only PLAIN and LOGIN, as a relay that never heard of OAuth.
+    let smtp = SmtpServer::start(SmtpOptions {
+        security: "starttls",
+        pki: Some(&pki),
+        login: Some(("alerts@acme.com", "pw")),
+        fail: None,
+    });
+    let tokens = MockServer::start().await;
+    client_credentials(OUTLOOK_SCOPE)
+        .respond_with(token("unused-token"))
+        .mount(&tokens)
+        .await;
+    let (code, out) = test_alert(format!(
+        "{HEAD}  - name: old-relay\n    type: email\n    from: alerts@acme.com\n    recipients: [a@acme.com]\n\
+         \x20   smtp: {{host: localhost, port: {}, username: alerts@acme.com, ca_file: '{}',\n\
+         \x20           oauth2: {{token_url: '{}{}', client_id: rb-app, client_secret: '{SECRET}', scope: 'https://outlook.office365.com/.default'}}}}\n",
+        smtp.port,
+        pki.ca_file.display(),
+        tokens.uri(),
+        token_path()
+    ))
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("old-relay → a@acme.com: refused: the relay does not offer AUTH XOAUTH2"),
+        "{out}"
+    );
+    assert!(smtp.messages().is_empty());
+    assert_no_secrets(&out, &["unused-token"]);
+}

@@ -124,6 +124,11 @@ impl SmtpSender {
                     other => outcome(other),
                 }
             }
+            Err(e) if no_xoauth2(&e) => Err(SendError::permanent(format!(
+                "the relay does not offer AUTH XOAUTH2 ({}): check smtp.host, and that \
+                 security is starttls or tls (Microsoft 365 offers it only after STARTTLS)",
+                describe(&e)
+            ))),
             other => outcome(other),
         }
     }
@@ -196,6 +201,15 @@ fn outcome(result: Result<Response, lettre::transport::smtp::Error>) -> Result<R
 fn refused_login(error: &lettre::transport::smtp::Error) -> bool {
     error.status().is_some_and(|code| code.to_string() == "535")
         || (error.is_client() && error.to_string().contains("challenge"))
+}
+
+/// lettre found no mechanism it may use among those the relay offers: a config mistake that
+/// waiting will not fix (lettre reports it as a client error, which would be retried).
+fn no_xoauth2(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client()
+        && error
+            .to_string()
+            .contains("No compatible authentication mechanism")
 }
 
 /// `smtp.ca_file` set: trust only that CA (a private relay), as `mqtt.ca_file` does; else the
