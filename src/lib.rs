@@ -14,6 +14,7 @@ pub mod listener;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;
+pub mod oauth;
 pub mod outbox;
 pub mod pipeline;
 pub mod poll;

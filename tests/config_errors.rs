@@ -93,6 +93,10 @@ mqtt: {url: 'mqtt://b:1883', username: u, password: '${PW}'}
 admin: {token: '${ADMIN_TOKEN}'}
 destinations:
   - {name: s, type: slack, webhook_url: 'https://hooks.slack.com/services/T/B/${SLACK_TOKEN}'}
+  - {name: x, type: email, from: a@acme.com, recipients: [b@acme.com], smtp: {host: smtp.office365.com, username: a@acme.com,
+     oauth2: {token_url: 'https://login.microsoftonline.com/t/oauth2/v2.0/token', client_id: c, client_secret: '${SMTP_OAUTH}', scope: s}}}
+  - {name: g, type: email, transport: graph, from: a@acme.com, recipients: [b@acme.com],
+     graph: {token_url: 'https://login.microsoftonline.com/t/oauth2/v2.0/token', client_id: c, client_secret: '${GRAPH_OAUTH}'}}
 ";
     let config = Config::from_yaml(
         yaml,
@@ -102,6 +106,8 @@ destinations:
             ("PW", "mqttpw-456"),
             ("SLACK_TOKEN", "slacktoken-789"),
             ("ADMIN_TOKEN", "admintoken-000"),
+            ("SMTP_OAUTH", "smtpoauth-111"),
+            ("GRAPH_OAUTH", "graphoauth-222"),
         ]),
     )
     .expect("valid");
@@ -111,6 +117,8 @@ destinations:
         "mqttpw-456",
         "slacktoken-789",
         "admintoken-000",
+        "smtpoauth-111",
+        "graphoauth-222",
     ] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug output");
     }
@@ -187,7 +195,10 @@ destinations:
     assert_eq!(config.alert_on.len(), 1);
     assert_eq!(config.admin.listen, Some(([127, 0, 0, 1], 9999).into()));
     match &config.destinations[0].kind {
-        DestinationKind::Email(email) => assert_eq!(email.smtp.port, 2525),
+        DestinationKind::Email(email) => match &email.transport {
+            reload_butler::config::MailTransport::Smtp(smtp) => assert_eq!(smtp.port, 2525),
+            other => panic!("{other:?}"),
+        },
         other => panic!("{other:?}"),
     }
     // A misspelt override is as much a problem as a misspelt key.

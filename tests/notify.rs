@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reload_butler::config::{
-    AppOwnerConfig, DestinationConfig, DestinationKind, EmailConfig, MessageFormat,
+    AppOwnerConfig, DestinationConfig, DestinationKind, EmailConfig, MailTransport, MessageFormat,
     NoticeTemplates, Priority, ScriptLogLines, Secret, SecretUrl, SlackConfig, SmtpConfig,
     SmtpSecurity, TeamsConfig,
 };
@@ -57,7 +57,7 @@ fn email_config(
     password: Option<&str>,
 ) -> EmailConfig {
     EmailConfig {
-        smtp: SmtpConfig {
+        transport: MailTransport::Smtp(SmtpConfig {
             host: "localhost".to_owned(),
             port,
             security,
@@ -66,7 +66,8 @@ fn email_config(
             password: password.map(Secret::new),
             timeout: Duration::from_secs(20),
             ca_file: ca,
-        },
+            oauth2: None,
+        }),
         from: "Qlik Cloud alerts <qlik-alerts@acme.com>"
             .parse()
             .expect("mailbox"),

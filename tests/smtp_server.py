@@ -7,6 +7,11 @@ Modes (--security):
   tls       implicit TLS from the first byte (SMTPS, port 465 style)
   none      plain text, no TLS
 With --user/--password, AUTH (PLAIN or LOGIN) is required before MAIL.
+With --xoauth2-user, only AUTH XOAUTH2 is offered and required: the SASL user must be that
+mailbox and the bearer token one of --accept-token (repeatable); any other token is refused the
+way Microsoft 365 refuses it ("535 5.7.3 Authentication unsuccessful"), or with
+--xoauth2-style gmail the way Gmail does (a 334 challenge carrying an error JSON, then 535).
+Each XOAUTH2 attempt is appended to auth.txt as "<user> <token> ok|refused".
 
 Each accepted message n is written to --out as <n>.json (envelope, and the message as parsed by
 Python's email package, headers decoded), then <n>.eml (the raw bytes as received): when the
@@ -18,6 +23,7 @@ Prints "ready <port>" on stdout once it accepts connections.
 """
 
 import argparse
+import base64
 import email
 import email.policy
 import itertools
@@ -28,7 +34,7 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 
 def write_atomically(path, data):
@@ -67,6 +73,7 @@ class Handler:
         self.fail_reply = fail_reply
         self.count = itertools.count(1)
 
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.note_session(session)
         session.host_name = hostname
@@ -98,6 +105,45 @@ class Handler:
         return "250 2.0.0 Ok: queued as %d" % n
 
 
+class XOAuth2Handler(Handler):
+    """Handler that also implements AUTH XOAUTH2 (aiosmtpd picks up `auth_<MECHANISM>`)."""
+
+    def __init__(self, out, fail_on, fail_reply, user, tokens, style):
+        super().__init__(out, fail_on, fail_reply)
+        self.user = user
+        self.tokens = set(tokens)
+        self.style = style
+
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) > 1:
+            blob = args[1].encode()
+        else:
+            blob = await server.challenge_auth("", encode_to_b64=False)
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        try:
+            text = base64.b64decode(blob, validate=True).decode() if len(args) > 1 else blob.decode()
+        except (ValueError, UnicodeDecodeError):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode")
+        # user=<mailbox>^Aauth=Bearer <token>^A^A
+        fields = dict(f.split("=", 1) for f in text.split("\x01") if "=" in f)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        ok = user == self.user and token in self.tokens
+        with open(os.path.join(self.out, "auth.txt"), "a") as f:
+            f.write("%s %s %s\n" % (user, token, "ok" if ok else "refused"))
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        if self.style == "gmail":
+            error = json.dumps({"status": "401", "schemes": "Bearer",
+                                "scope": "https://mail.google.com/"})
+            await server.challenge_auth(error)
+            return AuthResult(success=False, handled=False,
+                              message="535 5.7.8 Username and Password not accepted")
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.3 Authentication unsuccessful")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
@@ -109,6 +155,9 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--fail-on", choices=["rcpt", "data"])
     p.add_argument("--fail-reply", default="451 4.3.0 try later")
+    p.add_argument("--xoauth2-user")
+    p.add_argument("--accept-token", action="append", default=[])
+    p.add_argument("--xoauth2-style", choices=["microsoft", "gmail"], default="microsoft")
     args = p.parse_args()
 
     context = None
@@ -126,6 +175,11 @@ def main():
     options = {}
     if args.user is not None:
         options.update(authenticator=authenticator, auth_required=True)
+    handler = Handler(args.out, args.fail_on, args.fail_reply)
+    if args.xoauth2_user is not None:
+        handler = XOAuth2Handler(args.out, args.fail_on, args.fail_reply, args.xoauth2_user,
+                                 args.accept_token, args.xoauth2_style)
+        options.update(auth_required=True, auth_exclude_mechanism=["LOGIN", "PLAIN"])
     if args.security == "starttls":
         options.update(tls_context=context, require_starttls=True)
     else:
@@ -136,7 +190,7 @@ def main():
         options.update(ssl_context=context)
 
     controller = Controller(
-        Handler(args.out, args.fail_on, args.fail_reply),
+        handler,
         hostname="127.0.0.1",
         port=args.port,
         server_hostname="localhost",

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::exit::{current_thread_runtime, load, Code, Exit, Outcome};
 use super::setup::{client, event_types, explain};
-use crate::config::{Config, DestinationKind, MqttConfig, TenantAuth, TenantConfig};
+use crate::config::{
+    Config, DestinationKind, MailTransport, MqttConfig, OAuthClient, TenantAuth, TenantConfig,
+};
 use crate::qlik::api::QlikClient;
 
 /// An API key expiring sooner than this is a problem to fix now.
@@ -323,10 +325,25 @@ async fn webhook(config: &Config, api: &QlikClient, tenant: &str) -> Verdict {
     }
 }
 
-/// A destination's service answers a connection (nothing is sent).
+/// A destination's service answers a connection, and its token endpoint grants a token when it
+/// has one (nothing is sent).
 async fn reachable(kind: &DestinationKind) -> Verdict {
     let (host, port) = match kind {
-        DestinationKind::Email(email) => (email.smtp.host.clone(), email.smtp.port),
+        DestinationKind::Email(email) => {
+            let (address, client) = match &email.transport {
+                MailTransport::Smtp(smtp) => ((smtp.host.clone(), smtp.port), smtp.oauth2.as_ref()),
+                MailTransport::Graph(graph) => match host_port(&graph.api_url) {
+                    Some(address) => (address, Some(&graph.client)),
+                    None => return Verdict::Problem("graph.api_url has no host".into()),
+                },
+            };
+            if let Some(client) = client {
+                if let Err(problem) = token(client).await {
+                    return Verdict::Problem(problem);
+                }
+            }
+            address
+        }
         DestinationKind::Slack(slack) => match slack
             .webhook_url
             .as_ref()
@@ -355,6 +372,17 @@ async fn reachable(kind: &DestinationKind) -> Verdict {
             NETWORK_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// Asks the token endpoint for a token, as the sender will.
+async fn token(client: &OAuthClient) -> Result<(), String> {
+    let source = crate::oauth::TokenSource::new(client, NETWORK_TIMEOUT)
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    source
+        .token()
+        .await
+        .map(drop)
+        .map_err(|e| format!("the token endpoint {} refused: {e}", client.token_url))
 }
 
 fn host_port(url: &url::Url) -> Option<(String, u16)> {

@@ -89,6 +89,8 @@ pub struct SmtpConfig {
     pub timeout: Duration,
     /// PEM CA bundle for relays with a private CA; `None`: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Set: SASL XOAUTH2 as `username` with a client-credentials token instead of a password.
+    pub oauth2: Option<super::OAuthClient>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +103,8 @@ pub struct AppOwnerConfig {
 
 #[derive(Debug, Clone)]
 pub struct EmailConfig {
-    pub smtp: SmtpConfig,
+    /// SMTP (`smtp:`) or Microsoft Graph (`transport: graph`, `graph:`).
+    pub transport: super::MailTransport,
     pub from: Mailbox,
     pub subject: String,
     /// `None`: the stock template built into the binary (the same as `templates/email/...`).
@@ -231,31 +234,9 @@ fn read_grouping(s: &Section) -> Option<Grouping> {
     (!window.is_zero()).then_some(Grouping { window, threshold })
 }
 
-/// `None` when `from` is missing or no mailbox (its problem is recorded).
+/// `None` when `from` is missing or no mailbox, or `graph` unusable (problems are recorded).
 fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
-    let smtp = s.section("smtp");
-    let security = smtp.or("security", SmtpSecurity::StartTls);
-    let default_port = match security {
-        SmtpSecurity::StartTls => 587,
-        SmtpSecurity::Tls => 465,
-        SmtpSecurity::None => 25,
-    };
-    let smtp_config = SmtpConfig {
-        host: smtp.req("host").unwrap_or_default(),
-        port: smtp.or("port", default_port),
-        security,
-        username: smtp.opt("username").filter(|u: &String| !u.is_empty()),
-        password: smtp.opt("password").filter(|p: &Secret| !p.is_empty()),
-        timeout: smtp.or("timeout", Duration::from_secs(30)),
-        ca_file: smtp.opt("ca_file"),
-    };
-    drop(smtp);
-    if !smtp_config.host.is_empty() && url::Host::parse(&smtp_config.host).is_err() {
-        s.problem(
-            "smtp.host",
-            format!("`{}` is not a host name or IP address", smtp_config.host),
-        );
-    }
+    let transport = super::email::read_transport(s);
     let owner = s.section("app_owner");
     let app_owner = AppOwnerConfig {
         enabled: owner.or("enabled", false),
@@ -299,7 +280,7 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         text_template: s.opt("recovery_text_template"),
     };
     Some(EmailConfig {
-        smtp: smtp_config,
+        transport: transport?,
         from: from?,
         subject,
         html_template,

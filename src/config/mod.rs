@@ -3,6 +3,7 @@
 
 mod build;
 mod destinations;
+mod email;
 pub mod env;
 mod gateway;
 pub mod reader;
@@ -171,6 +172,7 @@ pub use destinations::{
     MessageFormat, NoticeTemplates, Priority, ScriptLogLines, SlackConfig, SmtpConfig,
     SmtpSecurity, TeamsConfig, DIGEST_SUBJECT, RECOVERY_SUBJECT,
 };
+pub use email::{GraphConfig, MailTransport, OAuthClient, TransportKind};
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {

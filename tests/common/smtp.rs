@@ -37,8 +37,32 @@ pub struct SmtpServer {
     child: Option<Child>,
 }
 
+/// `AUTH XOAUTH2` as the only mechanism: `user` with one of `tokens`; `gmail` refuses the way
+/// Gmail does (a 334 challenge, then 535), else the way Microsoft 365 does (535 at once).
+pub struct XOAuth2<'a> {
+    pub user: &'a str,
+    pub tokens: &'a [&'a str],
+    pub gmail: bool,
+}
+
 impl SmtpServer {
     pub fn start(options: SmtpOptions<'_>) -> SmtpServer {
+        SmtpServer::start_with(options, Vec::new())
+    }
+
+    /// A server that offers only `AUTH XOAUTH2` and checks the bearer token.
+    pub fn start_xoauth2(options: SmtpOptions<'_>, xoauth2: XOAuth2<'_>) -> SmtpServer {
+        let mut args = vec!["--xoauth2-user".to_owned(), xoauth2.user.to_owned()];
+        for token in xoauth2.tokens {
+            args.extend(["--accept-token".to_owned(), (*token).to_owned()]);
+        }
+        if xoauth2.gmail {
+            args.extend(["--xoauth2-style".to_owned(), "gmail".to_owned()]);
+        }
+        SmtpServer::start_with(options, args)
+    }
+
+    fn start_with(options: SmtpOptions<'_>, extra: Vec<String>) -> SmtpServer {
         let out = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
@@ -64,6 +88,7 @@ impl SmtpServer {
         if let Some((stage, reply)) = options.fail {
             command.args(["--fail-on", stage, "--fail-reply", reply]);
         }
+        command.args(extra);
         let log = std::fs::File::create(out.path().join("server.log")).expect("log file");
         let child = command
             .stdout(Stdio::null())
@@ -102,6 +127,15 @@ impl SmtpServer {
             .map(|n| dir.join(format!("{n}.eml")))
             .take_while(|eml| eml.exists())
             .map(|eml| read_received(&eml))
+            .collect()
+    }
+
+    /// Each XOAUTH2 attempt in order: `<user> <token> ok|refused`.
+    pub fn auth_attempts(&self) -> Vec<String> {
+        std::fs::read_to_string(self.out.path().join("auth.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
             .collect()
     }
 
