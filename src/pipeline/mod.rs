@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::config::Config;
 use crate::domain::Failure;
 use crate::metrics::{inc, DropReason, Label, Metrics};
-use crate::qlik::event::{decode, DecodeError, ReloadEvent};
+use crate::qlik::event::{decode, DecodeError, Disposal, ReloadEvent};
 use crate::store::health::StoreTrouble;
 use crate::store::{Record, Store, StoreError, Written};
 
@@ -105,14 +105,25 @@ pub enum Verdict {
         reason: DropReason,
         event: Box<ReloadEvent>,
     },
+    /// Cannot be parsed: a dead letter.
     Malformed(DecodeError),
+    /// Parsed, but of a type or with a value we do not alert on: dropped and counted.
+    Ignored {
+        reason: DropReason,
+        error: DecodeError,
+    },
 }
 
 /// Decode, then the tenant filter, then the failure filter. Pure: no I/O.
 pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
     let event = match decode(payload) {
         Ok(event) => Box::new(event),
-        Err(error) => return Verdict::Malformed(error),
+        Err(error) => {
+            return match error.disposal() {
+                Disposal::DeadLetter(_) => Verdict::Malformed(error),
+                Disposal::Drop(reason) => Verdict::Ignored { reason, error },
+            }
+        }
     };
     let reason = if !rules.monitored_tenants.contains(&event.tenant_id) {
         DropReason::UnmonitoredTenant
@@ -204,7 +215,7 @@ impl Ingest {
                     reason: error.reason(),
                     detail: error.to_string(),
                 }),
-                Verdict::Drop { .. } => None,
+                Verdict::Drop { .. } | Verdict::Ignored { .. } => None,
             };
             recorded.push(record.is_some());
             records.extend(record);
@@ -223,8 +234,19 @@ impl Ingest {
                     inc(&self.metrics.decoded);
                     self.report_alert(event, *failure, written);
                 }
+                Verdict::Ignored { reason, error } => {
+                    self.metrics.dropped.inc(*reason);
+                    tracing::debug!(
+                        topic = message.topic(),
+                        reason = reason.as_str(),
+                        detail = %error,
+                        "event of a type or with a value that raises no alert; dropped"
+                    );
+                }
                 Verdict::Malformed(error) => {
-                    self.metrics.dead_letters.inc(error.label());
+                    if let Disposal::DeadLetter(label) = error.disposal() {
+                        self.metrics.dead_letters.inc(label);
+                    }
                     tracing::warn!(
                         topic = message.topic(),
                         bytes = message.payload().len(),

@@ -15,6 +15,7 @@
 //! `invalid_json`, as it did when the whole payload was parsed into a `Value`; UTF-8 is still
 //! checked over the whole payload.
 
+mod envelope;
 mod wire;
 
 use chrono::{DateTime, Utc};
@@ -22,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Failure;
-use crate::metrics::{DeadLetterReason, Label};
+use crate::metrics::{DeadLetterReason, DropReason, Label};
 use wire::{Data, Envelope, Extensions, Loose, Obj};
+
+pub use envelope::{routing, structured_from_binary, Routing, BINARY_PREFIX};
 
 pub const APP_RELOAD_FINISHED: &str = "com.qlik.v1.app.reload.finished";
 pub const RELOAD_FINISHED: &str = "com.qlik.v1.reload.finished";
@@ -121,22 +124,34 @@ pub enum DecodeError {
     UnknownEventType(String),
 }
 
+/// What becomes of a payload that is not a usable event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// It cannot be parsed as an event of a type we alert on: kept for an admin to look at.
+    DeadLetter(DeadLetterReason),
+    /// A well-formed event of a type or with a value we do not alert on: dropped, counted.
+    Drop(DropReason),
+}
+
 impl DecodeError {
-    /// The bounded label for metrics and the dead-letter table.
-    pub fn label(&self) -> DeadLetterReason {
+    /// Dead letter or drop, with its bounded label (metrics and the dead-letter table).
+    pub fn disposal(&self) -> Disposal {
         match self {
-            Self::InvalidJson(_) => DeadLetterReason::InvalidJson,
-            Self::NotAnObject => DeadLetterReason::NotAnObject,
-            Self::MissingField(_) => DeadLetterReason::MissingField,
-            Self::WrongType { .. } => DeadLetterReason::WrongType,
-            Self::UnknownValue { .. } => DeadLetterReason::UnknownValue,
-            Self::UnknownEventType(_) => DeadLetterReason::UnknownEventType,
+            Self::InvalidJson(_) => Disposal::DeadLetter(DeadLetterReason::InvalidJson),
+            Self::NotAnObject => Disposal::DeadLetter(DeadLetterReason::NotAnObject),
+            Self::MissingField(_) => Disposal::DeadLetter(DeadLetterReason::MissingField),
+            Self::WrongType { .. } => Disposal::DeadLetter(DeadLetterReason::WrongType),
+            Self::UnknownValue { .. } => Disposal::Drop(DropReason::UnknownValue),
+            Self::UnknownEventType(_) => Disposal::Drop(DropReason::UnknownEventType),
         }
     }
 
-    /// The label's text, as the dead-letter table stores it.
+    /// The label's text (a dead letter's `reason`, or the drop reason).
     pub fn reason(&self) -> &'static str {
-        self.label().as_str()
+        match self.disposal() {
+            Disposal::DeadLetter(reason) => reason.as_str(),
+            Disposal::Drop(reason) => reason.as_str(),
+        }
     }
 }
 
