@@ -600,7 +600,10 @@ fn both_media_types_any_signed_type_and_binary_mode_are_published() {
             ("ce-id", "binary-1"),
             ("ce-source", "com.qlik/reloads"),
             ("ce-tenantid", TENANT),
-            ("ce-toplevelresourceid", "5f1e6a6b-3f2c-4d5e-9a8b-7c6d5e4f3a2b"),
+            (
+                "ce-toplevelresourceid",
+                "5f1e6a6b-3f2c-4d5e-9a8b-7c6d5e4f3a2b",
+            ),
         ],
         data,
     );
@@ -625,7 +628,10 @@ fn both_media_types_any_signed_type_and_binary_mode_are_published() {
         PATH,
         &[
             ("Content-Type", "application/json"),
-            ("Qlik-Signature", &sign("another-secret-of-32-characters!!", data)),
+            (
+                "Qlik-Signature",
+                &sign("another-secret-of-32-characters!!", data),
+            ),
             ("ce-specversion", "1.0"),
             ("ce-tenantid", TENANT),
         ],
@@ -649,7 +655,9 @@ fn a_client_that_sends_a_whole_over_limit_body_reads_its_413() {
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("head");
-    stream.write_all(&body).expect("the whole body is read, not reset");
+    stream
+        .write_all(&body)
+        .expect("the whole body is read, not reset");
     let mut data = Vec::new();
     std::io::Read::read_to_end(&mut stream, &mut data).expect("the answer, then a clean close");
     let text = String::from_utf8_lossy(&data);

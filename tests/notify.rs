@@ -87,6 +87,7 @@ fn email_config(
         },
         digest: NoticeTemplates::default(),
         recovery: NoticeTemplates::default(),
+        automation: NoticeTemplates::default(),
     }
 }
 
@@ -121,6 +122,7 @@ fn slack_config(url: String) -> DestinationKind {
         icon_emoji: None,
         digest_template: None,
         recovery_template: None,
+        automation_template: None,
     })
 }
 
@@ -132,5 +134,6 @@ fn teams_config(url: String) -> DestinationKind {
         template: None,
         digest_template: None,
         recovery_template: None,
+        automation_template: None,
     })
 }

@@ -113,6 +113,8 @@ pub struct EmailConfig {
     pub app_owner: AppOwnerConfig,
     pub digest: NoticeTemplates,
     pub recovery: NoticeTemplates,
+    /// Alerts for failed Qlik Automate runs.
+    pub automation: NoticeTemplates,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +131,8 @@ pub struct SlackConfig {
     pub icon_emoji: Option<String>,
     pub digest_template: Option<PathBuf>,
     pub recovery_template: Option<PathBuf>,
+    /// Alerts for failed Qlik Automate runs; `None` is the stock one.
+    pub automation_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +145,12 @@ pub struct TeamsConfig {
     pub template: Option<PathBuf>,
     pub digest_template: Option<PathBuf>,
     pub recovery_template: Option<PathBuf>,
+    /// Alerts for failed Qlik Automate runs; `None` is the stock one.
+    pub automation_template: Option<PathBuf>,
 }
+
+/// Default subject of an automation alert's email.
+pub const AUTOMATION_SUBJECT: &str = "❌ Qlik Automate run failed: \"{{automationName}}\"";
 
 /// Default subjects of the digest and recovery emails.
 pub const DIGEST_SUBJECT: &str = "⚠️ {{count}} Qlik Cloud reloads failed";
@@ -298,6 +307,11 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         template: s.opt("recovery_html_template"),
         text_template: s.opt("recovery_text_template"),
     };
+    let automation = NoticeTemplates {
+        subject: s.or("automation_subject", AUTOMATION_SUBJECT.to_owned()),
+        template: s.opt("automation_html_template"),
+        text_template: s.opt("automation_text_template"),
+    };
     Some(EmailConfig {
         smtp: smtp_config,
         from: from?,
@@ -309,6 +323,7 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         app_owner,
         digest,
         recovery,
+        automation,
     })
 }
 
@@ -341,6 +356,7 @@ fn read_slack(s: &Section, enabled: bool) -> SlackConfig {
         icon_emoji: s.opt("icon_emoji"),
         digest_template: s.opt("digest_template"),
         recovery_template: s.opt("recovery_template"),
+        automation_template: s.opt("automation_template"),
     }
 }
 
@@ -352,5 +368,6 @@ fn read_teams(s: &Section, enabled: bool) -> TeamsConfig {
         template: s.opt("template"),
         digest_template: s.opt("digest_template"),
         recovery_template: s.opt("recovery_template"),
+        automation_template: s.opt("automation_template"),
     }
 }

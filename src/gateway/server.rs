@@ -149,7 +149,10 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
         false => body,
         true => Bytes::from(
             event::structured_from_binary(
-                parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
                 parts
                     .headers
                     .get(header::CONTENT_TYPE)
@@ -256,7 +259,9 @@ mod tests {
         assert!(is_json(&headers("application/json; charset=utf-8")));
         assert!(is_json(&headers("Application/JSON")));
         assert!(is_json(&headers("application/cloudevents+json")));
-        assert!(is_json(&headers("application/cloudevents+json; charset=UTF-8")));
+        assert!(is_json(&headers(
+            "application/cloudevents+json; charset=UTF-8"
+        )));
         assert!(!is_json(&headers("application/cloudevents-batch+json")));
         assert!(!is_json(&headers("text/plain")));
         assert!(!is_json(&headers("application/jsonp")));

@@ -100,6 +100,7 @@ label! {
         User => "user",
         Space => "space",
         ScriptLog => "script_log",
+        Automation => "automation",
     }
 }
 

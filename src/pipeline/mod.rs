@@ -40,6 +40,7 @@ pub struct Rules {
     pub monitored_tenants: HashSet<String>,
     pub alert_on: Vec<Failure>,
     pub include_session_apps: bool,
+    pub include_automation_test_runs: bool,
     /// Some destination sends recovery notices: successful reloads of failing apps matter.
     pub recovery: bool,
 }
@@ -50,6 +51,7 @@ impl Rules {
             monitored_tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
             alert_on: config.alert_on.clone(),
             include_session_apps: config.include_session_apps,
+            include_automation_test_runs: config.include_automation_test_runs,
             recovery: config.recovery_enabled(),
         }
     }
@@ -134,6 +136,9 @@ pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
             Some(_) if event.is_session_app == Some(true) && !rules.include_session_apps => {
                 DropReason::SessionApp
             }
+            Some(_) if event.is_test_run == Some(true) && !rules.include_automation_test_runs => {
+                DropReason::AutomationTestRun
+            }
             Some(failure) => return Verdict::Alert { event, failure },
         }
     };
@@ -209,6 +214,15 @@ impl Ingest {
                     event,
                     topic: message.topic(),
                 }),
+                // A failure that raises no alert here still names its app for later alerts.
+                Verdict::Drop {
+                    reason: DropReason::NotInAlertOn | DropReason::SessionApp,
+                    event,
+                } if event.app_name.is_some() => Some(Record::AppName {
+                    tenant: &event.tenant_id,
+                    app: &event.app_id,
+                    name: event.app_name.as_deref().unwrap_or_default(),
+                }),
                 Verdict::Malformed(error) => Some(Record::DeadLetter {
                     topic: message.topic(),
                     payload: message.payload(),
@@ -265,8 +279,8 @@ impl Ingest {
                             self.jobs_committed.notify_one();
                             tracing::info!(job_id, tenant_id = ?event.tenant_id, app_id = ?event.app_id, reload_id = ?event.reload_id, "failing app reloaded successfully; recovery recorded");
                         }
+                        Some(Written::AppName) | None => self.report_drop(*reason, event),
                         Some(_) => self.failing.remove(&event.tenant_id, &event.app_id),
-                        None => self.report_drop(*reason, event),
                     }
                 }
             }

@@ -51,7 +51,9 @@ impl Router {
             None => Enrichment::default(),
         };
         self.archive(event, &enrichment);
-        let input = AlertInput::new(&self.config, event, &enrichment);
+        let remembered = self.remembered_name(event, &enrichment).await;
+        let mut input = AlertInput::new(&self.config, event, &enrichment);
+        input.remembered_name = remembered.as_deref();
         let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
         if let Some((reason, resend_key)) = self.silenced(event, &enrichment, tags).await {
             return self
@@ -113,6 +115,32 @@ impl Router {
         out
     }
 
+    /// The last name an event carried for the app, when neither the API nor this event names
+    /// it (a `reload.finished` while the API is down). A store error only costs the name.
+    async fn remembered_name(
+        &self,
+        event: &ReloadEvent,
+        enrichment: &Enrichment,
+    ) -> Option<String> {
+        let named = event.app_name.is_some()
+            || enrichment.app.as_ref().is_some_and(|a| a.name.is_some())
+            || enrichment
+                .automation
+                .as_ref()
+                .is_some_and(|a| a.name.is_some());
+        if named {
+            return None;
+        }
+        let (tenant, app) = (event.tenant_id.clone(), event.app_id.clone());
+        match self.store.call(move |s| s.app_name(&tenant, &app)).await {
+            Ok(name) => name,
+            Err(error) => {
+                tracing::warn!(app_id = ?event.app_id, %error, "cannot read the remembered app name; the alert names the app by its id");
+                None
+            }
+        }
+    }
+
     /// Recovery notices: for each destination with `notify_recovery` that told someone about
     /// this app failing, one message to each of them. No enrichment: the event says enough.
     async fn recovery_deliveries(
@@ -123,7 +151,9 @@ impl Router {
     ) -> Vec<NewDelivery> {
         let event = &job.event;
         let enrichment = Enrichment::default();
-        let input = AlertInput::new(&self.config, event, &enrichment);
+        let remembered = self.remembered_name(event, &enrichment).await;
+        let mut input = AlertInput::new(&self.config, event, &enrichment);
+        input.remembered_name = remembered.as_deref();
         let facts = notice::Recovery {
             failing_since: chrono::DateTime::from_timestamp_millis(failing_since)
                 .unwrap_or_default(),

@@ -17,6 +17,7 @@ const ITEM_KEYS: &[&str] = &[
     "tenantId",
     "tenantComment",
     "appId",
+    "alertKind",
     "appName",
     "appUrl",
     "spaceId",
@@ -160,7 +161,7 @@ impl Renderer {
         }
     }
 
-    fn stock_or_line(&self, i: usize, kind: Kind, ctx: &Value, line: &str) -> Rendered {
+    pub(super) fn stock_or_line(&self, i: usize, kind: Kind, ctx: &Value, line: &str) -> Rendered {
         match self.render_stock(i, kind, ctx) {
             Ok((rendered, _)) => rendered,
             Err(error) => {

@@ -76,8 +76,8 @@ pub fn structured_from_binary<'h>(
         }
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let data: Value = serde_json::from_slice(body)
-            .map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+        let data: Value =
+            serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
         event.insert("data".into(), data);
     }
     serde_json::to_vec(&Value::Object(event)).map_err(|e| DecodeError::InvalidJson(e.to_string()))
@@ -89,18 +89,29 @@ mod tests {
 
     #[test]
     fn any_object_naming_its_tenant_routes() {
-        let cloud = routing(br#"{"type":"com.qlik.v1.app.data.updated","id":"e1","tenantid":"T1"}"#)
-            .expect("routes");
+        let cloud =
+            routing(br#"{"type":"com.qlik.v1.app.data.updated","id":"e1","tenantid":"T1"}"#)
+                .expect("routes");
         assert_eq!(cloud.tenant_id, "T1");
-        assert_eq!(cloud.event_type.as_deref(), Some("com.qlik.v1.app.data.updated"));
-        let legacy = routing(br#"{"eventType":"x","extensions":{"tenantId":"T2"}}"#).expect("routes");
+        assert_eq!(
+            cloud.event_type.as_deref(),
+            Some("com.qlik.v1.app.data.updated")
+        );
+        let legacy =
+            routing(br#"{"eventType":"x","extensions":{"tenantId":"T2"}}"#).expect("routes");
         assert_eq!((legacy.tenant_id.as_str(), legacy.event_id), ("T2", None));
-        assert_eq!(routing(br#"{"hello":"world"}"#), Err(DecodeError::MissingField("tenantid")));
+        assert_eq!(
+            routing(br#"{"hello":"world"}"#),
+            Err(DecodeError::MissingField("tenantid"))
+        );
         assert_eq!(routing(b"[1]"), Err(DecodeError::NotAnObject));
         assert!(matches!(routing(b"{no"), Err(DecodeError::InvalidJson(_))));
         assert!(matches!(
             routing(br#"{"tenantid":7}"#),
-            Err(DecodeError::WrongType { field: "tenantid", .. })
+            Err(DecodeError::WrongType {
+                field: "tenantid",
+                ..
+            })
         ));
     }
 
@@ -124,6 +135,9 @@ mod tests {
         assert_eq!(routing(&out).expect("routes").tenant_id, "T1");
         assert!(structured_from_binary(headers, None, b"{not json").is_err());
         let empty = structured_from_binary(headers, None, b"").expect("no data");
-        assert!(serde_json::from_slice::<Value>(&empty).expect("json").get("data").is_none());
+        assert!(serde_json::from_slice::<Value>(&empty)
+            .expect("json")
+            .get("data")
+            .is_none());
     }
 }
