@@ -105,7 +105,7 @@ impl Poller {
                 started - chrono::Duration::from_std(self.config.poll.lookback).unwrap_or_default()
             });
         let reloads = client
-            .failed_reloads(statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
+            .failed_reloads(tenant, statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
             .await
             .map_err(|e| e.to_string())?;
         let events: Vec<(ReloadEvent, Failure)> = reloads
