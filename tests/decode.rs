@@ -574,10 +574,9 @@ fn automation_runs_decode_with_the_automation_where_an_app_would_be() {
     });
     assert_eq!(reason(&running).0, "unknown_value");
     let by_context = edit("automation-run-ended-failed.json", |v| {
-        v["data"].as_object_mut().map(|d| {
-            d.remove("testRun");
-            d.remove("isTestRun");
-        });
+        let data = v["data"].as_object_mut().expect("data");
+        data.remove("testRun");
+        data.remove("isTestRun");
         v["data"]["context"] = "test_run".into();
     });
     assert_eq!(decode(&by_context).map(|e| e.is_test_run), Ok(Some(true)));

@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::qlik::{api_fixture, eventually, mount_enrichment};
 use common::smtp::{SmtpOptions, SmtpServer};
