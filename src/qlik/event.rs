@@ -16,6 +16,7 @@
 //! checked over the whole payload.
 
 mod envelope;
+mod error;
 mod wire;
 
 use chrono::{DateTime, Utc};
@@ -23,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Failure;
-use crate::metrics::{DeadLetterReason, DropReason, Label};
 use wire::{Data, Envelope, Extensions, Loose, Obj};
 
 pub use envelope::{routing, structured_from_binary, Routing, BINARY_PREFIX};
+pub use error::{DecodeError, Disposal};
 
 pub const APP_RELOAD_FINISHED: &str = "com.qlik.v1.app.reload.finished";
 pub const RELOAD_FINISHED: &str = "com.qlik.v1.reload.finished";
@@ -119,57 +120,6 @@ impl ReloadEvent {
                 Some(Failure::AutomationExceededLimit)
             }
             _ => None,
-        }
-    }
-}
-
-/// Why a payload is not a reload event we can use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("not valid JSON: {0}")]
-    InvalidJson(String),
-    #[error("not a JSON object")]
-    NotAnObject,
-    #[error("missing required field `{0}`")]
-    MissingField(&'static str),
-    #[error("field `{field}` should be {expected}")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-    },
-    #[error("field `{field}` has the unknown value `{value}`")]
-    UnknownValue { field: &'static str, value: String },
-    #[error("event type `{0}` is not a reload event")]
-    UnknownEventType(String),
-}
-
-/// What becomes of a payload that is not a usable event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposal {
-    /// It cannot be parsed as an event of a type we alert on: kept for an admin to look at.
-    DeadLetter(DeadLetterReason),
-    /// A well-formed event of a type or with a value we do not alert on: dropped, counted.
-    Drop(DropReason),
-}
-
-impl DecodeError {
-    /// Dead letter or drop, with its bounded label (metrics and the dead-letter table).
-    pub fn disposal(&self) -> Disposal {
-        match self {
-            Self::InvalidJson(_) => Disposal::DeadLetter(DeadLetterReason::InvalidJson),
-            Self::NotAnObject => Disposal::DeadLetter(DeadLetterReason::NotAnObject),
-            Self::MissingField(_) => Disposal::DeadLetter(DeadLetterReason::MissingField),
-            Self::WrongType { .. } => Disposal::DeadLetter(DeadLetterReason::WrongType),
-            Self::UnknownValue { .. } => Disposal::Drop(DropReason::UnknownValue),
-            Self::UnknownEventType(_) => Disposal::Drop(DropReason::UnknownEventType),
-        }
-    }
-
-    /// The label's text (a dead letter's `reason`, or the drop reason).
-    pub fn reason(&self) -> &'static str {
-        match self.disposal() {
-            Disposal::DeadLetter(reason) => reason.as_str(),
-            Disposal::Drop(reason) => reason.as_str(),
         }
     }
 }
