@@ -173,7 +173,8 @@ async fn a_failed_automation_run_alerts_every_destination_kind_with_its_name() {
     .await;
     let recovery = &posts(&hooks, "/slack").await[1];
     assert!(
-        recovery.contains("Recovered") && recovery.contains("Nightly CRM export"),
+        recovery.contains("Qlik Automate run recovered: Nightly CRM export")
+            && recovery.contains("1 failed run in between"),
         "{recovery}"
     );
     assert_eq!(daemon.metric("reload_butler_recoveries_total"), Some(1.0));

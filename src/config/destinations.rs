@@ -155,7 +155,7 @@ pub const AUTOMATION_SUBJECT: &str = "❌ Qlik Automate run failed: \"{{automati
 /// Default subjects of the digest and recovery emails.
 pub const DIGEST_SUBJECT: &str = "⚠️ {{count}} Qlik Cloud reloads failed";
 pub const RECOVERY_SUBJECT: &str =
-    "✅ Qlik Cloud reload recovered: {{#if appName}}{{appName}}{{else}}app {{appId}}{{/if}}";
+    "✅ {{#if automationId}}Qlik Automate run recovered{{else}}Qlik Cloud reload recovered{{/if}}: {{#if appName}}{{appName}}{{else}}app {{appId}}{{/if}}";
 
 const DEFAULT_GROUP_THRESHOLD: usize = 5;
 const MAX_GROUP_WINDOW: Duration = Duration::from_secs(3600);

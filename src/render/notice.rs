@@ -155,7 +155,11 @@ impl Renderer {
                     .as_str()
                     .or(ctx["appId"].as_str())
                     .unwrap_or_default();
-                let line = format!("✅ Qlik Cloud reload recovered: \"{app}\"");
+                let what = match ctx["alertKind"].as_str() {
+                    Some("automation") => "Qlik Automate run",
+                    _ => "Qlik Cloud reload",
+                };
+                let line = format!("✅ {what} recovered: \"{app}\"");
                 self.stock_or_line(i, Kind::Recovery, ctx, &line)
             }
         }
