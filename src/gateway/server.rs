@@ -197,20 +197,30 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
 const JSON_TYPES: [&str; 2] = ["application/json", "application/cloudevents+json"];
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| {
-            JSON_TYPES
-                .iter()
-                .any(|json| mime.trim().eq_ignore_ascii_case(json))
-        })
+    media_type(headers).is_some_and(|mime| {
+        JSON_TYPES
+            .iter()
+            .any(|json| mime.eq_ignore_ascii_case(json))
+    })
 }
 
-/// A CloudEvent in binary mode carries its `specversion` as a header.
+/// The `Content-Type` without its parameters.
+fn media_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()
+        .map(str::trim)
+}
+
+/// A CloudEvent in binary mode carries its `specversion` as a header; the structured media
+/// type says the body is the whole event whatever the headers (the HTTP binding's rule).
 fn binary_mode(headers: &HeaderMap) -> bool {
-    headers.contains_key("ce-specversion")
+    let structured =
+        media_type(headers).is_some_and(|mime| mime.eq_ignore_ascii_case(JSON_TYPES[1]));
+    headers.contains_key("ce-specversion") && !structured
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -267,6 +277,32 @@ mod tests {
         assert!(!is_json(&headers("application/jsonp")));
         assert!(!is_json(&headers("application/x-www-form-urlencoded")));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn binary_mode_is_ce_headers_without_the_structured_type() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(binary_mode(&headers(&[
+            ("content-type", "application/json"),
+            ("ce-specversion", "1.0")
+        ])));
+        assert!(!binary_mode(&headers(&[
+            (
+                "content-type",
+                "application/cloudevents+json; charset=utf-8"
+            ),
+            ("ce-specversion", "1.0")
+        ])));
+        assert!(!binary_mode(&headers(&[(
+            "content-type",
+            "application/json"
+        )])));
     }
 
     #[test]
