@@ -3,7 +3,7 @@
 
 use crate::metrics::{DeadLetterReason, DropReason, Label};
 
-/// Why a payload is not a reload event we can use.
+/// Why a payload is not an event we can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("not valid JSON: {0}")]
@@ -19,7 +19,7 @@ pub enum DecodeError {
     },
     #[error("field `{field}` has the unknown value `{value}`")]
     UnknownValue { field: &'static str, value: String },
-    #[error("event type `{0}` is not a reload event")]
+    #[error("event type `{0}` is not one reload-butler alerts on")]
     UnknownEventType(String),
 }
 
