@@ -102,6 +102,7 @@ pub fn hostile() -> (ReloadEvent, Enrichment) {
     event.error_code = Some(HOSTILE.into());
     event.error_message = Some(HOSTILE.repeat(200));
     event.errors = vec![serde_json::json!({"qDescription": HOSTILE})];
+    event.warnings = vec![serde_json::json!({"qDescription": HOSTILE}), HOSTILE.into()];
     let mut enrichment = enrichment();
     if let Some(reload) = enrichment.reload.as_mut() {
         reload.log = Some(HOSTILE.repeat(500));
