@@ -272,3 +272,63 @@ async fn with_the_qlik_api_down_every_subject_and_title_names_the_app() {
             >= 1.0
     );
 }
+
+/// Gateway → broker → daemon: every signed event Qlik may send is answered 2xx, and only the
+/// failure alerts; the rest is dropped with its reason, nothing is dead-lettered.
+#[test]
+fn through_the_gateway_every_signed_event_is_2xx_and_only_failures_alert() {
+    use common::gateway::{sign, Gateway, PATH, SECRET};
+    let broker = Broker::start();
+    let gateway = Gateway::start(broker.port, &format!("  allowed_tenants: [{TENANT}]\n"));
+    let daemon = Daemon::start(broker.port);
+    daemon.wait_subscribed();
+    let bodies = [
+        "qlik-doc-app-data-updated.json",
+        "qlik-doc-app-created.legacy.json",
+        "qlik-doc-app-reload-finished-placeholders.json",
+        "reload-finished-succeeded.json",
+        "automation-run-ended-test-run.json",
+        "reload-finished-failed.json",
+    ];
+    for (name, content_type) in bodies.iter().zip([
+        "application/cloudevents+json",
+        "application/json",
+        "application/cloudevents+json; charset=utf-8",
+        "application/json; charset=utf-8",
+        "application/cloudevents+json",
+        "application/cloudevents+json; charset=utf-8",
+    ]) {
+        let body = fixture(name);
+        let answer = gateway.post(
+            PATH,
+            &[
+                ("Content-Type", content_type),
+                ("Qlik-Signature", &sign(SECRET, &body)),
+            ],
+            &body,
+        );
+        assert_eq!(answer.status, 200, "{name}: {answer:?}");
+    }
+    daemon.wait_metric("reload_butler_events_received_total", bodies.len() as f64);
+    daemon.wait_metric("reload_butler_jobs_committed_total", 1.0);
+    for (reason, count) in [
+        ("unknown_event_type", 2.0),
+        ("unknown_value", 1.0),
+        ("reload_succeeded", 1.0),
+        ("automation_test_run", 1.0),
+    ] {
+        assert_eq!(
+            daemon.metric(&format!(
+                "reload_butler_events_dropped_total{{reason=\"{reason}\"}}"
+            )),
+            Some(count),
+            "{reason}"
+        );
+    }
+    assert_eq!(daemon.job_count(), 1);
+    assert_eq!(
+        daemon.query("SELECT failure FROM jobs"),
+        vec![vec!["reload_failed".to_owned()]]
+    );
+    assert_eq!(daemon.query("SELECT count(*) FROM dead_letters")[0][0], "0");
+}
