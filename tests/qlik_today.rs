@@ -40,7 +40,8 @@ async fn posts(server: &MockServer, at: &str) -> Vec<String> {
         .collect()
 }
 
-/// Email, Slack and Teams, no rate limit; Slack also sends recovery notices.
+/// Email, Slack and Teams, no rate limit; Slack also sends recovery notices; `finance` takes
+/// only apps tagged `finance` (an automation has no tags).
 fn config(broker: u16, qlik: &str, hooks: &str, smtp: u16, admin: u16, state: &Path) -> String {
     format!(
         "timezone: Europe/Stockholm\n\
@@ -54,7 +55,8 @@ fn config(broker: u16, qlik: &str, hooks: &str, smtp: u16, admin: u16, state: &P
          destinations:\n\
          \x20 - {{name: mail, type: email, from: 'Qlik alerts <qlik@acme.com>', recipients: [ops@acme.com], rate_limit: 0, smtp: {{host: 127.0.0.1, port: {smtp}, security: none}}}}\n\
          \x20 - {{name: chat, type: slack, webhook_url: '{hooks}/slack', rate_limit: 0, notify_recovery: true}}\n\
-         \x20 - {{name: cards, type: teams, webhook_url: '{hooks}/teams', rate_limit: 0}}\n",
+         \x20 - {{name: cards, type: teams, webhook_url: '{hooks}/teams', rate_limit: 0}}\n\
+         \x20 - {{name: finance, type: slack, webhook_url: '{hooks}/finance', rate_limit: 0, only_apps_tagged: [finance]}}\n",
         state.display()
     )
 }
@@ -96,6 +98,7 @@ async fn a_failed_automation_run_alerts_every_destination_kind_with_its_name() {
         .await;
     accept(&hooks, "/slack", 200).await;
     accept(&hooks, "/teams", 202).await;
+    accept(&hooks, "/finance", 200).await;
     let daemon = Daemon::start_with(|admin, state| {
         config(
             broker.port,
@@ -149,6 +152,14 @@ async fn a_failed_automation_run_alerts_every_destination_kind_with_its_name() {
         daemon.metric("reload_butler_events_dropped_total{reason=\"automation_test_run\"}"),
         Some(1.0)
     );
+    assert!(
+        posts(&hooks, "/finance").await.is_empty(),
+        "no tags: not an app tagged finance"
+    );
+    assert_eq!(
+        daemon.query("SELECT state FROM outbox WHERE destination = 'finance'"),
+        vec![vec!["suppressed".to_owned()]]
+    );
     assert_eq!(
         daemon.metric("reload_butler_events_duplicate_total"),
         Some(1.0)
@@ -191,6 +202,7 @@ async fn with_the_qlik_api_down_every_subject_and_title_names_the_app() {
         .await;
     accept(&hooks, "/slack", 200).await;
     accept(&hooks, "/teams", 202).await;
+    accept(&hooks, "/finance", 200).await;
     let daemon = Daemon::start_with(|admin, state| {
         config(
             broker.port,

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::notify::Payload;
 use crate::qlik::api::QlikClient;
 use crate::qlik::enrich::enrich;
-use crate::qlik::event::ReloadEvent;
+use crate::qlik::event::{EventKind, ReloadEvent};
 use crate::qlik::model::Enrichment;
 use crate::render::context::{self, AlertInput};
 use crate::render::notice;
@@ -54,7 +54,14 @@ impl Router {
         let remembered = self.remembered_name(event, &enrichment).await;
         let mut input = AlertInput::new(&self.config, event, &enrichment);
         input.remembered_name = remembered.as_deref();
-        let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
+        // An automation has no tags (known, not unknown): `only_apps_tagged` destinations do
+        // not get its alerts, `skip_apps_tagged` ones do.
+        let tags = match event.kind {
+            EventKind::AutomationRun => Some(&[][..]),
+            EventKind::EngineAttempt | EventKind::FinalOutcome => {
+                enrichment.item.as_ref().map(|i| i.tags.as_slice())
+            }
+        };
         if let Some((reason, resend_key)) = self.silenced(event, &enrichment, tags).await {
             return self
                 .config
