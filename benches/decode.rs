@@ -48,6 +48,7 @@ fn judging(c: &mut Criterion) {
         monitored_tenants: HashSet::from(["xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct".to_owned()]),
         alert_on: vec![Failure::ReloadFailed, Failure::EngineAttemptFailed],
         include_session_apps: false,
+        include_automation_test_runs: false,
         recovery: false,
     };
     let ok = fixture("app-reload-finished-ok.json");

@@ -45,6 +45,7 @@ fn rendering(c: &mut Criterion) {
         tenant: config.tenants.first(),
         links: &config.links,
         timezone: config.timezone,
+        remembered_name: None,
     };
     let mut group = c.benchmark_group("render");
     group.throughput(Throughput::Elements(1));

@@ -67,6 +67,34 @@ keyword! {
         ReloadCanceled = "reload_canceled",
         /// `app.reload.finished` (one engine attempt) with status error.
         EngineAttemptFailed = "engine_attempt_failed",
+        /// `automation.run.ended` (Qlik Automate) with status `failed`.
+        AutomationFailed = "automation_failed",
+        /// `automation.run.ended` with status `exceeded limit`.
+        AutomationExceededLimit = "automation_exceeded_limit",
+    }
+}
+
+impl Failure {
+    /// What failed: a reload of an app, or a run of an automation.
+    pub fn kind(self) -> AlertKind {
+        match self {
+            Self::AutomationFailed | Self::AutomationExceededLimit => AlertKind::Automation,
+            Self::ReloadFailed
+            | Self::ReloadExceededLimit
+            | Self::ReloadCanceled
+            | Self::EngineAttemptFailed => AlertKind::Reload,
+        }
+    }
+}
+
+keyword! {
+    /// What an alert is about; templates see it as `alertKind`, routing and silences can match
+    /// on it (`kind: automation`).
+    pub enum AlertKind {
+        /// An app's reload failed (`reload.finished`, `app.reload.finished`).
+        Reload = "reload",
+        /// A Qlik Automate run failed (`automation.run.ended`).
+        Automation = "automation",
     }
 }
 
@@ -78,6 +106,9 @@ impl Failure {
                 "com.qlik.v1.reload.finished"
             }
             Self::EngineAttemptFailed => "com.qlik.v1.app.reload.finished",
+            Self::AutomationFailed | Self::AutomationExceededLimit => {
+                "com.qlik.v1.automation.run.ended"
+            }
         }
     }
 }
@@ -100,5 +131,7 @@ mod tests {
             assert_eq!(failure.as_str(), *word);
         }
         assert_eq!(Failure::from_word("reload_fialed"), None);
+        assert_eq!(Failure::AutomationFailed.kind(), AlertKind::Automation);
+        assert_eq!(Failure::ReloadCanceled.kind().as_str(), "reload");
     }
 }

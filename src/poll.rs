@@ -44,7 +44,10 @@ fn statuses(alert_on: &[Failure]) -> Vec<&'static str> {
             Failure::ReloadFailed => "FAILED",
             Failure::ReloadExceededLimit => "EXCEEDED_LIMIT",
             Failure::ReloadCanceled => "CANCELED",
-            Failure::EngineAttemptFailed => continue,
+            // Engine attempts and automation runs are not in the Reloads API.
+            Failure::EngineAttemptFailed
+            | Failure::AutomationFailed
+            | Failure::AutomationExceededLimit => continue,
         };
         out.push(status);
     }
@@ -102,7 +105,7 @@ impl Poller {
                 started - chrono::Duration::from_std(self.config.poll.lookback).unwrap_or_default()
             });
         let reloads = client
-            .failed_reloads(statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
+            .failed_reloads(tenant, statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
             .await
             .map_err(|e| e.to_string())?;
         let events: Vec<(ReloadEvent, Failure)> = reloads
@@ -207,6 +210,10 @@ fn to_event(tenant: &str, r: ReloadSummary) -> Option<(ReloadEvent, Failure)> {
         usage: None,
         errors: Vec::new(),
         warnings: Vec::new(),
+        resource_type: r.info.resource_type,
+        resource_id: r.info.resource_id,
+        weight: r.info.weight,
+        is_test_run: None,
     };
     Some((event, failure))
 }

@@ -152,7 +152,8 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert!(mqtt.persistent_session);
     assert_eq!(mqtt.keep_alive, Duration::from_secs(30));
     assert_eq!(config.tenants[0].base_url(), "https://t1.eu.qlikcloud.com");
-    assert_eq!(config.alert_on.len(), 3);
+    assert_eq!(config.alert_on.len(), 5);
+    assert!(!config.include_automation_test_runs);
     assert!(!config.include_session_apps);
     assert_eq!(config.state.path, Path::new("data/reload-butler.db"));
     assert_eq!(config.admin.listen, Some(([127, 0, 0, 1], 9090).into()));

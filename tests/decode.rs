@@ -541,3 +541,155 @@ fn a_sender_sized_value_is_not_repeated_whole() {
         );
     }
 }
+
+#[test]
+fn automation_runs_decode_with_the_automation_where_an_app_would_be() {
+    let e = check("automation-run-ended-failed.json");
+    assert_eq!(e.kind, EventKind::AutomationRun);
+    assert_eq!(e.app_id, "3c9d0b8e-2f1a-11ef-9b6e-0242ac120002");
+    assert_eq!(
+        e.reload_id, "9a7e4c52-2f1a-11ef-b0c1-0242ac120002",
+        "the run id"
+    );
+    assert_eq!(e.app_name.as_deref(), Some("Nightly CRM export"));
+    assert_eq!(e.trigger.as_deref(), Some("detail"));
+    assert_eq!(e.user_id.as_deref(), Some("6601a9b8c7d6e5f4a3b2c1d0"));
+    assert_eq!(e.owner_id.as_deref(), Some("65f1c2d3e4a5b6c7d8e9f012"));
+    assert_eq!(e.status_text, "failed");
+    assert_eq!(e.failure(), Some(Failure::AutomationFailed));
+    assert_eq!(e.is_test_run, Some(false));
+    assert_eq!(e.errors.len(), 1, "data.error[] is kept");
+    assert!(e.start_time.is_some() && e.end_time.is_some());
+    assert_eq!(
+        check("automation-run-ended-exceeded-limit.json").failure(),
+        Some(Failure::AutomationExceededLimit)
+    );
+    assert_eq!(check("automation-run-ended-finished.json").failure(), None);
+    assert_eq!(
+        check("automation-run-ended-test-run.json").is_test_run,
+        Some(true)
+    );
+    let running = edit("automation-run-ended-failed.json", |v| {
+        v["data"]["status"] = "running".into()
+    });
+    assert_eq!(reason(&running).0, "unknown_value");
+    let by_context = edit("automation-run-ended-failed.json", |v| {
+        let data = v["data"].as_object_mut().expect("data");
+        data.remove("testRun");
+        data.remove("isTestRun");
+        v["data"]["context"] = "test_run".into();
+    });
+    assert_eq!(decode(&by_context).map(|e| e.is_test_run), Ok(Some(true)));
+}
+
+/// Every fixture with the outcome it must have under the default rules: Qlik's documented
+/// shapes (placeholders such as `"status": "string"` included) and the other event types are
+/// dropped with a reason, never dead-lettered.
+#[test]
+fn every_fixture_has_its_outcome() {
+    use reload_butler::metrics::{DropReason, Label};
+    use reload_butler::pipeline::{judge, Rules, Verdict};
+    let rules = Rules {
+        monitored_tenants: ["xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct".to_owned()].into(),
+        alert_on: vec![
+            Failure::ReloadFailed,
+            Failure::ReloadExceededLimit,
+            Failure::EngineAttemptFailed,
+            Failure::AutomationFailed,
+            Failure::AutomationExceededLimit,
+        ],
+        include_session_apps: false,
+        include_automation_test_runs: false,
+        recovery: false,
+    };
+    let alert = |f: Failure| Ok(f);
+    let drop = |r: DropReason| Err(r.as_str());
+    let cases: &[(&str, Result<Failure, &str>)] = &[
+        (
+            "app-reload-finished-error.json",
+            alert(Failure::EngineAttemptFailed),
+        ),
+        (
+            "app-reload-finished-error.cloudevents.json",
+            alert(Failure::EngineAttemptFailed),
+        ),
+        (
+            "app-reload-finished-error.hybrid-UNCONFIRMED.json",
+            alert(Failure::EngineAttemptFailed),
+        ),
+        ("app-reload-finished-ok.json", drop(DropReason::Succeeded)),
+        ("reload-finished-failed.json", alert(Failure::ReloadFailed)),
+        (
+            "reload-finished-failed.legacy-envelope-UNCONFIRMED.json",
+            alert(Failure::ReloadFailed),
+        ),
+        (
+            "reload-finished-succeeded.json",
+            drop(DropReason::Succeeded),
+        ),
+        (
+            "webhook-example-body.json",
+            alert(Failure::EngineAttemptFailed),
+        ),
+        (
+            "automation-run-ended-failed.json",
+            alert(Failure::AutomationFailed),
+        ),
+        (
+            "automation-run-ended-exceeded-limit.json",
+            alert(Failure::AutomationExceededLimit),
+        ),
+        (
+            "automation-run-ended-finished.json",
+            drop(DropReason::Succeeded),
+        ),
+        (
+            "automation-run-ended-test-run.json",
+            drop(DropReason::AutomationTestRun),
+        ),
+        (
+            "qlik-doc-app-reload-finished-placeholders.json",
+            drop(DropReason::UnknownValue),
+        ),
+        (
+            "qlik-doc-app-created.legacy.json",
+            drop(DropReason::UnknownEventType),
+        ),
+        (
+            "qlik-doc-app-data-updated.json",
+            drop(DropReason::UnknownEventType),
+        ),
+    ];
+    for (name, want) in cases {
+        let got = match judge(&fixture(name), &rules) {
+            Verdict::Alert { failure, .. } => Ok(failure),
+            Verdict::Drop { reason, .. } | Verdict::Ignored { reason, .. } => Err(reason.as_str()),
+            Verdict::Malformed(error) => panic!("{name}: dead-lettered: {error}"),
+        };
+        assert_eq!(&got, want, "{name}");
+    }
+    let listed: std::collections::HashSet<&str> = cases.iter().map(|(n, _)| *n).collect();
+    let dir = format!("{}/tests/fixtures/events", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(dir).expect("fixtures") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if !name.ends_with(".json") {
+            continue;
+        }
+        assert!(listed.contains(name.as_str()), "{name} has no outcome here");
+    }
+    let with_tests = Rules {
+        include_automation_test_runs: true,
+        ..rules
+    };
+    assert!(matches!(
+        judge(&fixture("automation-run-ended-test-run.json"), &with_tests),
+        Verdict::Alert {
+            failure: Failure::AutomationFailed,
+            ..
+        }
+    ));
+}

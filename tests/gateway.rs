@@ -526,3 +526,158 @@ fn start_up_problems_name_the_key() {
     assert!(stderr.contains("gateway.listen"), "{stderr}");
     drop(taken);
 }
+
+/// A CloudEvents 1.0 event of `type` for the test tenant, as Qlik sends it today.
+fn cloud_event(event_type: &str, data: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "specversion": "1.0",
+        "type": event_type,
+        "id": format!("evt-{event_type}"),
+        "source": "com.qlik/engine",
+        "time": "2026-12-02T10:00:00Z",
+        "tenantid": TENANT,
+        "toplevelresourceid": "5f1e6a6b-3f2c-4d5e-9a8b-7c6d5e4f3a2b",
+        "data": data,
+    }))
+    .expect("json")
+}
+
+#[test]
+fn both_media_types_any_signed_type_and_binary_mode_are_published() {
+    let broker = Broker::start();
+    let subscriber = Subscriber::start(broker.port, "qscloud/#");
+    let gateway = Gateway::start(broker.port, &format!("  allowed_tenants: [{TENANT}]\n"));
+
+    let mut expected = Vec::new();
+    // Structured mode, the CloudEvents media type, with and without a parameter.
+    for content_type in [
+        "application/cloudevents+json",
+        "application/cloudevents+json; charset=utf-8",
+        "application/json;charset=UTF-8",
+    ] {
+        let body = cloud_event(
+            "com.qlik.v1.reload.finished",
+            serde_json::json!({"id": content_type, "status": "FAILED"}),
+        );
+        let answer = gateway.post(
+            PATH,
+            &[
+                ("Content-Type", content_type),
+                ("Qlik-Signature", &sign(SECRET, &body)),
+            ],
+            &body,
+        );
+        assert_eq!(answer.status, 200, "{content_type}: {answer:?}");
+        expected.push((topic(), body));
+    }
+    // Types the daemon does not alert on and placeholder values: 2xx, so Qlik never disables
+    // the webhook; the daemon drops them.
+    for body in [
+        cloud_event(
+            "com.qlik.v1.app.data.updated",
+            serde_json::json!({"id": "x"}),
+        ),
+        cloud_event(
+            "com.qlik.v1.app.reload.finished",
+            serde_json::json!({"reloadId": "string", "status": "string"}),
+        ),
+        br#"{"eventType":"com.qlik.v1.app.created","extensions":{"tenantId":"xqFQ0k66vSR8f9G7J-vYtHZQkiYrCpct"}}"#.to_vec(),
+    ] {
+        assert_eq!(gateway.post_signed(&body, SECRET).status, 200);
+        expected.push((topic(), body));
+    }
+    assert_eq!(subscriber.wait_for(expected.len()), expected);
+
+    // Binary mode: attributes in ce-* headers, the body is `data`, signed as received.
+    let data = br#"{"id":"0123456789abcdef01234567","status":"FAILED","errorMessage":"boom"}"#;
+    let answer = gateway.post(
+        PATH,
+        &[
+            ("Content-Type", "application/json"),
+            ("Qlik-Signature", &sign(SECRET, data)),
+            ("ce-specversion", "1.0"),
+            ("ce-type", "com.qlik.v1.reload.finished"),
+            ("ce-id", "binary-1"),
+            ("ce-source", "com.qlik/reloads"),
+            ("ce-tenantid", TENANT),
+            (
+                "ce-toplevelresourceid",
+                "5f1e6a6b-3f2c-4d5e-9a8b-7c6d5e4f3a2b",
+            ),
+        ],
+        data,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let messages = subscriber.wait_for(expected.len() + 1);
+    let (topic_seen, published) = messages.last().expect("the binary event").clone();
+    assert_eq!(topic_seen, topic());
+    let structured: serde_json::Value = serde_json::from_slice(&published).expect("json");
+    assert_eq!(structured["type"], "com.qlik.v1.reload.finished");
+    assert_eq!(structured["id"], "binary-1");
+    assert_eq!(structured["tenantid"], TENANT);
+    assert_eq!(structured["datacontenttype"], "application/json");
+    assert_eq!(
+        structured["data"],
+        serde_json::from_slice::<serde_json::Value>(data).expect("json")
+    );
+    let decoded = reload_butler::qlik::event::decode(&published).expect("the daemon decodes it");
+    assert_eq!(decoded.reload_id, "0123456789abcdef01234567");
+
+    // A binary-mode body signed with another secret is still refused.
+    let answer = gateway.post(
+        PATH,
+        &[
+            ("Content-Type", "application/json"),
+            (
+                "Qlik-Signature",
+                &sign("another-secret-of-32-characters!!", data),
+            ),
+            ("ce-specversion", "1.0"),
+            ("ce-tenantid", TENANT),
+        ],
+        data,
+    );
+    assert_eq!(answer.status, 401);
+    assert_eq!(accepted(&gateway), (expected.len() + 1) as f64);
+}
+
+#[test]
+fn a_client_that_sends_a_whole_over_limit_body_reads_its_413() {
+    let broker = Broker::start();
+    let gateway = Gateway::start(broker.port, "  max_body: 1MiB\n");
+    let body = vec![b' '; 2 << 20];
+
+    // Raw: the whole 2 MiB written before reading; no reset may destroy the answer.
+    let mut stream = gateway.connect();
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Qlik-Signature: {EXAMPLE_SIGNATURE}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream
+        .write_all(&body)
+        .expect("the whole body is read, not reset");
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut data).expect("the answer, then a clean close");
+    let text = String::from_utf8_lossy(&data);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(text.contains("1048576"), "{text}");
+
+    // An ordinary HTTP client doing the same.
+    reload_butler::tls::ensure_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let url = format!("http://127.0.0.1:{}{PATH}", gateway.port);
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("qlik-signature", EXAMPLE_SIGNATURE)
+            .body(body.clone())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.expect("an answer, not a reset"), 413);
+    assert_eq!(gateway.outcome("too_large"), 2.0);
+}

@@ -96,19 +96,22 @@ fn bad_input_is_dead_lettered_with_its_reason_and_the_daemon_keeps_running() {
             }),
             "missing_field",
         ),
-        (
-            event("app-reload-finished-error.json", |v| {
-                v["eventType"] = "com.qlik.v1.app.created".into();
-            }),
-            "unknown_event_type",
-        ),
         (garbage_5mb, "invalid_json"),
     ];
+    // Well-formed events the daemon does not alert on are dropped with a reason, not kept.
+    let other_type = event("app-reload-finished-error.json", |v| {
+        v["eventType"] = "com.qlik.v1.app.created".into();
+    });
+    let placeholder = event("app-reload-finished-error.json", |v| {
+        v["data"]["status"] = "string".into();
+    });
     let unmonitored = event("app-reload-finished-error.json", |v| {
         v["extensions"]["tenantId"] = "SomeOtherTenant0000000000000000".into();
     });
     let mut payloads: Vec<Vec<u8>> = bad.iter().map(|(p, _)| p.clone()).collect();
     payloads.push(unmonitored);
+    payloads.push(other_type);
+    payloads.push(placeholder);
     publish(broker.port, &topic(), &payloads);
     daemon.wait_metric("reload_butler_events_received_total", payloads.len() as f64);
 
@@ -138,6 +141,15 @@ fn bad_input_is_dead_lettered_with_its_reason_and_the_daemon_keeps_running() {
         daemon.metric("reload_butler_dead_letters_total{reason=\"missing_field\"}"),
         Some(2.0)
     );
+    for reason in ["unknown_event_type", "unknown_value"] {
+        assert_eq!(
+            daemon.metric(&format!(
+                "reload_butler_events_dropped_total{{reason=\"{reason}\"}}"
+            )),
+            Some(1.0),
+            "{reason}"
+        );
+    }
     let log = daemon.log();
     assert!(
         log.contains("malformed message kept as dead letter"),

@@ -88,6 +88,7 @@ fn email_config(
         },
         digest: NoticeTemplates::default(),
         recovery: NoticeTemplates::default(),
+        automation: NoticeTemplates::default(),
     }
 }
 
@@ -122,6 +123,7 @@ fn slack_config(url: String) -> DestinationKind {
         icon_emoji: None,
         digest_template: None,
         recovery_template: None,
+        automation_template: None,
     })
 }
 
@@ -133,5 +135,6 @@ fn teams_config(url: String) -> DestinationKind {
         template: None,
         digest_template: None,
         recovery_template: None,
+        automation_template: None,
     })
 }

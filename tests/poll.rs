@@ -31,14 +31,20 @@ fn reload(id: &str, app: &str, status: &str, minutes_ago: i64) -> serde_json::Va
     })
 }
 
-/// The Qlik fake: enrichment answers, and the Reloads list in two pages.
+/// The Qlik fake: enrichment answers, and the Reloads list in two pages. The first page's
+/// `next` is a path on the tenant; the last page's `next` has no `href` (neither may fail the
+/// poll nor stop it early).
 async fn qlik_fake(page1: Vec<serde_json::Value>, page2: Vec<serde_json::Value>) -> MockServer {
     let server = MockServer::start().await;
-    let next = format!("{}/api/v1/reloads?page=2", server.uri());
+    let next = "/api/v1/reloads?page=2";
     Mock::given(method("GET"))
         .and(path("/api/v1/reloads"))
         .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": page2, "links": {}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"data": page2, "links": {"self": {"href": next}, "next": {}}}),
+            ),
+        )
         .mount(&server)
         .await;
     Mock::given(method("GET"))

@@ -60,6 +60,7 @@ fn input<'a>(
         tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
         links: &config.links,
         timezone: config.timezone,
+        remembered_name: None,
     }
 }
 
@@ -137,6 +138,16 @@ fn stock_templates_match_their_golden_files() {
         (
             "reload-finished-none",
             "reload-finished-failed.json",
+            Enrichment::default(),
+        ),
+        (
+            "automation-full",
+            "automation-run-ended-failed.json",
+            sample::automation().1,
+        ),
+        (
+            "automation-none",
+            "automation-run-ended-failed.json",
             Enrichment::default(),
         ),
     ];

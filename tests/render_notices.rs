@@ -38,6 +38,11 @@ fn items(config: &Config, n: usize, name: impl Fn(usize) -> String) -> Vec<Value
         .map(|i| {
             let mut event = event.clone();
             event.app_name = Some(name(i));
+            // The API's name comes first (design §9.1): it must say the same.
+            let mut enrichment = enrichment.clone();
+            if let Some(app) = enrichment.app.as_mut() {
+                app.name = Some(name(i));
+            }
             let input = AlertInput::for_sample(config, &event, &enrichment);
             digest_item(&build(&input, "", NO_LOG))
         })

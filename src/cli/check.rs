@@ -47,11 +47,15 @@ fn check_templates(config: &Config) -> Vec<Problem> {
     };
     let normal = (sample::event(), sample::enrichment());
     let hostile = sample::hostile();
+    let automation = sample::automation();
+    let hostile_automation = sample::hostile_automation();
     let mut problems = Vec::new();
     for (i, d) in renderer.destinations().iter().enumerate() {
         for (label, (event, enrichment)) in [
             ("the sample failure", &normal),
             ("hostile sample text", &hostile),
+            ("the sample automation failure", &automation),
+            ("hostile sample automation text", &hostile_automation),
         ] {
             let input = AlertInput::for_sample(config, event, enrichment);
             if let Err(error) = renderer.render(i, &input) {

@@ -62,7 +62,7 @@ pub fn command(
         .map_err(|error| Exit::config(format!("cannot read {}: {error}", event_path.display())))?;
     let event = decode(&bytes).map_err(|error| {
         Exit::config(format!(
-            "{} is not a usable reload event: {error}",
+            "{} is not an event reload-butler alerts on: {error}",
             event_path.display()
         ))
     })?;

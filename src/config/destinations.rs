@@ -116,6 +116,8 @@ pub struct EmailConfig {
     pub app_owner: AppOwnerConfig,
     pub digest: NoticeTemplates,
     pub recovery: NoticeTemplates,
+    /// Alerts for failed Qlik Automate runs.
+    pub automation: NoticeTemplates,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,8 @@ pub struct SlackConfig {
     pub icon_emoji: Option<String>,
     pub digest_template: Option<PathBuf>,
     pub recovery_template: Option<PathBuf>,
+    /// Alerts for failed Qlik Automate runs; `None` is the stock one.
+    pub automation_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,12 +148,17 @@ pub struct TeamsConfig {
     pub template: Option<PathBuf>,
     pub digest_template: Option<PathBuf>,
     pub recovery_template: Option<PathBuf>,
+    /// Alerts for failed Qlik Automate runs; `None` is the stock one.
+    pub automation_template: Option<PathBuf>,
 }
+
+/// Default subject of an automation alert's email.
+pub const AUTOMATION_SUBJECT: &str = "❌ Qlik Automate run failed: \"{{automationName}}\"";
 
 /// Default subjects of the digest and recovery emails.
 pub const DIGEST_SUBJECT: &str = "⚠️ {{count}} Qlik Cloud reloads failed";
 pub const RECOVERY_SUBJECT: &str =
-    "✅ Qlik Cloud reload recovered: {{#if appName}}{{appName}}{{else}}app {{appId}}{{/if}}";
+    "✅ {{#if automationId}}Qlik Automate run recovered{{else}}Qlik Cloud reload recovered{{/if}}: {{#if appName}}{{appName}}{{else}}app {{appId}}{{/if}}";
 
 const DEFAULT_GROUP_THRESHOLD: usize = 5;
 const MAX_GROUP_WINDOW: Duration = Duration::from_secs(3600);
@@ -279,6 +288,11 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         template: s.opt("recovery_html_template"),
         text_template: s.opt("recovery_text_template"),
     };
+    let automation = NoticeTemplates {
+        subject: s.or("automation_subject", AUTOMATION_SUBJECT.to_owned()),
+        template: s.opt("automation_html_template"),
+        text_template: s.opt("automation_text_template"),
+    };
     Some(EmailConfig {
         transport: transport?,
         from: from?,
@@ -290,6 +304,7 @@ fn read_email(s: &Section, enabled: bool) -> Option<EmailConfig> {
         app_owner,
         digest,
         recovery,
+        automation,
     })
 }
 
@@ -322,6 +337,7 @@ fn read_slack(s: &Section, enabled: bool) -> SlackConfig {
         icon_emoji: s.opt("icon_emoji"),
         digest_template: s.opt("digest_template"),
         recovery_template: s.opt("recovery_template"),
+        automation_template: s.opt("automation_template"),
     }
 }
 
@@ -333,5 +349,6 @@ fn read_teams(s: &Section, enabled: bool) -> TeamsConfig {
         template: s.opt("template"),
         digest_template: s.opt("digest_template"),
         recovery_template: s.opt("recovery_template"),
+        automation_template: s.opt("automation_template"),
     }
 }

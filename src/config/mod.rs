@@ -34,6 +34,8 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     pub alert_on: Vec<Failure>,
     pub include_session_apps: bool,
+    /// Alert on automation runs started from the Automate editor as tests too.
+    pub include_automation_test_runs: bool,
     pub poll: PollConfig,
     pub state: StateConfig,
     pub admin: AdminConfig,
@@ -170,7 +172,7 @@ pub struct DeliveryConfig {
 pub use destinations::{
     AppOwnerConfig, DestinationConfig, DestinationKind, DestinationType, EmailConfig, Grouping,
     MessageFormat, NoticeTemplates, Priority, ScriptLogLines, SlackConfig, SmtpConfig,
-    SmtpSecurity, TeamsConfig, DIGEST_SUBJECT, RECOVERY_SUBJECT,
+    SmtpSecurity, TeamsConfig, AUTOMATION_SUBJECT, DIGEST_SUBJECT, RECOVERY_SUBJECT,
 };
 pub use email::{GraphConfig, MailTransport, OAuthClient, TransportKind};
 

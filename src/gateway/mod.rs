@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -217,7 +218,7 @@ async fn connection(
     _open: mpsc::Sender<()>,
 ) {
     let Some(acceptor) = tls else {
-        return serve(TokioIo::new(stream), peer, app, stop).await;
+        return serve(stream, peer, app, stop).await;
     };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     let stream = tokio::select! {
@@ -234,35 +235,62 @@ async fn connection(
         },
         () = stopped(&mut stop) => return,
     };
-    serve(TokioIo::new(stream), peer, app, stop).await;
+    serve(stream, peer, app, stop).await;
 }
 
-async fn serve<I>(io: I, peer: SocketAddr, app: Router, mut stop: watch::Receiver<bool>)
+async fn serve<T>(stream: T, peer: SocketAddr, app: Router, mut stop: watch::Receiver<bool>)
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(app);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        service.call(request)
+        Box::pin(service.call(request))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    let mut conn = builder.serve_connection(TokioIo::new(stream), service);
     let result = tokio::select! {
-        result = conn.as_mut() => result,
+        result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => result,
         () = stopped(&mut stop) => {
             // Finish the request in progress, if any, then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
         }
     };
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }
+    linger(conn.into_parts().io.into_inner()).await;
+}
+
+/// How long a closed connection keeps reading what its client still sends.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How much it reads (and discards) at most meanwhile: more than the largest `max_body`.
+const LINGER_BYTES: usize = 32 << 20;
+
+/// Closes like nginx's lingering close: our side first (the client sees the end of the answer),
+/// then what the client still sends is read and discarded, a bounded amount for a bounded time,
+/// before the socket is dropped. Closing with unread data makes the kernel send a reset, which
+/// can destroy an answer the client has not read yet: a client that sends a whole over-limit
+/// body would see a reset instead of its 413.
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Resolves once `stop` is set (or its sender is gone).

@@ -54,7 +54,7 @@ impl Rejection {
                 .into_response(),
             Self::UnsupportedMediaType => text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported media type: expected application/json\n".into(),
+                "unsupported media type: expected application/json or application/cloudevents+json\n".into(),
             ),
             Self::TooLarge => text(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,7 +88,7 @@ pub(super) fn log(rejection: &Rejection, signature: &str, peer: &str) {
             "webhook rejected: signature not valid"
         ),
         Rejection::BadRequest(reason) => {
-            tracing::warn!(outcome, reason = ?reason, %peer, "webhook rejected: not a usable reload event")
+            tracing::warn!(outcome, reason = ?reason, %peer, "webhook rejected: not a JSON object naming its tenant")
         }
         Rejection::Forbidden(tenant) => {
             tracing::warn!(outcome, tenant = ?tenant, %peer, "webhook rejected: tenant not in gateway.allowed_tenants")
@@ -108,10 +108,7 @@ pub(super) fn reason(error: &DecodeError) -> String {
         DecodeError::MissingField(field) => format!("missing required field {field}"),
         DecodeError::WrongType { field, expected } => format!("field {field} should be {expected}"),
         DecodeError::UnknownValue { field, .. } => format!("field {field} has an unknown value"),
-        DecodeError::UnknownEventType(_) => {
-            "not a reload event (com.qlik.v1.reload.finished or com.qlik.v1.app.reload.finished)"
-                .into()
-        }
+        DecodeError::UnknownEventType(_) => "unknown event type".into(),
     }
 }
 

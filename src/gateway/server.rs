@@ -1,10 +1,15 @@
 //! The gateway's HTTP side (axum): the webhook path, checked in order from cheapest to dearest,
 //! and `/healthz`, `/readyz`, `/metrics` on the same listener.
 //!
-//! Webhook checks: path (404) → method (405) → content type (415) → declared length (413) →
-//! signature header present and well-formed (401) → body read up to `max_body` (413) →
-//! signature (401) → reload event (400) → allowed tenant (403) → publish and PUBACK (200, or
-//! 503 with Retry-After). Answers are short and fixed; the body is never echoed.
+//! Webhook checks: path (404) → method (405) → content type (415: `application/json` or
+//! `application/cloudevents+json`, parameters allowed) → declared length (413) → signature
+//! header present and well-formed (401) → body read up to `max_body` (413) → signature (401)
+//! → a JSON object naming its tenant (400) → allowed tenant (403) → publish and PUBACK (200,
+//! or 503 with Retry-After). Whatever the event's type or values, a signed object that names an
+//! allowed tenant is published: the daemon decides what alerts (design §9.1), and a Qlik
+//! webhook answered 4xx again and again may be disabled. A CloudEvent in binary mode (`ce-*`
+//! headers, the body is `data`) is verified over the body as received and published in its
+//! structured form. Answers are short and fixed; the body is never echoed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +145,24 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
         .verifier
         .verify(&body, &signature)
         .map_err(Rejection::Unauthorized)?;
-    let event = event::decode(&body).map_err(|e| Rejection::BadRequest(reason(&e)))?;
+    let body = match binary_mode(&parts.headers) {
+        false => body,
+        true => Bytes::from(
+            event::structured_from_binary(
+                parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+                parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                &body,
+            )
+            .map_err(|e| Rejection::BadRequest(reason(&e)))?,
+        ),
+    };
+    let event = event::routing(&body).map_err(|e| Rejection::BadRequest(reason(&e)))?;
     let tenant = event.tenant_id;
     if !gateway.allowed_tenants.is_empty() && !gateway.allowed_tenants.contains(&tenant) {
         return Err(Rejection::Forbidden(tenant));
@@ -162,21 +184,43 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
     gateway.metrics.publish_seconds.observe(started.elapsed());
     Ok(Accepted {
         tenant,
-        event_id: event.event_id,
-        event_type: event.event_type,
+        event_id: event.event_id.unwrap_or_default(),
+        event_type: event.event_type.unwrap_or_default(),
         topic,
         bytes,
         secret,
     })
 }
 
-/// `application/json`, parameters such as `; charset=utf-8` allowed.
+/// The media types of a JSON event: plain JSON (Qlik's webhooks) and the CloudEvents
+/// structured mode. Parameters such as `; charset=utf-8` are allowed.
+const JSON_TYPES: [&str; 2] = ["application/json", "application/cloudevents+json"];
+
 fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|mime| {
+        JSON_TYPES
+            .iter()
+            .any(|json| mime.eq_ignore_ascii_case(json))
+    })
+}
+
+/// The `Content-Type` without its parameters.
+fn media_type(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()
+        .map(str::trim)
+}
+
+/// A CloudEvent in binary mode carries its `specversion` as a header; the structured media
+/// type says the body is the whole event whatever the headers (the HTTP binding's rule).
+fn binary_mode(headers: &HeaderMap) -> bool {
+    let structured =
+        media_type(headers).is_some_and(|mime| mime.eq_ignore_ascii_case(JSON_TYPES[1]));
+    headers.contains_key("ce-specversion") && !structured
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -224,10 +268,41 @@ mod tests {
         assert!(is_json(&headers("application/json")));
         assert!(is_json(&headers("application/json; charset=utf-8")));
         assert!(is_json(&headers("Application/JSON")));
+        assert!(is_json(&headers("application/cloudevents+json")));
+        assert!(is_json(&headers(
+            "application/cloudevents+json; charset=UTF-8"
+        )));
+        assert!(!is_json(&headers("application/cloudevents-batch+json")));
         assert!(!is_json(&headers("text/plain")));
         assert!(!is_json(&headers("application/jsonp")));
         assert!(!is_json(&headers("application/x-www-form-urlencoded")));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn binary_mode_is_ce_headers_without_the_structured_type() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(binary_mode(&headers(&[
+            ("content-type", "application/json"),
+            ("ce-specversion", "1.0")
+        ])));
+        assert!(!binary_mode(&headers(&[
+            (
+                "content-type",
+                "application/cloudevents+json; charset=utf-8"
+            ),
+            ("ce-specversion", "1.0")
+        ])));
+        assert!(!binary_mode(&headers(&[(
+            "content-type",
+            "application/json"
+        )])));
     }
 
     #[test]

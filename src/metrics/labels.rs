@@ -55,6 +55,13 @@ label! {
         Succeeded => "reload_succeeded",
         NotInAlertOn => "not_in_alert_on",
         SessionApp => "session_app",
+        /// An event type the daemon does not alert on (the gateway publishes every signed one).
+        UnknownEventType => "unknown_event_type",
+        /// A value it does not know, e.g. the placeholder `"status": "string"` of Qlik's
+        /// published examples.
+        UnknownValue => "unknown_value",
+        /// A test run of an automation from the editor (`include_automation_test_runs`).
+        AutomationTestRun => "automation_test_run",
     }
 }
 
@@ -66,8 +73,6 @@ label! {
         NotAnObject => "not_an_object",
         MissingField => "missing_field",
         WrongType => "wrong_type",
-        UnknownValue => "unknown_value",
-        UnknownEventType => "unknown_event_type",
     }
 }
 
@@ -95,6 +100,7 @@ label! {
         User => "user",
         Space => "space",
         ScriptLog => "script_log",
+        Automation => "automation",
     }
 }
 

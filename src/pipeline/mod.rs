@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::config::Config;
 use crate::domain::Failure;
 use crate::metrics::{inc, DropReason, Label, Metrics};
-use crate::qlik::event::{decode, DecodeError, ReloadEvent};
+use crate::qlik::event::{decode, DecodeError, Disposal, ReloadEvent};
 use crate::store::health::StoreTrouble;
 use crate::store::{Record, Store, StoreError, Written};
 
@@ -40,6 +40,7 @@ pub struct Rules {
     pub monitored_tenants: HashSet<String>,
     pub alert_on: Vec<Failure>,
     pub include_session_apps: bool,
+    pub include_automation_test_runs: bool,
     /// Some destination sends recovery notices: successful reloads of failing apps matter.
     pub recovery: bool,
 }
@@ -50,6 +51,7 @@ impl Rules {
             monitored_tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
             alert_on: config.alert_on.clone(),
             include_session_apps: config.include_session_apps,
+            include_automation_test_runs: config.include_automation_test_runs,
             recovery: config.recovery_enabled(),
         }
     }
@@ -105,14 +107,25 @@ pub enum Verdict {
         reason: DropReason,
         event: Box<ReloadEvent>,
     },
+    /// Cannot be parsed: a dead letter.
     Malformed(DecodeError),
+    /// Parsed, but of a type or with a value we do not alert on: dropped and counted.
+    Ignored {
+        reason: DropReason,
+        error: DecodeError,
+    },
 }
 
 /// Decode, then the tenant filter, then the failure filter. Pure: no I/O.
 pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
     let event = match decode(payload) {
         Ok(event) => Box::new(event),
-        Err(error) => return Verdict::Malformed(error),
+        Err(error) => {
+            return match error.disposal() {
+                Disposal::DeadLetter(_) => Verdict::Malformed(error),
+                Disposal::Drop(reason) => Verdict::Ignored { reason, error },
+            }
+        }
     };
     let reason = if !rules.monitored_tenants.contains(&event.tenant_id) {
         DropReason::UnmonitoredTenant
@@ -122,6 +135,9 @@ pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
             Some(failure) if !rules.alert_on.contains(&failure) => DropReason::NotInAlertOn,
             Some(_) if event.is_session_app == Some(true) && !rules.include_session_apps => {
                 DropReason::SessionApp
+            }
+            Some(_) if event.is_test_run == Some(true) && !rules.include_automation_test_runs => {
+                DropReason::AutomationTestRun
             }
             Some(failure) => return Verdict::Alert { event, failure },
         }
@@ -198,13 +214,22 @@ impl Ingest {
                     event,
                     topic: message.topic(),
                 }),
+                // A failure that raises no alert here still names its app for later alerts.
+                Verdict::Drop {
+                    reason: DropReason::NotInAlertOn | DropReason::SessionApp,
+                    event,
+                } if event.app_name.is_some() => Some(Record::AppName {
+                    tenant: &event.tenant_id,
+                    app: &event.app_id,
+                    name: event.app_name.as_deref().unwrap_or_default(),
+                }),
                 Verdict::Malformed(error) => Some(Record::DeadLetter {
                     topic: message.topic(),
                     payload: message.payload(),
                     reason: error.reason(),
                     detail: error.to_string(),
                 }),
-                Verdict::Drop { .. } => None,
+                Verdict::Drop { .. } | Verdict::Ignored { .. } => None,
             };
             recorded.push(record.is_some());
             records.extend(record);
@@ -223,8 +248,19 @@ impl Ingest {
                     inc(&self.metrics.decoded);
                     self.report_alert(event, *failure, written);
                 }
+                Verdict::Ignored { reason, error } => {
+                    self.metrics.dropped.inc(*reason);
+                    tracing::debug!(
+                        topic = message.topic(),
+                        reason = reason.as_str(),
+                        detail = %error,
+                        "event of a type or with a value that raises no alert; dropped"
+                    );
+                }
                 Verdict::Malformed(error) => {
-                    self.metrics.dead_letters.inc(error.label());
+                    if let Disposal::DeadLetter(label) = error.disposal() {
+                        self.metrics.dead_letters.inc(label);
+                    }
                     tracing::warn!(
                         topic = message.topic(),
                         bytes = message.payload().len(),
@@ -243,8 +279,8 @@ impl Ingest {
                             self.jobs_committed.notify_one();
                             tracing::info!(job_id, tenant_id = ?event.tenant_id, app_id = ?event.app_id, reload_id = ?event.reload_id, "failing app reloaded successfully; recovery recorded");
                         }
+                        Some(Written::AppName) | None => self.report_drop(*reason, event),
                         Some(_) => self.failing.remove(&event.tenant_id, &event.app_id),
-                        None => self.report_drop(*reason, event),
                     }
                 }
             }

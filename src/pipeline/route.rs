@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::notify::Payload;
 use crate::qlik::api::QlikClient;
 use crate::qlik::enrich::enrich;
-use crate::qlik::event::ReloadEvent;
+use crate::qlik::event::{EventKind, ReloadEvent};
 use crate::qlik::model::Enrichment;
 use crate::render::context::{self, AlertInput};
 use crate::render::notice;
@@ -51,8 +51,17 @@ impl Router {
             None => Enrichment::default(),
         };
         self.archive(event, &enrichment);
-        let input = AlertInput::new(&self.config, event, &enrichment);
-        let tags = enrichment.item.as_ref().map(|i| i.tags.as_slice());
+        let remembered = self.remembered_name(event, &enrichment).await;
+        let mut input = AlertInput::new(&self.config, event, &enrichment);
+        input.remembered_name = remembered.as_deref();
+        // An automation has no tags (known, not unknown): `only_apps_tagged` destinations do
+        // not get its alerts, `skip_apps_tagged` ones do.
+        let tags = match event.kind {
+            EventKind::AutomationRun => Some(&[][..]),
+            EventKind::EngineAttempt | EventKind::FinalOutcome => {
+                enrichment.item.as_ref().map(|i| i.tags.as_slice())
+            }
+        };
         if let Some((reason, resend_key)) = self.silenced(event, &enrichment, tags).await {
             return self
                 .config
@@ -113,6 +122,32 @@ impl Router {
         out
     }
 
+    /// The last name an event carried for the app, when neither the API nor this event names
+    /// it (a `reload.finished` while the API is down). A store error only costs the name.
+    async fn remembered_name(
+        &self,
+        event: &ReloadEvent,
+        enrichment: &Enrichment,
+    ) -> Option<String> {
+        let named = event.app_name.is_some()
+            || enrichment.app.as_ref().is_some_and(|a| a.name.is_some())
+            || enrichment
+                .automation
+                .as_ref()
+                .is_some_and(|a| a.name.is_some());
+        if named {
+            return None;
+        }
+        let (tenant, app) = (event.tenant_id.clone(), event.app_id.clone());
+        match self.store.call(move |s| s.app_name(&tenant, &app)).await {
+            Ok(name) => name,
+            Err(error) => {
+                tracing::warn!(app_id = ?event.app_id, %error, "cannot read the remembered app name; the alert names the app by its id");
+                None
+            }
+        }
+    }
+
     /// Recovery notices: for each destination with `notify_recovery` that told someone about
     /// this app failing, one message to each of them. No enrichment: the event says enough.
     async fn recovery_deliveries(
@@ -123,7 +158,9 @@ impl Router {
     ) -> Vec<NewDelivery> {
         let event = &job.event;
         let enrichment = Enrichment::default();
-        let input = AlertInput::new(&self.config, event, &enrichment);
+        let remembered = self.remembered_name(event, &enrichment).await;
+        let mut input = AlertInput::new(&self.config, event, &enrichment);
+        input.remembered_name = remembered.as_deref();
         let facts = notice::Recovery {
             failing_since: chrono::DateTime::from_timestamp_millis(failing_since)
                 .unwrap_or_default(),

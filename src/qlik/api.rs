@@ -19,7 +19,7 @@ pub use self::error::ApiError;
 
 use self::cache::{TtlCache, CAPACITY};
 use super::auth::Credentials;
-use super::model::{AppInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
+use super::model::{AppInfo, AutomationInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
 use crate::config::{EnrichConfig, TenantAuth};
 use crate::http::{error_chain, Body};
 use crate::metrics::Metrics;
@@ -36,6 +36,7 @@ const APP: &str = "GET /api/v1/apps/{appId}";
 const ITEM: &str = "GET /api/v1/items?resourceType=app";
 const USER: &str = "GET /api/v1/users/{userId}";
 const SPACE: &str = "GET /api/v1/spaces/{spaceId}";
+const AUTOMATION: &str = "GET /api/v1/automations/{id}";
 const SCRIPT_LOG: &str = "GET /api/v1/apps/{appId}/reloads/logs/{reloadId}";
 
 /// Idle connections to a tenant are closed after this: a storm opens one per concurrent look-up
@@ -52,6 +53,7 @@ pub struct QlikClient {
     items: TtlCache<ItemInfo>,
     users: TtlCache<UserInfo>,
     spaces: TtlCache<SpaceInfo>,
+    automations: TtlCache<AutomationInfo>,
 }
 
 impl std::fmt::Debug for QlikClient {
@@ -92,6 +94,7 @@ impl QlikClient {
             items: TtlCache::new(ttl, CAPACITY),
             users: TtlCache::new(ttl, CAPACITY),
             spaces: TtlCache::new(ttl, CAPACITY),
+            automations: TtlCache::new(ttl, CAPACITY),
         })
     }
 
@@ -157,6 +160,18 @@ impl QlikClient {
             .await?
             .into_info(user_id);
         self.users.insert(user_id, info.clone());
+        Ok(info)
+    }
+
+    /// An automation's name, owner and space (Qlik Automate), cached.
+    pub async fn automation(&self, id: &str) -> Result<AutomationInfo, ApiError> {
+        segment(AUTOMATION, id)?;
+        if let Some(hit) = self.automations.get(id) {
+            return Ok(hit);
+        }
+        let url = format!("{}/api/v1/automations/{id}", self.base);
+        let info = AutomationInfo::from(self.get_json::<wire::Automation>(AUTOMATION, &url).await?);
+        self.automations.insert(id, info.clone());
         Ok(info)
     }
 

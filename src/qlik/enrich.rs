@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::api::{ApiError, QlikClient};
-use super::event::ReloadEvent;
+use super::event::{EventKind, ReloadEvent};
 use super::model::{AppInfo, Enrichment, ItemInfo, LookupFailure, SpaceInfo, UserInfo};
 use crate::config::{Config, EnrichConfig, Problem, TenantConfig};
 use crate::metrics::{Label, Lookup, Metrics};
@@ -61,6 +61,9 @@ pub fn clients_for(
 /// Everything the API can tell about `event`'s reload. Never fails: a failed look-up leaves its
 /// part `None` and adds an entry to `failures`.
 pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics) -> Enrichment {
+    if event.kind == EventKind::AutomationRun {
+        return enrich_automation(client, event, metrics).await;
+    }
     // The user who triggered the reload, when it is not the owner (for a schedule it often is).
     let trigger_user =
         non_empty(&event.user_id).filter(|id| non_empty(&event.owner_id) != Some(*id));
@@ -90,7 +93,47 @@ pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics)
         user,
         space: record.keep(Lookup::Space, space),
         script_log: record.keep(Lookup::ScriptLog, Some(script_log)),
+        automation: None,
         failures: record.failures,
+    }
+}
+
+/// An automation run: the automation (`GET /api/v1/automations/{id}`: name, owner), its owner
+/// and the user who ran it. No reload, app or script log look-ups.
+async fn enrich_automation(
+    client: &QlikClient,
+    event: &ReloadEvent,
+    metrics: &Metrics,
+) -> Enrichment {
+    let mut record = Recorder {
+        event,
+        metrics,
+        failures: Vec::new(),
+    };
+    let automation = record.keep(
+        Lookup::Automation,
+        Some(client.automation(&event.app_id).await),
+    );
+    let owner_id = non_empty(&event.owner_id)
+        .or_else(|| automation.as_ref().and_then(|a| non_empty(&a.owner_id)));
+    let runner = non_empty(&event.user_id).filter(|id| owner_id != Some(*id));
+    let (owner, user) = tokio::join!(
+        maybe(owner_id.map(|id| client.user(id))),
+        maybe(runner.map(|id| client.user(id))),
+    );
+    let owner = record.keep(Lookup::Owner, owner);
+    let user = match user {
+        Some(result) => record.keep(Lookup::User, Some(result)),
+        None => owner
+            .clone()
+            .filter(|o| non_empty(&event.user_id) == Some(o.id.as_str())),
+    };
+    Enrichment {
+        automation,
+        owner,
+        user,
+        failures: record.failures,
+        ..Enrichment::default()
     }
 }
 

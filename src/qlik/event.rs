@@ -1,6 +1,6 @@
 //! The only place that parses Qlik event JSON. Both reload event types, in any of the three
-//! envelopes Qlik sends (legacy CloudEvents-0.1-like, hybrid, CloudEvents 1.0), become one
-//! [`ReloadEvent`]. Field reference: shared fixtures `qlik/events.md`.
+//! envelopes Qlik sends (legacy CloudEvents-0.1-like, hybrid, CloudEvents 1.0), and Qlik
+//! Automate's `automation.run.ended`, become one [`ReloadEvent`]. Field reference: shared fixtures `qlik/events.md`.
 //!
 //! Required fields (type, id, tenant, app, reload id, status) must be present with the right type,
 //! or the event is rejected naming the field. Everything else is optional and read leniently: a
@@ -15,6 +15,8 @@
 //! `invalid_json`, as it did when the whole payload was parsed into a `Value`; UTF-8 is still
 //! checked over the whole payload.
 
+mod envelope;
+mod error;
 mod wire;
 
 use chrono::{DateTime, Utc};
@@ -22,11 +24,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Failure;
-use crate::metrics::{DeadLetterReason, Label};
 use wire::{Data, Envelope, Extensions, Loose, Obj};
+
+pub use envelope::{routing, structured_from_binary, Routing, BINARY_PREFIX};
+pub use error::{DecodeError, Disposal};
 
 pub const APP_RELOAD_FINISHED: &str = "com.qlik.v1.app.reload.finished";
 pub const RELOAD_FINISHED: &str = "com.qlik.v1.reload.finished";
+pub const AUTOMATION_RUN_ENDED: &str = "com.qlik.v1.automation.run.ended";
 
 /// Which of the two event types this was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +41,11 @@ pub enum EventKind {
     EngineAttempt,
     /// `com.qlik.v1.reload.finished`: the reload's final outcome, once per reload.
     FinalOutcome,
+    /// `com.qlik.v1.automation.run.ended`: a Qlik Automate run ended. The automation stands
+    /// where an app does (`app_id` is its id, `app_name` its name) and the run where a reload
+    /// does (`reload_id` is the run id), so dedupe, rate limits, digests, silences and
+    /// recoveries apply to automations as they do to apps.
+    AutomationRun,
 }
 
 /// The outcome, normalised across both event types.
@@ -86,6 +96,15 @@ pub struct ReloadEvent {
     /// `data.errors[]` and `data.warnings[]` have no published schema: kept as opaque JSON.
     pub errors: Vec<Value>,
     pub warnings: Vec<Value>,
+    /// `data.resourceType` of `reload.finished`: the service that started it (`reload-tasks`,
+    /// `api`, `automate`, ...), and `data.resourceId`, the id there (e.g. the reload task).
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// `data.weight`: the reload's queue priority, 1–10.
+    pub weight: Option<i64>,
+    /// An automation's test run from the editor (`data.testRun`, `isTestRun`, or the context
+    /// `test_run`).
+    pub is_test_run: Option<bool>,
 }
 
 impl ReloadEvent {
@@ -96,47 +115,12 @@ impl ReloadEvent {
             (EventKind::FinalOutcome, Status::Failed) => Some(Failure::ReloadFailed),
             (EventKind::FinalOutcome, Status::ExceededLimit) => Some(Failure::ReloadExceededLimit),
             (EventKind::FinalOutcome, Status::Canceled) => Some(Failure::ReloadCanceled),
+            (EventKind::AutomationRun, Status::Failed) => Some(Failure::AutomationFailed),
+            (EventKind::AutomationRun, Status::ExceededLimit) => {
+                Some(Failure::AutomationExceededLimit)
+            }
             _ => None,
         }
-    }
-}
-
-/// Why a payload is not a reload event we can use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("not valid JSON: {0}")]
-    InvalidJson(String),
-    #[error("not a JSON object")]
-    NotAnObject,
-    #[error("missing required field `{0}`")]
-    MissingField(&'static str),
-    #[error("field `{field}` should be {expected}")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-    },
-    #[error("field `{field}` has the unknown value `{value}`")]
-    UnknownValue { field: &'static str, value: String },
-    #[error("event type `{0}` is not a reload event")]
-    UnknownEventType(String),
-}
-
-impl DecodeError {
-    /// The bounded label for metrics and the dead-letter table.
-    pub fn label(&self) -> DeadLetterReason {
-        match self {
-            Self::InvalidJson(_) => DeadLetterReason::InvalidJson,
-            Self::NotAnObject => DeadLetterReason::NotAnObject,
-            Self::MissingField(_) => DeadLetterReason::MissingField,
-            Self::WrongType { .. } => DeadLetterReason::WrongType,
-            Self::UnknownValue { .. } => DeadLetterReason::UnknownValue,
-            Self::UnknownEventType(_) => DeadLetterReason::UnknownEventType,
-        }
-    }
-
-    /// The label's text, as the dead-letter table stores it.
-    pub fn reason(&self) -> &'static str {
-        self.label().as_str()
     }
 }
 
@@ -154,6 +138,7 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
     let kind = match event_type {
         APP_RELOAD_FINISHED => EventKind::EngineAttempt,
         RELOAD_FINISHED => EventKind::FinalOutcome,
+        AUTOMATION_RUN_ENDED => EventKind::AutomationRun,
         // Kept short: the text goes into the log and the dead letter's detail, and the sender
         // chooses its length.
         other => {
@@ -182,12 +167,16 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
         "tenantid",
         &[&root.tenantid, &ext.tenant_id, &data.tenant_id],
     )?;
+    let resource = match kind {
+        EventKind::AutomationRun => &data.automation_id,
+        EventKind::EngineAttempt | EventKind::FinalOutcome => &data.app_id,
+    };
     let app_id = required(
         "toplevelresourceid",
         &[
             &root.toplevelresourceid,
             &ext.top_level_resource_id,
-            &data.app_id,
+            resource,
         ],
     )?;
     let (reload_id, status_text, status) = match kind {
@@ -206,6 +195,11 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
             let (text, status) = final_status(&data)?;
             (reload_id, text, status)
         }
+        EventKind::AutomationRun => {
+            let run_id = required("data.id", &[&data.id])?;
+            let text = required("data.status", &[&data.status])?;
+            (run_id, text.to_owned(), run_status(text)?)
+        }
     };
 
     let (duration_ms, start_time, end_time) = match kind {
@@ -218,7 +212,23 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
             time(&data.start_time),
             time(&data.last_reload_time),
         ),
+        EventKind::AutomationRun => (None, time(&data.start_time), time(&data.stop_time)),
     };
+    let automation = kind == EventKind::AutomationRun;
+    let (name, trigger) = match automation {
+        true => (&data.title, &data.context),
+        false => (&data.name, &data.r#type),
+    };
+    let is_test_run = data
+        .test_run
+        .as_bool()
+        .or(data.is_test_run.as_bool())
+        .or_else(|| (data.context.text()? == "test_run").then_some(true))
+        .filter(|_| automation);
+    let mut errors = data.errors.0;
+    if errors.is_empty() {
+        errors = data.error.0;
+    }
     // `time` wins whenever it is present, even as null or not a time: `eventTime` is the legacy
     // name of the same field, not a fallback for a bad value.
     let event_time = match root.time {
@@ -235,13 +245,16 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
         tenant_id: tenant_id.to_owned(),
         app_id: app_id.to_owned(),
         reload_id: reload_id.to_owned(),
-        owner_id: optional(&[&root.ownerid, &ext.owner_id]),
-        user_id: optional(&[&root.userid, &ext.user_id, &data.user_id]),
-        space_id: optional(&[&root.spaceid, &ext.space_id]),
+        owner_id: optional(&[&root.ownerid, &ext.owner_id, &data.owner_id]),
+        user_id: match automation {
+            true => optional(&[&data.executed_by_id, &root.userid]),
+            false => optional(&[&root.userid, &ext.user_id, &data.user_id]),
+        },
+        space_id: optional(&[&root.spaceid, &ext.space_id, &data.space_id]),
         status,
         status_text,
-        app_name: optional(&[&data.name]),
-        trigger: optional(&[&data.r#type]),
+        app_name: optional(&[name]),
+        trigger: optional(&[trigger]),
         error_code: optional(&[&data.error_code]),
         error_message: optional(&[&data.error_message]),
         start_time,
@@ -259,8 +272,12 @@ pub fn decode(payload: &[u8]) -> Result<ReloadEvent, DecodeError> {
             Obj::Absent | Obj::Other => None,
         },
         usage: optional(&[&data.usage, &data.app_usage]),
-        errors: data.errors.0,
+        errors,
         warnings: data.warnings.0,
+        resource_type: optional(&[&data.resource_type]),
+        resource_id: optional(&[&data.resource_id]),
+        weight: data.weight.as_i64(),
+        is_test_run,
     })
 }
 
@@ -287,6 +304,18 @@ fn final_status(data: &Data) -> Result<(String, Status), DecodeError> {
             field: "data.status",
             expected: "text",
         }),
+    }
+}
+
+/// An automation run's `data.status`. Only ended runs reach a webhook; a status of a run still
+/// going (`running`, `queued`, ...) or one Qlik has not listed is an unknown value.
+fn run_status(text: &str) -> Result<Status, DecodeError> {
+    match text {
+        "failed" => Ok(Status::Failed),
+        "exceeded limit" => Ok(Status::ExceededLimit),
+        "finished" | "finished with warnings" => Ok(Status::Succeeded),
+        "stopped" | "must stop" => Ok(Status::Canceled),
+        other => Err(unknown("data.status", other)),
     }
 }
 
@@ -332,11 +361,17 @@ fn time(value: &Loose<'_>) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
-/// A readable line for one `data.errors[]` item (no published schema): the engine's
-/// `qDescription` when the item has one, else the item as JSON.
+/// A readable line for one `data.errors[]` / `data.warnings[]` item (no published schema): the
+/// engine's `qDescription`, else a `message` (automation runs), else the item as JSON.
 pub fn engine_error_text(item: &Value) -> String {
-    match item.get("qDescription").and_then(Value::as_str) {
+    match ["qDescription", "message"]
+        .iter()
+        .find_map(|key| item.get(*key).and_then(Value::as_str))
+    {
         Some(text) => text.to_owned(),
-        None => item.to_string(),
+        None => match item.as_str() {
+            Some(text) => text.to_owned(),
+            None => item.to_string(),
+        },
     }
 }

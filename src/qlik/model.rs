@@ -24,8 +24,25 @@ pub struct Enrichment {
     /// `GET /api/v1/apps/{appId}/reloads/logs/{reloadId}`: the full script log, line endings as
     /// Qlik sent them (CRLF).
     pub script_log: Option<String>,
+    /// `GET /api/v1/automations/{automationId}`, for an automation run.
+    #[serde(default)]
+    pub automation: Option<AutomationInfo>,
     /// Look-ups that failed, for logs and metrics.
     pub failures: Vec<LookupFailure>,
+}
+
+/// What an automation alert uses of `GET /api/v1/automations/{id}` (`@qlik/api`
+/// `AutomationDetailResponseObject`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutomationInfo {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub owner_id: Option<String>,
+    pub space_id: Option<String>,
+    /// `manual`, `scheduled`, `triggered` or `webhook`.
+    pub run_mode: Option<String>,
+    /// `available`, `unavailable` or `disabled`.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +60,15 @@ pub struct ReloadInfo {
     pub creation_time: Option<DateTime<Utc>>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// `resourceType`: the service that started it (`reload-tasks`, `api`, `automate`, ...).
+    #[serde(default)]
+    pub resource_type: Option<String>,
+    /// `resourceId`: the id there (the reload task's id for `reload-tasks`).
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// `weight`: queue priority, 1–10.
+    #[serde(default)]
+    pub weight: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ fn is_url_key(key: &str) -> bool {
         key,
         "url"
             | "appUrl"
+            | "automationUrl"
             | "tenantUrl"
             | "appThumbnail"
             | "appOwnerPicture"

@@ -14,6 +14,7 @@ mod templates;
 use serde_json::{json, Value};
 
 use crate::config::{Config, DestinationConfig, DestinationKind, MessageFormat, Problem};
+use crate::qlik::event::EventKind;
 use chat::{basic_slack, basic_teams, with_strings, Escapes};
 use context::AlertInput;
 use escape::{json_string_body, single_line, slack_entities, slack_fences, teams_markdown};
@@ -67,6 +68,8 @@ pub enum Kind {
     Alert,
     Digest,
     Recovery,
+    /// An alert for a failed Qlik Automate run.
+    Automation,
 }
 
 impl Kind {
@@ -75,6 +78,7 @@ impl Kind {
             Kind::Alert => "alert",
             Kind::Digest => "digest",
             Kind::Recovery => "recovery",
+            Kind::Automation => "automation",
         }
     }
 
@@ -111,7 +115,7 @@ impl Renderer {
     pub fn render(&self, i: usize, input: &AlertInput) -> Result<Rendered, RenderError> {
         let d = &self.destinations[i];
         let ctx = context::build(input, &d.name, d.script_log);
-        self.render_kind(i, Kind::Alert, &ctx)
+        self.render_kind(i, alert_kind(input), &ctx)
             .map(|(rendered, _)| rendered)
     }
 
@@ -267,6 +271,10 @@ impl Renderer {
             .or(ctx["appId"].as_str())
             .unwrap_or_default()
             .to_owned();
+        if alert_kind(input) == Kind::Automation {
+            let line = format!("Qlik Automate run failed: \"{app}\"");
+            return self.stock_or_line(i, Kind::Automation, &ctx, &line);
+        }
         let line = format!("Qlik Cloud reload failed: \"{app}\"");
         match &d.kind {
             DestinationKind::Email(_) => Rendered::Email {
@@ -345,10 +353,18 @@ struct Names<'a> {
     origin: &'a str,
 }
 
+/// The template kind of an alert: a reload's, or an automation run's.
+fn alert_kind(input: &AlertInput) -> Kind {
+    match input.event.kind {
+        EventKind::AutomationRun => Kind::Automation,
+        EventKind::EngineAttempt | EventKind::FinalOutcome => Kind::Alert,
+    }
+}
+
 /// Whether destination `d` ever sends messages of `kind`.
 pub fn uses(d: &DestinationConfig, kind: Kind) -> bool {
     match kind {
-        Kind::Alert => true,
+        Kind::Alert | Kind::Automation => true,
         Kind::Digest => d.grouping.is_some(),
         Kind::Recovery => d.notify_recovery,
     }

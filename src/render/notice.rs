@@ -17,6 +17,7 @@ const ITEM_KEYS: &[&str] = &[
     "tenantId",
     "tenantComment",
     "appId",
+    "alertKind",
     "appName",
     "appUrl",
     "spaceId",
@@ -154,13 +155,17 @@ impl Renderer {
                     .as_str()
                     .or(ctx["appId"].as_str())
                     .unwrap_or_default();
-                let line = format!("✅ Qlik Cloud reload recovered: \"{app}\"");
+                let what = match ctx["alertKind"].as_str() {
+                    Some("automation") => "Qlik Automate run",
+                    _ => "Qlik Cloud reload",
+                };
+                let line = format!("✅ {what} recovered: \"{app}\"");
                 self.stock_or_line(i, Kind::Recovery, ctx, &line)
             }
         }
     }
 
-    fn stock_or_line(&self, i: usize, kind: Kind, ctx: &Value, line: &str) -> Rendered {
+    pub(super) fn stock_or_line(&self, i: usize, kind: Kind, ctx: &Value, line: &str) -> Rendered {
         match self.render_stock(i, kind, ctx) {
             Ok((rendered, _)) => rendered,
             Err(error) => {

@@ -3,9 +3,13 @@
 //! 2 MB script log), so a template that cannot survive it fails before the first real alert.
 
 use crate::qlik::event::{decode, ReloadEvent};
-use crate::qlik::model::{AppInfo, Enrichment, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
+use crate::qlik::model::{
+    AppInfo, AutomationInfo, Enrichment, ItemInfo, ReloadInfo, SpaceInfo, UserInfo,
+};
 
 const EVENT: &[u8] = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
+const AUTOMATION_EVENT: &[u8] =
+    include_bytes!("../../tests/fixtures/events/automation-run-ended-failed.json");
 const SCRIPT_LOG: &str = "2025-03-14 06:12:31 0000  Execution started.\r\n\
 2025-03-14 06:12:31 0000  Qlik Sense Server Version 14.212.9\r\n\
 2025-03-14 06:12:31 0000  ReloadID: 67d3c8f1a2b4c5d6e7f80912\r\n\
@@ -46,6 +50,9 @@ pub fn enrichment() -> Enrichment {
             creation_time: None,
             start_time: "2025-03-14T06:12:31.904Z".parse().ok(),
             end_time: "2025-03-14T06:12:40.322Z".parse().ok(),
+            resource_type: Some("reload-tasks".into()),
+            resource_id: Some("67d3c8f1a2b4c5d6e7f80aa1".into()),
+            weight: Some(1),
         }),
         app: Some(AppInfo {
             name: Some("Sales Dashboard <EU> & \"Nordics\"".into()),
@@ -83,6 +90,7 @@ pub fn enrichment() -> Enrichment {
             kind: Some("shared".into()),
         }),
         script_log: Some(SCRIPT_LOG.into()),
+        automation: None,
         failures: Vec::new(),
     }
 }
@@ -94,10 +102,14 @@ pub fn hostile() -> (ReloadEvent, Enrichment) {
     event.error_code = Some(HOSTILE.into());
     event.error_message = Some(HOSTILE.repeat(200));
     event.errors = vec![serde_json::json!({"qDescription": HOSTILE})];
+    event.warnings = vec![serde_json::json!({"qDescription": HOSTILE}), HOSTILE.into()];
     let mut enrichment = enrichment();
     if let Some(reload) = enrichment.reload.as_mut() {
         reload.log = Some(HOSTILE.repeat(500));
         reload.trigger = Some(HOSTILE.into());
+    }
+    if let Some(app) = enrichment.app.as_mut() {
+        app.name = Some(HOSTILE.into());
     }
     if let Some(owner) = enrichment.owner.as_mut() {
         owner.name = Some(HOSTILE.into());
@@ -111,5 +123,48 @@ pub fn hostile() -> (ReloadEvent, Enrichment) {
     }
     let line = format!("{HOSTILE} {}\r\n", "x".repeat(200));
     enrichment.script_log = Some(line.repeat(2 * 1024 * 1024 / line.len() + 1));
+    (event, enrichment)
+}
+
+/// The sample automation failure (a Qlik Automate run), with what the API adds.
+pub fn automation() -> (ReloadEvent, Enrichment) {
+    let event = match decode(AUTOMATION_EVENT) {
+        Ok(event) => event,
+        Err(error) => unreachable!("built-in sample automation event does not decode: {error}"),
+    };
+    let full = enrichment();
+    let enrichment = Enrichment {
+        automation: Some(AutomationInfo {
+            name: Some("Nightly CRM export".into()),
+            description: Some("Pushes yesterday's opportunities to the CRM".into()),
+            owner_id: Some("65f1c2d3e4a5b6c7d8e9f012".into()),
+            space_id: Some("6628d931342648bd8b3de5af".into()),
+            run_mode: Some("scheduled".into()),
+            state: Some("available".into()),
+        }),
+        owner: full.owner,
+        user: full.user,
+        ..Enrichment::default()
+    };
+    (event, enrichment)
+}
+
+/// The automation sample with every text replaced by [`HOSTILE`].
+pub fn hostile_automation() -> (ReloadEvent, Enrichment) {
+    let (mut event, mut enrichment) = automation();
+    event.app_name = Some(HOSTILE.into());
+    event.trigger = Some(HOSTILE.into());
+    event.errors = vec![serde_json::json!({"message": HOSTILE.repeat(200)})];
+    if let Some(automation) = enrichment.automation.as_mut() {
+        automation.name = Some(HOSTILE.into());
+        automation.description = Some(HOSTILE.into());
+    }
+    for user in [enrichment.owner.as_mut(), enrichment.user.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        user.name = Some(HOSTILE.into());
+        user.email = Some(HOSTILE_EMAIL.into());
+    }
     (event, enrichment)
 }

@@ -18,7 +18,7 @@ pub const TEAMS: (&str, &str) = (
     include_str!("../../templates/teams/reload-failed.json.hbs"),
 );
 
-/// The stock templates of a notice kind (digest or recovery) for every destination type.
+/// The stock templates of a notice kind (digest, recovery, automation alert) for every destination type.
 #[derive(Clone, Copy)]
 pub struct NoticeStock {
     pub subject: &'static str,
@@ -65,5 +65,25 @@ pub const RECOVERY: NoticeStock = NoticeStock {
     teams: (
         "templates/teams/recovered.json.hbs",
         include_str!("../../templates/teams/recovered.json.hbs"),
+    ),
+};
+
+pub const AUTOMATION: NoticeStock = NoticeStock {
+    subject: crate::config::AUTOMATION_SUBJECT,
+    email_html: (
+        "templates/email/automation-failed.html.hbs",
+        include_str!("../../templates/email/automation-failed.html.hbs"),
+    ),
+    email_text: (
+        "templates/email/automation-failed.txt.hbs",
+        include_str!("../../templates/email/automation-failed.txt.hbs"),
+    ),
+    slack: (
+        "templates/slack/automation-failed.json.hbs",
+        include_str!("../../templates/slack/automation-failed.json.hbs"),
+    ),
+    teams: (
+        "templates/teams/automation-failed.json.hbs",
+        include_str!("../../templates/teams/automation-failed.json.hbs"),
     ),
 };

@@ -114,7 +114,7 @@ pub(super) struct Templates {
     html: Handlebars<'static>,
     raw: Handlebars<'static>,
     /// Where each destination's templates came from, for error messages: by kind, then index.
-    origins: [Vec<String>; 3],
+    origins: [Vec<String>; 4],
 }
 
 impl Templates {
@@ -132,7 +132,7 @@ impl Templates {
         }
         let mut problems = Vec::new();
         for (index, d) in config.destinations.iter().enumerate() {
-            for kind in [Kind::Alert, Kind::Digest, Kind::Recovery] {
+            for kind in [Kind::Alert, Kind::Digest, Kind::Recovery, Kind::Automation] {
                 // Templates a destination never uses are not compiled (nor checked).
                 if !uses(d, kind) {
                     templates.origins[kind.index()].push(String::new());
@@ -184,6 +184,7 @@ impl Templates {
         for (kind, stock) in [
             (Kind::Digest, stock::DIGEST),
             (Kind::Recovery, stock::RECOVERY),
+            (Kind::Automation, stock::AUTOMATION),
         ] {
             let id = |part| TemplateId::Stock { kind, part };
             for (part, (name, text)) in [
@@ -281,6 +282,7 @@ fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
         Kind::Alert => None,
         Kind::Digest => Some(stock::DIGEST),
         Kind::Recovery => Some(stock::RECOVERY),
+        Kind::Automation => Some(stock::AUTOMATION),
     };
     match (&d.kind, stock) {
         (DestinationKind::Email(e), None) => TemplateSet {
@@ -302,6 +304,14 @@ fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
                         "digest_subject",
                         "digest_html_template",
                         "digest_text_template",
+                    ],
+                ),
+                Kind::Automation => (
+                    &e.automation,
+                    [
+                        "automation_subject",
+                        "automation_html_template",
+                        "automation_text_template",
                     ],
                 ),
                 _ => (
@@ -326,6 +336,7 @@ fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
             &s.template,
             &s.digest_template,
             &s.recovery_template,
+            &s.automation_template,
             stock.map_or(stock::SLACK, |s| s.slack),
             kind,
         ),
@@ -333,6 +344,7 @@ fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
             &t.template,
             &t.digest_template,
             &t.recovery_template,
+            &t.automation_template,
             stock.map_or(stock::TEAMS, |s| s.teams),
             kind,
         ),
@@ -343,6 +355,7 @@ fn chat_set(
     alert: &Option<PathBuf>,
     digest: &Option<PathBuf>,
     recovery: &Option<PathBuf>,
+    automation: &Option<PathBuf>,
     stock: (&'static str, &'static str),
     kind: Kind,
 ) -> TemplateSet {
@@ -350,6 +363,7 @@ fn chat_set(
         Kind::Alert => (alert, "template"),
         Kind::Digest => (digest, "digest_template"),
         Kind::Recovery => (recovery, "recovery_template"),
+        Kind::Automation => (automation, "automation_template"),
     };
     TemplateSet {
         subject: None,

@@ -8,6 +8,7 @@
 //! alerting half shares ([`SharedStore`]) commits in groups with one fsync per group before it
 //! answers anyone (see `shared.rs`).
 
+mod app_names;
 mod dead_letters;
 mod deliveries;
 pub mod health;
@@ -84,6 +85,12 @@ pub enum Record<'a> {
         event: &'a ReloadEvent,
         topic: &'a str,
     },
+    /// An event that raises no alert but names its app: the name is remembered.
+    AppName {
+        tenant: &'a str,
+        app: &'a str,
+        name: &'a str,
+    },
     /// A payload that could not be used, kept for inspection.
     DeadLetter {
         topic: &'a str,
@@ -105,6 +112,8 @@ pub enum Written {
     Recovery(i64),
     /// A successful reload of an app that was not failing: nothing written.
     NotFailing,
+    /// An app's name remembered, nothing else.
+    AppName,
 }
 
 pub struct Store {
@@ -217,6 +226,10 @@ impl Store {
                     topic,
                 } => {
                     let json = serde_json::to_string(event)?;
+                    if let Some(name) = event.app_name.as_deref() {
+                        app_names::remember(&tx, &event.tenant_id, &event.app_id, name, now)
+                            .map_err(sqlite)?;
+                    }
                     let written = write_job(&tx, event, *failure, topic, &json, now, expires);
                     if let (Ok(Written::Job(_)), true) = (&written, track_failing) {
                         notices::note_failure(&tx, event, now).map_err(sqlite)?;
@@ -226,6 +239,9 @@ impl Store {
                 Record::Recovery { event, topic } => {
                     let json = serde_json::to_string(event)?;
                     notices::write_recovery(&tx, event, topic, &json, now)
+                }
+                Record::AppName { tenant, app, name } => {
+                    app_names::remember(&tx, tenant, app, name, now).map(|()| Written::AppName)
                 }
                 Record::DeadLetter {
                     topic,

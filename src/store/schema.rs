@@ -101,6 +101,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, app_id)
     ) WITHOUT ROWID;
     ",
+    // The last name an event carried for each app (`appName` when the API cannot tell).
+    "
+    CREATE TABLE app_names (
+        tenant_id       TEXT NOT NULL,
+        app_id          TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        seen_at         INTEGER NOT NULL,           -- unix ms
+        PRIMARY KEY (tenant_id, app_id)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::qlik::model::{AppInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
+use crate::qlik::model::{AppInfo, AutomationInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
 
 /// `Some(value)` when the field has the expected type, `None` otherwise.
 fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
@@ -44,6 +44,12 @@ pub(super) struct Reload {
     start_time: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient")]
     end_time: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient")]
+    resource_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    resource_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    weight: Option<i64>,
 }
 
 impl From<Reload> for ReloadInfo {
@@ -59,6 +65,9 @@ impl From<Reload> for ReloadInfo {
             creation_time: r.creation_time,
             start_time: r.start_time,
             end_time: r.end_time,
+            resource_type: text(r.resource_type),
+            resource_id: text(r.resource_id),
+            weight: r.weight,
         }
     }
 }
@@ -108,6 +117,37 @@ impl From<App> for AppInfo {
             space_id: text(a.space_id),
             usage: text(a.usage),
             is_direct_query_mode: a.is_direct_query_mode,
+        }
+    }
+}
+
+/// `GET /api/v1/automations/{id}` (`@qlik/api` `AutomationDetailResponseObject`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Automation {
+    #[serde(default, deserialize_with = "lenient")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    owner_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    space_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    run_mode: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    state: Option<String>,
+}
+
+impl From<Automation> for AutomationInfo {
+    fn from(a: Automation) -> Self {
+        AutomationInfo {
+            name: text(a.name),
+            description: text(a.description),
+            owner_id: text(a.owner_id),
+            space_id: text(a.space_id),
+            run_mode: text(a.run_mode),
+            state: text(a.state),
         }
     }
 }

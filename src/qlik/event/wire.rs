@@ -298,7 +298,7 @@ fields! {
 }
 
 fields! {
-    /// `data` of both event types.
+    /// `data` of the three event types.
     struct Data, keys DataKey {
         tenant_id: Loose<'a> = "tenantId",
         app_id: Loose<'a> = "appId",
@@ -329,6 +329,20 @@ fields! {
         app_usage: Loose<'a> = "appUsage",
         errors: List = "errors",
         warnings: List = "warnings",
+        resource_type: Loose<'a> = "resourceType",
+        resource_id: Loose<'a> = "resourceId",
+        weight: Loose<'a> = "weight",
+        // automation.run.ended (a run object)
+        title: Loose<'a> = "title",
+        context: Loose<'a> = "context",
+        executed_by_id: Loose<'a> = "executedById",
+        stop_time: Loose<'a> = "stopTime",
+        test_run: Loose<'a> = "testRun",
+        is_test_run: Loose<'a> = "isTestRun",
+        automation_id: Loose<'a> = "automationId",
+        owner_id: Loose<'a> = "ownerId",
+        space_id: Loose<'a> = "spaceId",
+        error: List = "error",
     }
 }
 

@@ -13,13 +13,17 @@ use crate::config::ScriptLogLines;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertContext {
+    /// `reload` or `automation`.
+    pub alert_kind: &'static str,
     pub tenant_id: String,
     pub tenant_comment: Option<String>,
     pub tenant_url: Option<String>,
     pub user_id: Option<String>,
     pub user_name: Option<String>,
     pub app_id: String,
-    pub app_name: Option<String>,
+    /// Never empty: the API's name, else the event's, else the last one an event carried
+    /// (remembered in the store), else `app <appId>` (`automation <id>`).
+    pub app_name: String,
     pub app_description: Option<String>,
     pub app_url: Option<String>,
     pub app_has_section_access: Option<bool>,
@@ -48,6 +52,14 @@ pub struct AlertContext {
     pub is_session_app: Option<bool>,
     pub is_skip_store: Option<bool>,
     pub reload_id: String,
+    /// The reload task that started the reload (`resourceId` when `resourceType` is
+    /// `reload-tasks` or `tasks`).
+    pub reload_task_id: Option<String>,
+    /// The service that started it (`reload-tasks`, `api`, `automate`, ...) and its id there.
+    pub reload_resource_type: Option<String>,
+    pub reload_resource_id: Option<String>,
+    /// Queue priority, 1–10.
+    pub reload_weight: Option<i64>,
     pub row_limit: Option<i64>,
     /// Butler's field; Qlik Cloud events carry no statements, so it is always empty.
     pub statements: Vec<String>,
@@ -60,6 +72,8 @@ pub struct AlertContext {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub engine_errors: Vec<String>,
+    /// Readable lines from the event's `data.warnings[]`.
+    pub engine_warnings: Vec<String>,
     pub log_message: Option<String>,
     pub execution_duration: DurationParts,
     pub execution_start_time: StartTimes,
@@ -75,6 +89,8 @@ pub struct AlertContext {
     pub destination_name: String,
     #[serde(flatten)]
     pub script_log: ScriptLogFields,
+    #[serde(flatten)]
+    pub automation: super::automation::AutomationFields,
 }
 
 /// Butler's `genericUrls[]` item.

@@ -8,11 +8,14 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::config::{Config, LinkConfig, ScriptLogLines, TenantConfig};
-use crate::qlik::event::{engine_error_text, ReloadEvent, Status};
+use crate::domain::AlertKind;
+use crate::qlik::event::{engine_error_text, EventKind, ReloadEvent, Status};
 use crate::qlik::model::Enrichment;
 
+mod automation;
 mod contract;
 
+pub use automation::{automation_url, AutomationFields};
 pub use contract::{
     AlertContext, Button, DurationParts, GenericUrl, ScriptLogFields, StartTimes, StopTimes, Times,
 };
@@ -31,6 +34,9 @@ pub struct AlertInput<'a> {
     pub links: &'a [LinkConfig],
     /// `None`: the system's local zone.
     pub timezone: Option<Tz>,
+    /// The last name an event carried for this app (the store's), for when neither the API
+    /// nor this event names it.
+    pub remembered_name: Option<&'a str>,
 }
 
 impl<'a> AlertInput<'a> {
@@ -42,6 +48,7 @@ impl<'a> AlertInput<'a> {
             tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
             links: &config.links,
             timezone: config.timezone,
+            remembered_name: None,
         }
     }
 
@@ -101,9 +108,17 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
             _ => t,
         });
     let publish_time = app.and_then(|a| a.publish_time.clone());
-    let app_url = tenant_url
-        .as_ref()
-        .map(|base| format!("{base}/sense/app/{}", e.app_id));
+    let automation = e.kind == EventKind::AutomationRun;
+    let app_name = app_name(input);
+    // The hub link the items API gives (`links.open.href`), else the usual one.
+    let app_url = match automation {
+        true => automation_url(tenant_url.as_deref(), &e.app_id),
+        false => item.and_then(|i| i.open_url.clone()).or_else(|| {
+            tenant_url
+                .as_ref()
+                .map(|base| format!("{base}/sense/app/{}", e.app_id))
+        }),
+    };
     let user_name =
         x.user
             .as_ref()
@@ -122,7 +137,12 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
             .clone()
             .unwrap_or_else(|| format!("{}/console", t.base_url()))
     });
-    let mut buttons: Vec<Button> = [("Open app", &app_url), ("Hub", &hub), ("Console", &qmc)]
+    let open = if automation {
+        "Open automation"
+    } else {
+        "Open app"
+    };
+    let mut buttons: Vec<Button> = [(open, &app_url), ("Hub", &hub), ("Console", &qmc)]
         .into_iter()
         .filter_map(|(text, url)| {
             url.as_ref().map(|url| Button {
@@ -135,7 +155,20 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
         text: l.text.clone(),
         url: l.url.clone(),
     }));
+    let kind = e.failure().map_or(AlertKind::Reload, |f| f.kind());
+    let reload_task_id = e
+        .resource_type
+        .as_deref()
+        .or(reload.and_then(|r| r.resource_type.as_deref()))
+        .filter(|t| matches!(*t, "reload-tasks" | "tasks"))
+        .and(
+            e.resource_id
+                .clone()
+                .or(reload.and_then(|r| r.resource_id.clone())),
+        );
     AlertContext {
+        alert_kind: kind.as_str(),
+        automation: AutomationFields::of(input, &app_name, tenant_url.as_deref()),
         tenant_id: e.tenant_id.clone(),
         tenant_comment: input
             .tenant
@@ -145,11 +178,7 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
         user_id: e.user_id.clone().or(reload.and_then(|r| r.user_id.clone())),
         user_name,
         app_id: e.app_id.clone(),
-        app_name: e
-            .app_name
-            .clone()
-            .or(app.and_then(|a| a.name.clone()))
-            .map(cap),
+        app_name,
         app_description: app.and_then(|a| a.description.clone()).map(cap),
         app_url,
         app_has_section_access: app.and_then(|a| a.has_section_access),
@@ -179,6 +208,16 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
         is_session_app: e.is_session_app,
         is_skip_store: e.is_skip_store,
         reload_id: e.reload_id.clone(),
+        reload_task_id,
+        reload_resource_type: e
+            .resource_type
+            .clone()
+            .or(reload.and_then(|r| r.resource_type.clone())),
+        reload_resource_id: e
+            .resource_id
+            .clone()
+            .or(reload.and_then(|r| r.resource_id.clone())),
+        reload_weight: e.weight.or(reload.and_then(|r| r.weight)),
         row_limit: e.row_limit,
         statements: Vec::new(),
         status: e.status_text.clone(),
@@ -199,6 +238,11 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
             .or(reload.and_then(|r| r.error_message.clone()))
             .map(cap),
         engine_errors: e.errors.iter().map(|i| cap(engine_error_text(i))).collect(),
+        engine_warnings: e
+            .warnings
+            .iter()
+            .map(|i| cap(engine_error_text(i)))
+            .collect(),
         log_message: reload
             .and_then(|r| r.log.as_deref())
             .map(|l| cap(l.replace("\r\n", "\n"))),
@@ -223,6 +267,27 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
         destination_name: destination.to_owned(),
         script_log: ScriptLogFields::of(input.enrichment.script_log.as_deref(), lines),
     }
+}
+
+/// Never empty (design §9.1): the API's name, else this event's, else the last name an event
+/// carried for the app, else `app <appId>` (`automation <id>`).
+pub fn app_name(input: &AlertInput) -> String {
+    let (e, x) = (input.event, input.enrichment);
+    let api = match e.kind {
+        EventKind::AutomationRun => x.automation.as_ref().and_then(|a| a.name.clone()),
+        EventKind::EngineAttempt | EventKind::FinalOutcome => {
+            x.app.as_ref().and_then(|a| a.name.clone())
+        }
+    };
+    let word = match e.kind {
+        EventKind::AutomationRun => "automation",
+        EventKind::EngineAttempt | EventKind::FinalOutcome => "app",
+    };
+    api.or(e.app_name.clone())
+        .or(input.remembered_name.map(str::to_owned))
+        .filter(|name| !name.trim().is_empty())
+        .map(cap)
+        .unwrap_or_else(|| format!("{word} {}", e.app_id))
 }
 
 /// `FAILED`, `SUCCEEDED`, ... as the Reloads API names the status.
