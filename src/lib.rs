@@ -11,6 +11,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod listener;
+pub mod memory;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;

@@ -160,7 +160,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert!(config.admin.token.is_none());
     assert_eq!(config.poll.interval, Duration::from_secs(300));
     assert_eq!(config.delivery.give_up_after, Duration::from_secs(86_400));
-    assert_eq!(config.gateway.max_body, 1 << 20);
+    assert_eq!(config.gateway.max_body, 256 << 10);
     assert!(config.destinations.is_empty());
 }
 

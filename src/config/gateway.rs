@@ -17,11 +17,23 @@ pub(super) fn read_gateway(s: &Section) -> GatewayConfig {
             .into_iter()
             .filter(|secret| !secret.is_empty())
             .collect(),
-        max_body: s.or("max_body", ByteSize(1 << 20)).0,
+        // Qlik's events are a few KB; a larger limit only gives a flood more to send.
+        max_body: s.or("max_body", ByteSize(256 << 10)).0,
+        max_connections: s.or("max_connections", 4096usize),
+        body_budget: s.or("body_budget", ByteSize(64 << 20)).0,
         topic_prefix: s.or("topic_prefix", "qscloud/app/reload".to_owned()),
         allowed_tenants: s.or("allowed_tenants", Vec::new()),
         public_url: s.opt("public_url"),
     };
+    if gateway.max_connections == 0 {
+        s.problem("max_connections", "must be at least 1");
+    }
+    if gateway.body_budget < gateway.max_body {
+        s.problem(
+            "body_budget",
+            "must be at least max_body: a body of max_body bytes could never be read",
+        );
+    }
     if gateway
         .public_url
         .as_ref()

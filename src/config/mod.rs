@@ -185,6 +185,10 @@ pub struct GatewayConfig {
     /// Webhook secrets; more than one during a rotation.
     pub secrets: Vec<Secret>,
     pub max_body: u64,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Body bytes all requests hold at once beyond each one's first 16 KiB.
+    pub body_budget: u64,
     pub topic_prefix: String,
     /// Non-empty: only events of these tenants are accepted (others get 403).
     pub allowed_tenants: Vec<String>,

@@ -7,12 +7,14 @@
 //! on SIGINT/SIGTERM stop accepting, let requests in flight finish (bounded), then disconnect
 //! from the broker.
 
+mod budget;
 mod rejection;
 pub mod server;
 pub mod tls;
 pub mod verify;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, GatewayConfig, MqttConfig};
@@ -40,6 +42,8 @@ pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 const DISCONNECT_BOUND: Duration = Duration::from_secs(5);
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most a connection reads ahead of the handler (headers must fit: hyper answers 431).
+const READ_BUFFER: usize = 64 * 1024;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest body the publisher can carry in one MQTT packet, with room for the topic.
@@ -157,8 +161,9 @@ pub async fn run_until(
         path: settings.path.clone(),
         verifier: Verifier::new(&settings.secrets),
         publisher,
-        metrics,
+        metrics: metrics.clone(),
         max_body: settings.max_body,
+        budget: budget::BodyBudget::new(settings.body_budget),
         topic_prefix: settings.topic_prefix.clone(),
         allowed_tenants: settings.allowed_tenants.clone(),
     }));
@@ -175,12 +180,20 @@ pub async fn run_until(
     let (http_stop, http_stop_rx) = watch::channel(false);
     // Each connection task holds a sender; `recv` returns `None` once every one has ended.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let mut refusals = RefusalLog::default();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(connection(stream, peer, app.clone(), tls.clone(), http_stop_rx.clone(), open.clone()));
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        drop(stream);
+                        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        refusals.note(settings.max_connections);
+                        continue;
+                    };
+                    tokio::spawn(connection(stream, peer, app.clone(), tls.clone(), http_stop_rx.clone(), (open.clone(), slot)));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: pause rather than spin.
@@ -215,7 +228,7 @@ async fn connection(
     app: Router,
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
-    _open: mpsc::Sender<()>,
+    _open: (mpsc::Sender<()>, OwnedSemaphorePermit),
 ) {
     let Some(acceptor) = tls else {
         return serve(stream, peer, app, stop).await;
@@ -250,7 +263,10 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        // hyper reads ahead up to ~400 KB a connection by default: a flood of large bodies
+        // would hold that much each, outside the body budget.
+        .max_buf_size(READ_BUFFER);
     let mut conn = builder.serve_connection(TokioIo::new(stream), service);
     let result = tokio::select! {
         result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => result,
@@ -263,7 +279,9 @@ where
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }
-    linger(conn.into_parts().io.into_inner()).await;
+    // The connection's read buffer and service go now, not after the linger.
+    let stream = conn.into_parts().io.into_inner();
+    linger(stream).await;
 }
 
 /// How long a closed connection keeps reading what its client still sends.
@@ -281,7 +299,7 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
         return;
     }
     let drain = async {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = [0u8; 4096];
         let mut left = LINGER_BYTES;
         while left > 0 {
             match stream.read(&mut buf).await {
@@ -291,6 +309,31 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// A warning about connections over the cap, at most every 10 s, with how many.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, max_connections: usize) {
+        self.since += 1;
+        if self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                max_connections,
+                refused = self.since,
+                "connections over gateway.max_connections closed"
+            );
+            self.last = Some(std::time::Instant::now());
+            self.since = 0;
+        }
+    }
 }
 
 /// Resolves once `stop` is set (or its sender is gone).

@@ -25,6 +25,8 @@ pub(super) enum Rejection {
     BadRequest(String),
     Forbidden(String),
     Unavailable(PublishError),
+    /// The body budget is spent (a flood of large bodies): 503, retry later.
+    Busy,
 }
 
 impl Rejection {
@@ -39,6 +41,7 @@ impl Rejection {
             Self::BadRequest(_) => GatewayOutcome::BadRequest,
             Self::Forbidden(_) => GatewayOutcome::Forbidden,
             Self::Unavailable(_) => GatewayOutcome::Unavailable,
+            Self::Busy => GatewayOutcome::Busy,
         }
     }
 
@@ -73,6 +76,12 @@ impl Rejection {
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
                 "service unavailable: the event could not be handed to the MQTT broker; retry later\n",
+            )
+                .into_response(),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string())],
+                "service unavailable: too many large bodies in flight; retry later\n",
             )
                 .into_response(),
         }

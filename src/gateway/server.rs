@@ -23,6 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::budget::BodyBudget;
 use super::rejection::{log, reason, Rejection};
 use super::verify::{self, Signature, Verifier};
 use crate::metrics::{GatewayMetrics, GatewayOutcome};
@@ -42,6 +43,8 @@ pub struct Gateway {
     pub publisher: Publisher,
     pub metrics: Arc<GatewayMetrics>,
     pub max_body: u64,
+    /// The body bytes all requests may hold at once beyond their free allowance.
+    pub budget: BodyBudget,
     pub topic_prefix: String,
     /// Empty: every tenant.
     pub allowed_tenants: Vec<String>,
@@ -72,7 +75,7 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
 async fn metrics_text(State(gateway): State<Arc<Gateway>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        gateway.metrics.render(),
+        gateway.metrics.render(gateway.budget.in_flight()),
     )
         .into_response()
 }
@@ -140,7 +143,7 @@ async fn handle(gateway: &Gateway, request: Request) -> Result<Accepted, Rejecti
         .get("qlik-signature")
         .map(HeaderValue::as_bytes);
     let signature = Signature::parse(header).map_err(Rejection::Unauthorized)?;
-    let body = read_body(body, gateway.max_body).await?;
+    let body = read_body(body, gateway.max_body, &gateway.budget).await?;
     let secret = gateway
         .verifier
         .verify(&body, &signature)
@@ -235,13 +238,36 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Reads the body, failing as soon as it passes `limit` (a chunked body included): at most the
 /// limit plus one frame is ever held.
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, Rejection> {
+async fn read_body(body: Body, limit: u64, budget: &BodyBudget) -> Result<Bytes, Rejection> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+    let mut held = budget.open();
+    let read = async {
+        let mut body = Limited::new(body, limit);
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    Rejection::TooLarge
+                } else {
+                    Rejection::BadRequest("the body could not be read".into())
+                }
+            })?;
+            if let Ok(data) = frame.into_data() {
+                // The budget pays for what is allocated, growth included, before it is.
+                let want = bytes.len() + data.len();
+                if want > bytes.capacity() {
+                    let capacity = (bytes.capacity() * 2).clamp(want, limit.max(want));
+                    held.grow_to(capacity).map_err(|_| Rejection::Busy)?;
+                    bytes.reserve_exact(capacity - bytes.len());
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(bytes))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Err(_) => Err(Rejection::Timeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(Rejection::TooLarge),
-        Ok(Err(_)) => Err(Rejection::BadRequest("the body could not be read".into())),
+        Ok(result) => result,
     }
 }
 

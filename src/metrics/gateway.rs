@@ -1,5 +1,6 @@
 //! The gateway's metrics.
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::text::{counter, gauge, histogram, labelled};
@@ -12,6 +13,8 @@ pub struct GatewayMetrics {
     pub publish_seconds: Histogram,
     pub mqtt_connected: AtomicBool,
     pub mqtt_connects: AtomicU64,
+    /// Connections closed at once because `gateway.max_connections` were open.
+    pub connections_refused: AtomicU64,
 }
 
 impl Default for GatewayMetrics {
@@ -21,13 +24,15 @@ impl Default for GatewayMetrics {
             publish_seconds: Histogram::new(LATENCY_BOUNDS),
             mqtt_connected: AtomicBool::new(false),
             mqtt_connects: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
 
 impl GatewayMetrics {
-    /// The Prometheus text exposition of the gateway's metrics.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of the gateway's metrics; `body_bytes` are the body
+    /// bytes being read now.
+    pub fn render(&self, body_bytes: usize) -> String {
         let mut out = String::with_capacity(1024);
         labelled(
             &mut out,
@@ -52,6 +57,16 @@ impl GatewayMetrics {
             "gateway_mqtt_connects_total",
             "Successful MQTT connections of the gateway (the first and every reconnect).",
             &self.mqtt_connects,
+        );
+        counter(
+            &mut out,
+            "gateway_connections_refused_total",
+            "Connections closed at once because gateway.max_connections were open.",
+            &self.connections_refused,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP reload_butler_gateway_body_bytes_in_flight Body bytes of requests being read now.\n# TYPE reload_butler_gateway_body_bytes_in_flight gauge\nreload_butler_gateway_body_bytes_in_flight {body_bytes}"
         );
         out
     }

@@ -128,6 +128,7 @@ label! {
         TooLarge => "too_large",
         UnsupportedMediaType => "unsupported_media_type",
         Unavailable => "unavailable",
+        Busy => "busy",
         Timeout => "timeout",
         MethodNotAllowed => "method_not_allowed",
         NotFound => "not_found",

@@ -169,12 +169,7 @@ fn release_memory(store: &Store) {
     if let Err(error) = store.conn.execute_batch("PRAGMA shrink_memory") {
         tracing::debug!(%error, "cannot shrink the state store's page cache");
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code, reason = "the crate's one FFI call; see the SAFETY note")]
-    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; any thread may call it.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::give_back();
 }
 
 #[cfg(test)]

@@ -96,6 +96,18 @@ impl Gateway {
         http_get(self.port, path)
     }
 
+    /// The gateway's resident memory, in bytes (VmRSS of /proc).
+    pub fn rss(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     /// One series of /metrics (labels included), e.g. `..._requests_total{outcome="accepted"}`.
     pub fn metric(&self, series: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics")?;
