@@ -281,6 +281,7 @@ fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
         drop(links);
         let comment = s.or("comment", String::new());
         let auth = read_auth(&s.section("auth"), credentials_needed);
+        let rate_limit = read_rate_limit(&s.section("rate_limit"));
         // Without a url the tenant is left out; its problem is recorded.
         if let Some(url) = url {
             tenants.push(TenantConfig {
@@ -290,10 +291,25 @@ fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
                 auth,
                 qmc_url,
                 hub_url,
+                rate_limit,
             });
         }
     }
     tenants
+}
+
+fn read_rate_limit(s: &Section) -> TenantRateLimit {
+    let default = TenantRateLimit::default();
+    let limit = TenantRateLimit {
+        per_minute: s.or("per_minute", default.per_minute),
+        burst: s.or("burst", default.burst),
+    };
+    for (key, value) in [("per_minute", limit.per_minute), ("burst", limit.burst)] {
+        if value == 0 {
+            s.problem(key, "must be at least 1");
+        }
+    }
+    limit
 }
 
 fn read_auth(s: &Section, credentials_needed: bool) -> Option<TenantAuth> {

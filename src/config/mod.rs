@@ -117,6 +117,25 @@ pub struct TenantConfig {
     pub auth: Option<TenantAuth>,
     pub qmc_url: Option<String>,
     pub hub_url: Option<String>,
+    /// The client-side budget of this tenant's credential (`rate_limit`).
+    pub rate_limit: TenantRateLimit,
+}
+
+/// `tenants[].rate_limit`: REST requests the daemon allows itself per tenant credential, a token
+/// bucket of `burst` requests refilled at `per_minute`. The defaults are Qlik's tier 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantRateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Default for TenantRateLimit {
+    fn default() -> Self {
+        Self {
+            per_minute: 1_000,
+            burst: 5_000,
+        }
+    }
 }
 
 impl TenantConfig {
