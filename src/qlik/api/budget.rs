@@ -7,7 +7,8 @@
 //!   kept waiting by the rest: the others take a token only while one is left for every name
 //!   look-up waiting.
 //! - A 429 sets one pause for the tenant (the latest end wins; concurrent 429s do not add up),
-//!   empties the bucket (Qlik says it is spent), and is counted once in the time paused.
+//!   empties the bucket (Qlik says it is spent; it refills from the end of the pause), and is
+//!   counted once in the time paused.
 //! - Within [`within`] (enrichment: `enrich.timeout` per alert), a request that would have to
 //!   wait past the deadline fails at once instead, so the alert goes out with what is known.
 
@@ -132,7 +133,7 @@ impl Budget {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.per_second).min(self.burst);
-        b.at = now;
+        b.at = b.at.max(now);
         if let Some(until) = b.paused_until.filter(|until| *until > now) {
             return Some(until - now);
         }
@@ -159,10 +160,12 @@ impl Budget {
         let now = Instant::now();
         let until = now + after;
         let current = b.paused_until.filter(|u| *u > now).unwrap_or(now);
-        b.tokens = 0.0;
-        b.at = now;
         self.gauges.left.store(0, Ordering::Relaxed);
         if until > current {
+            // Qlik says the budget is spent: it refills from the end of the pause, not during it
+            // (a bucket full again at the end would only earn the next 429).
+            b.tokens = 0.0;
+            b.at = until;
             let added = until - current;
             self.gauges
                 .paused_ms

@@ -55,11 +55,13 @@ impl QlikClient {
         limit: usize,
         build: impl Fn(&Client) -> RequestBuilder,
     ) -> Result<Body, ApiError> {
+        // Boxed: the attempt's future is large, and look-ups nest (single flight, joins).
+        let send = Box::pin(self.send(call, limit, &build));
         match budget::deadline() {
-            Some(deadline) => tokio::time::timeout_at(deadline, self.send(call, limit, &build))
+            Some(deadline) => tokio::time::timeout_at(deadline, send)
                 .await
                 .unwrap_or(Err(ApiError::OutOfTime { call })),
-            None => self.send(call, limit, &build).await,
+            None => send.await,
         }
     }
 
