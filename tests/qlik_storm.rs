@@ -14,7 +14,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::qlik::{budgeted_qlik_fake, storm_app_name, Limit, Load};
+use common::qlik::budgeted_qlik_fake;
+use common::qlik_budget::{storm_app_name, Limit, Load};
 use common::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -75,8 +75,12 @@ pub async fn budgeted_qlik(
         async move {
             let answer = fake.answer(method.as_str(), uri.path(), uri.query().unwrap_or_default());
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-            let mut response =
-                (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
+            let mut response = (
+                status,
+                [(header::CONTENT_TYPE, answer.content_type)],
+                answer.body,
+            )
+                .into_response();
             if let Some(wait) = answer.retry_after {
                 response
                     .headers_mut()

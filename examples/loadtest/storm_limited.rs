@@ -101,9 +101,7 @@ async fn run(
         let at = |i: usize| posts.get(i).map(|p| p.at.duration_since(start));
         let named = posts
             .iter()
-            .filter(|p| {
-                std::str::from_utf8(&p.body).is_ok_and(|b| b.contains(&storm_app_name("")))
-            })
+            .filter(|p| std::str::from_utf8(&p.body).is_ok_and(|b| b.contains(&storm_app_name(""))))
             .count();
         (at(0), at(posts.len().saturating_sub(1)), named)
     };
@@ -113,7 +111,8 @@ async fn run(
     let load = &fake.load;
     let get = Load::get;
     let (requests, rate_limited) = (get(&load.requests), get(&load.rate_limited));
-    let secs = |d: Option<Duration>| d.map_or("?".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
+    let secs =
+        |d: Option<Duration>| d.map_or("?".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
     let scenario: &'static str = if budget == "tier 1" {
         "storm-rate-limited (tier 1)"
     } else {

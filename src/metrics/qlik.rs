@@ -132,7 +132,10 @@ mod tests {
         metrics.request(QlikEndpoint::App, QlikOutcome::Ok);
         assert_eq!(metrics.requests(QlikEndpoint::App, QlikOutcome::Ok), 2);
         assert_eq!(metrics.requests(QlikEndpoint::Item, QlikOutcome::Ok), 0);
-        metrics.tenant("t1").paused_ms.store(13_000, Ordering::Relaxed);
+        metrics
+            .tenant("t1")
+            .paused_ms
+            .store(13_000, Ordering::Relaxed);
         let mut out = String::new();
         metrics.render(&mut out);
         assert!(out.contains(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{any, method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-pub use super::qlik_budget::{storm_app_name, BudgetedQlik, Limit, Load};
+use super::qlik_budget::{BudgetedQlik, Limit};
 
 pub fn api_fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/api/{name}", env!("CARGO_MANIFEST_DIR"));
