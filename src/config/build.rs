@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::destinations::read_destinations;
+use super::rate_limit::read_rate_limit;
 use super::reader::{ByteSize, Node, Problems, Section};
 use super::*;
 
@@ -296,20 +297,6 @@ fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
         }
     }
     tenants
-}
-
-fn read_rate_limit(s: &Section) -> TenantRateLimit {
-    let default = TenantRateLimit::default();
-    let limit = TenantRateLimit {
-        per_minute: s.or("per_minute", default.per_minute),
-        burst: s.or("burst", default.burst),
-    };
-    for (key, value) in [("per_minute", limit.per_minute), ("burst", limit.burst)] {
-        if value == 0 {
-            s.problem(key, "must be at least 1");
-        }
-    }
-    limit
 }
 
 fn read_auth(s: &Section, credentials_needed: bool) -> Option<TenantAuth> {

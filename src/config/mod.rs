@@ -6,6 +6,7 @@ mod destinations;
 pub mod env;
 pub mod reader;
 pub mod secret;
+mod rate_limit;
 mod silences;
 mod values;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use env::{process_env, Env};
 pub use reader::Problem;
 pub use secret::{Secret, SecretUrl};
+pub use rate_limit::TenantRateLimit;
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 
 use crate::domain::Failure;
@@ -119,23 +121,6 @@ pub struct TenantConfig {
     pub hub_url: Option<String>,
     /// The client-side budget of this tenant's credential (`rate_limit`).
     pub rate_limit: TenantRateLimit,
-}
-
-/// `tenants[].rate_limit`: REST requests the daemon allows itself per tenant credential, a token
-/// bucket of `burst` requests refilled at `per_minute`. The defaults are Qlik's tier 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TenantRateLimit {
-    pub per_minute: u32,
-    pub burst: u32,
-}
-
-impl Default for TenantRateLimit {
-    fn default() -> Self {
-        Self {
-            per_minute: 1_000,
-            burst: 5_000,
-        }
-    }
 }
 
 impl TenantConfig {
