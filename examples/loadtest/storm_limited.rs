@@ -5,7 +5,8 @@
 //! - Qlik's published tier 1 (1,000 a minute over 5 minutes: a burst of 5,000), the daemon
 //!   configured with the same defaults;
 //! - a tight one, as when other tools already spend most of it: a burst of 1,000, then 1,000 a
-//!   minute, every 429 with `Retry-After: 13`, the daemon still on its defaults.
+//!   minute, every 429 with `Retry-After: 13`, the daemon still on its defaults; then the same
+//!   with `enrich.timeout: 30s`, so that alerts may wait out a pause for their script logs.
 //!
 //! Printed: alerts delivered, seconds to the first and last alert, alerts with the app's name,
 //! Qlik requests per alert and 429s.
@@ -49,22 +50,47 @@ pub async fn storm_rate_limited(settings: &Settings) -> Result<Vec<Row>, String>
         per_minute: 1_000,
         retry_after: Some(13),
     };
-    let mut rows = run(settings, "tier 1", TIER_1, count, apps).await?;
-    rows.extend(run(settings, "tight", tight, count, apps).await?);
+    let mut rows = run(settings, Budget::Tier1, TIER_1, count, apps).await?;
+    rows.extend(run(settings, Budget::Tight, tight, count, apps).await?);
+    rows.extend(run(settings, Budget::TightPatient, tight, count, apps).await?);
     Ok(rows)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    Tier1,
+    Tight,
+    /// The tight budget with `enrich.timeout: 30s`.
+    TightPatient,
+}
+
+impl Budget {
+    fn scenario(self) -> &'static str {
+        match self {
+            Budget::Tier1 => "storm-rate-limited (tier 1)",
+            Budget::Tight => "storm-rate-limited (tight)",
+            Budget::TightPatient => "storm-rate-limited (tight, enrich.timeout 30s)",
+        }
+    }
 }
 
 async fn run(
     settings: &Settings,
-    budget: &'static str,
+    budget: Budget,
     limit: Limit,
     count: usize,
     apps: usize,
 ) -> Result<Vec<Row>, String> {
+    let scenario = budget.scenario();
     progress(&format!(
-        "storm-rate-limited ({budget}: burst {}, {}/min): {count} failures of {apps} apps",
+        "{scenario} (burst {}, {}/min): {count} failures of {apps} apps",
         limit.burst, limit.per_minute
     ));
+    let timeout = if budget == Budget::TightPatient {
+        "30s"
+    } else {
+        "10s"
+    };
     let broker = Broker::start()?;
     let (qlik, fake) = fakes::budgeted_qlik(limit).await?;
     let (hooks_url, hooks) = fakes::webhooks().await?;
@@ -73,7 +99,7 @@ async fn run(
             "timezone: Europe/Stockholm\n\
              mqtt: {{url: 'mqtt://127.0.0.1:{}', client_id: rb-load-limited-{admin}, keep_alive: 30s}}\n\
              poll: {{enabled: false}}\n\
-             enrich: {{enabled: true}}\n\
+             enrich: {{enabled: true, timeout: {timeout}}}\n\
              state: {{path: '{}'}}\n\
              admin: {{listen: '127.0.0.1:{admin}'}}\n\
              tenants:\n  - {{id: {TENANT}, url: '{qlik}', auth: {{api_key: load-test-key}}}}\n\
@@ -113,12 +139,7 @@ async fn run(
     let (requests, rate_limited) = (get(&load.requests), get(&load.rate_limited));
     let secs =
         |d: Option<Duration>| d.map_or("?".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
-    let scenario: &'static str = if budget == "tier 1" {
-        "storm-rate-limited (tier 1)"
-    } else {
-        "storm-rate-limited (tight)"
-    };
-    let (first_target, last_target) = if budget == "tier 1" {
+    let (first_target, last_target) = if budget == Budget::Tier1 {
         ("", "≤ 60 s")
     } else {
         ("≤ 5 s", "≤ 60 s")
@@ -156,6 +177,6 @@ async fn run(
                 100.0 * rate_limited as f64 / requests.max(1) as f64
             ),
         )
-        .vs(if budget == "tier 1" { "≤ 1 %" } else { "" }, ""),
+        .vs(if budget == Budget::Tier1 { "≤ 1 %" } else { "" }, ""),
     ])
 }
