@@ -177,6 +177,13 @@ async fn run(
                 100.0 * rate_limited as f64 / requests.max(1) as f64
             ),
         )
-        .vs(if budget == Budget::Tier1 { "≤ 1 %" } else { "" }, ""),
+        .vs(
+            if budget == Budget::Tier1 {
+                "≤ 1 %"
+            } else {
+                ""
+            },
+            "",
+        ),
     ])
 }

@@ -4,9 +4,9 @@
 mod build;
 mod destinations;
 pub mod env;
+mod rate_limit;
 pub mod reader;
 pub mod secret;
-mod rate_limit;
 mod silences;
 mod values;
 
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::{process_env, Env};
+pub use rate_limit::TenantRateLimit;
 pub use reader::Problem;
 pub use secret::{Secret, SecretUrl};
-pub use rate_limit::TenantRateLimit;
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 
 use crate::domain::Failure;
