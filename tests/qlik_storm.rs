@@ -37,6 +37,7 @@ fn failure(n: usize) -> Vec<u8> {
     })
 }
 
+/// Each Slack message as JSON text.
 async fn slack_texts(server: &MockServer) -> Vec<String> {
     server
         .received_requests()
@@ -44,7 +45,7 @@ async fn slack_texts(server: &MockServer) -> Vec<String> {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_owned))
+        .map(|v| v.to_string())
         .collect()
 }
 
@@ -107,11 +108,16 @@ async fn a_storm_over_the_rate_limit_delivers_every_alert_with_its_name() {
             texts.iter().filter(|t| t.contains(&name)).count()
         })
         .sum::<usize>();
+    let without_log = texts
+        .iter()
+        .filter(|t| !t.contains("Script log ("))
+        .collect::<Vec<_>>();
     eprintln!(
         "storm of {FAILURES} failures of {APPS} apps: {} alerts, {named} with the app name, \
-         last after {:.1} s; {requests} Qlik requests ({:.2} per alert), {rate_limited} answered \
+         {} without the script log, last after {:.1} s; {requests} Qlik requests ({:.2} per alert), {rate_limited} answered \
          429 ({:.1} %); admitted: {} app, {} item, {} script log, {} reload",
         texts.len(),
+        without_log.len(),
         last.as_secs_f64(),
         requests as f64 / FAILURES as f64,
         100.0 * rate_limited as f64 / requests.max(1) as f64,
@@ -122,6 +128,12 @@ async fn a_storm_over_the_rate_limit_delivers_every_alert_with_its_name() {
     );
     assert_eq!(texts.len(), FAILURES, "every alert arrives");
     assert_eq!(named, FAILURES, "every alert names its app");
+    assert!(
+        without_log
+            .iter()
+            .all(|t| t.contains("Script log: could not be fetched")),
+        "an alert without its script log says so"
+    );
     // `reload.finished` carries the outcome: no `GET /reloads/{id}`.
     assert_eq!(Load::get(&load.reloads), 0);
     // Single flight and the cache: one answered look-up per app and item (a few more only if

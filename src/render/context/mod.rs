@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::config::{Config, LinkConfig, ScriptLogLines, TenantConfig};
+use crate::metrics::{Label, Lookup};
 use crate::qlik::event::{engine_error_text, ReloadEvent, Status};
 use crate::qlik::model::Enrichment;
 
@@ -221,7 +222,14 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
             .collect(),
         buttons,
         destination_name: destination.to_owned(),
-        script_log: ScriptLogFields::of(input.enrichment.script_log.as_deref(), lines),
+        script_log: ScriptLogFields::of(input.enrichment.script_log.as_deref(), lines)
+            .lookup_failed(
+                input
+                    .enrichment
+                    .failures
+                    .iter()
+                    .any(|f| f.lookup == Lookup::ScriptLog.as_str()),
+            ),
     }
 }
 
