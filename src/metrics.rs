@@ -3,6 +3,7 @@
 
 mod gateway;
 mod labels;
+mod qlik;
 mod text;
 
 use std::collections::BTreeMap;
@@ -12,8 +13,10 @@ use std::sync::Mutex;
 
 pub use self::gateway::GatewayMetrics;
 pub use self::labels::{
-    AlertOutcome, DeadLetterReason, DropReason, GatewayOutcome, Label, Lookup, QlikOutcome,
+    AlertOutcome, DeadLetterReason, DropReason, GatewayOutcome, Label, Lookup, QlikEndpoint,
+    QlikOutcome,
 };
+pub use self::qlik::{QlikMetrics, TenantBudget};
 use self::text::{counter, gauge, histogram, label_value, labelled};
 
 /// A counter split by one label; each value of `L` has its own series.
@@ -108,6 +111,8 @@ pub struct Metrics {
     pub store_writers_failing: AtomicU64,
     pub qlik_requests: LabelledCounter<QlikOutcome>,
     pub qlik_request_seconds: Histogram,
+    /// Requests by endpoint, and each tenant's budget, 429s and pauses.
+    pub qlik: QlikMetrics,
     pub enrich_failures: LabelledCounter<Lookup>,
     /// Alerts by (destination, outcome); destinations come from the config, so the series are
     /// bounded.
@@ -151,6 +156,7 @@ impl Default for Metrics {
             store_writers_failing: AtomicU64::new(0),
             qlik_requests: LabelledCounter::default(),
             qlik_request_seconds: Histogram::new(LATENCY_BOUNDS),
+            qlik: QlikMetrics::default(),
             enrich_failures: LabelledCounter::default(),
             alerts: Mutex::new(BTreeMap::new()),
             outbox_pending: AtomicU64::new(0),
@@ -306,6 +312,7 @@ impl Metrics {
             "Qlik Cloud REST request latency.",
             &self.qlik_request_seconds,
         );
+        self.qlik.render(&mut out);
         labelled(
             &mut out,
             "enrich_failures_total",

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reload_butler::config::{EnrichConfig, Secret, TenantAuth, TenantConfig};
+use reload_butler::config::{EnrichConfig, Secret, TenantAuth, TenantConfig, TenantRateLimit};
 use reload_butler::metrics::{Lookup, Metrics, QlikOutcome};
 use reload_butler::qlik::api::{ApiError, QlikClient, SCRIPT_LOG_LIMIT};
 use reload_butler::qlik::enrich::{client_for, enrich};
@@ -89,6 +89,7 @@ fn tenant(server: &MockServer, auth: TenantAuth) -> TenantConfig {
         auth: Some(auth),
         qmc_url: None,
         hub_url: None,
+        rate_limit: TenantRateLimit::default(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Local services the daemon talks to during a load test, all on loopback: a Qlik Cloud REST API
-//! answering with the fixture answers of tests/fixtures/api/, Slack (200 `ok`) and Teams (202)
+//! answering with the fixture answers of tests/fixtures/api/ (or, for `storm-rate-limited`, the
+//! tests' rate-limited one, `tests/common/qlik_budget.rs`), Slack (200 `ok`) and Teams (202)
 //! webhooks that record when each POST arrived, and the SMTP server of the tests.
+
+#[path = "../../tests/common/qlik_budget.rs"]
+pub mod qlik_budget;
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -57,6 +61,35 @@ pub async fn qlik() -> Result<String, String> {
         async move { qlik_answer(&answers, &method, uri.path()) }
     });
     serve(app).await
+}
+
+/// A local Qlik Cloud REST API enforcing `limit` like Qlik (429 + Retry-After, everything
+/// refused meanwhile); its counts are in the returned fake.
+pub async fn budgeted_qlik(
+    limit: qlik_budget::Limit,
+) -> Result<(String, Arc<qlik_budget::BudgetedQlik>), String> {
+    let fake = Arc::new(qlik_budget::BudgetedQlik::new(limit));
+    let shared = fake.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+        let fake = shared.clone();
+        async move {
+            let answer = fake.answer(method.as_str(), uri.path(), uri.query().unwrap_or_default());
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            let mut response = (
+                status,
+                [(header::CONTENT_TYPE, answer.content_type)],
+                answer.body,
+            )
+                .into_response();
+            if let Some(wait) = answer.retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, wait.to_string().parse().unwrap());
+            }
+            response
+        }
+    });
+    Ok((serve(app).await?, fake))
 }
 
 fn qlik_answer(a: &QlikAnswers, method: &Method, path: &str) -> Response {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::destinations::read_destinations;
 use super::gateway::read_gateway;
+use super::rate_limit::read_rate_limit;
 use super::reader::{pair, Node, Problems, Section};
 use super::*;
 
@@ -269,6 +270,7 @@ fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
         drop(links);
         let comment = s.or("comment", String::new());
         let auth = read_auth(&s.section("auth"), credentials_needed);
+        let rate_limit = read_rate_limit(&s.section("rate_limit"));
         // Without a url the tenant is left out; its problem is recorded.
         if let Some(url) = url {
             tenants.push(TenantConfig {
@@ -278,6 +280,7 @@ fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {
                 auth,
                 qmc_url,
                 hub_url,
+                rate_limit,
             });
         }
     }

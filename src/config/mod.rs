@@ -6,6 +6,7 @@ mod destinations;
 mod email;
 pub mod env;
 mod gateway;
+mod rate_limit;
 pub mod reader;
 pub mod secret;
 mod silences;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::{process_env, Env};
+pub use rate_limit::TenantRateLimit;
 pub use reader::Problem;
 pub use secret::{Secret, SecretUrl};
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
@@ -122,6 +124,8 @@ pub struct TenantConfig {
     pub auth: Option<TenantAuth>,
     pub qmc_url: Option<String>,
     pub hub_url: Option<String>,
+    /// The client-side budget of this tenant's credential (`rate_limit`).
+    pub rate_limit: TenantRateLimit,
 }
 
 impl TenantConfig {

@@ -91,6 +91,21 @@ label! {
 }
 
 label! {
+    /// Which Qlik Cloud REST endpoint a request went to, for
+    /// `qlik_endpoint_requests_total{endpoint,outcome}`.
+    QlikEndpoint("endpoint") {
+        Reload => "reload",
+        Reloads => "reloads",
+        App => "app",
+        Item => "item",
+        User => "user",
+        Space => "space",
+        ScriptLog => "script_log",
+        Other => "other",
+    }
+}
+
+label! {
     /// An enrichment look-up, for `enrich_failures_total{lookup}`.
     Lookup("lookup") {
         Reload => "reload",
@@ -162,6 +177,7 @@ mod tests {
         consistent::<DeadLetterReason>();
         consistent::<QlikOutcome>();
         consistent::<Lookup>();
+        consistent::<QlikEndpoint>();
         consistent::<AlertOutcome>();
         consistent::<GatewayOutcome>();
     }

@@ -1,8 +1,10 @@
 //! The Qlik Cloud REST client of one tenant: the look-ups enrichment needs, with the retry
-//! policy of `retry.rs`, caching of what rarely changes, and answers reduced to the model
-//! types. Wire structs stay in `wire.rs`; nothing outside this module sees Qlik's JSON.
+//! policy of `retry.rs`, the tenant's request budget of `budget.rs`, single-flight caching of
+//! what rarely changes (`cache.rs`), and answers reduced to the model types. Wire structs stay
+//! in `wire.rs`; nothing outside this module sees Qlik's JSON.
 
 mod admin;
+mod budget;
 mod cache;
 mod error;
 mod list;
@@ -10,19 +12,22 @@ mod retry;
 mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
 
 pub use self::admin::{ApiKey, Delivery, Me, WantedWebhook, Webhook};
+pub use self::budget::within;
 pub use self::error::ApiError;
 
-use self::cache::{TtlCache, CAPACITY};
+use self::budget::{Budget, Priority};
+use self::cache::{Cached, CAPACITY};
 use super::auth::Credentials;
 use super::model::{AppInfo, AutomationInfo, ItemInfo, ReloadInfo, SpaceInfo, UserInfo};
-use crate::config::{EnrichConfig, TenantAuth};
+use crate::config::{EnrichConfig, TenantAuth, TenantRateLimit};
 use crate::http::{error_chain, Body};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QlikEndpoint, TenantBudget};
 
 /// Script logs are cut here: a runaway log must not take the daemon's memory with it.
 pub const SCRIPT_LOG_LIMIT: usize = 32 * 1024 * 1024;
@@ -39,6 +44,28 @@ const SPACE: &str = "GET /api/v1/spaces/{spaceId}";
 const AUTOMATION: &str = "GET /api/v1/automations/{id}";
 const SCRIPT_LOG: &str = "GET /api/v1/apps/{appId}/reloads/logs/{reloadId}";
 
+/// The metric label of a call.
+fn endpoint(call: &'static str) -> QlikEndpoint {
+    match call {
+        RELOAD => QlikEndpoint::Reload,
+        list::LIST => QlikEndpoint::Reloads,
+        APP => QlikEndpoint::App,
+        ITEM => QlikEndpoint::Item,
+        USER => QlikEndpoint::User,
+        SPACE => QlikEndpoint::Space,
+        SCRIPT_LOG => QlikEndpoint::ScriptLog,
+        _ => QlikEndpoint::Other,
+    }
+}
+
+/// Names first: in a storm the app's name and item are what an alert needs most.
+fn priority(call: &'static str) -> Priority {
+    match call {
+        APP | ITEM => Priority::Name,
+        _ => Priority::Other,
+    }
+}
+
 /// Idle connections to a tenant are closed after this: a storm opens one per concurrent look-up
 /// (over a hundred), and each holds buffers; alerts a few seconds apart still reuse them.
 pub const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(10);
@@ -49,11 +76,13 @@ pub struct QlikClient {
     base: String,
     auth: Credentials,
     metrics: Arc<Metrics>,
-    apps: TtlCache<AppInfo>,
-    items: TtlCache<ItemInfo>,
-    users: TtlCache<UserInfo>,
-    spaces: TtlCache<SpaceInfo>,
-    automations: TtlCache<AutomationInfo>,
+    budget: Budget,
+    timeout: Duration,
+    apps: Cached<AppInfo>,
+    items: Cached<ItemInfo>,
+    users: Cached<UserInfo>,
+    spaces: Cached<SpaceInfo>,
+    automations: Cached<AutomationInfo>,
 }
 
 impl std::fmt::Debug for QlikClient {
@@ -68,7 +97,8 @@ impl std::fmt::Debug for QlikClient {
 impl QlikClient {
     /// `tenant_url` is the tenant's url (`https://acme.eu.qlikcloud.com`), as config checked
     /// it: http(s), a host, no query or fragment. Every request is bounded by
-    /// `enrich.timeout`; look-ups are cached for `enrich.cache_ttl`.
+    /// `enrich.timeout`; look-ups are cached for `enrich.cache_ttl`. The request budget is
+    /// Qlik's tier 1 until [`QlikClient::with_rate_limit`] sets the tenant's.
     pub fn new(
         tenant_url: &url::Url,
         auth: &TenantAuth,
@@ -90,12 +120,26 @@ impl QlikClient {
             auth: Credentials::new(auth, &base),
             base,
             metrics,
-            apps: TtlCache::new(ttl, CAPACITY),
-            items: TtlCache::new(ttl, CAPACITY),
-            users: TtlCache::new(ttl, CAPACITY),
-            spaces: TtlCache::new(ttl, CAPACITY),
-            automations: TtlCache::new(ttl, CAPACITY),
+            budget: Budget::new(TenantRateLimit::default(), Arc::default()),
+            timeout: enrich.timeout,
+            apps: Cached::new(ttl, CAPACITY),
+            items: Cached::new(ttl, CAPACITY),
+            users: Cached::new(ttl, CAPACITY),
+            spaces: Cached::new(ttl, CAPACITY),
+            automations: Cached::new(ttl, CAPACITY),
         })
+    }
+
+    /// The tenant's `rate_limit`, its gauges shown under `tenant` on `/metrics`.
+    pub fn with_rate_limit(mut self, tenant: &str, limit: TenantRateLimit) -> Self {
+        let gauges: Arc<TenantBudget> = self.metrics.qlik.tenant(tenant);
+        self.budget = Budget::new(limit, gauges);
+        self
+    }
+
+    /// `enrich.timeout`: how long one alert's enrichment may take in all.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The reload's status, trigger, error and short log. Never cached: it is what just failed.
@@ -110,21 +154,23 @@ impl QlikClient {
 
     pub async fn app(&self, app_id: &str) -> Result<AppInfo, ApiError> {
         segment(APP, app_id)?;
-        if let Some(hit) = self.apps.get(app_id) {
-            return Ok(hit);
-        }
         let url = format!("{}/api/v1/apps/{app_id}", self.base);
-        let info = AppInfo::from(self.get_json::<wire::App>(APP, &url).await?);
-        self.apps.insert(app_id, info.clone());
-        Ok(info)
+        self.apps
+            .get_with(app_id, || async {
+                Ok(AppInfo::from(self.get_json::<wire::App>(APP, &url).await?))
+            })
+            .await
     }
 
     /// The app's item: tags, file size, space, hub link.
     pub async fn app_item(&self, app_id: &str) -> Result<ItemInfo, ApiError> {
         segment(ITEM, app_id)?;
-        if let Some(hit) = self.items.get(app_id) {
-            return Ok(hit);
-        }
+        self.items
+            .get_with(app_id, || self.fetch_item(app_id))
+            .await
+    }
+
+    async fn fetch_item(&self, app_id: &str) -> Result<ItemInfo, ApiError> {
         let query = [
             ("resourceType", "app"),
             ("resourceId", app_id),
@@ -144,49 +190,42 @@ impl QlikClient {
             .into_iter()
             .find(|item| item.resource_id.as_deref() == Some(app_id))
             .ok_or(ApiError::NoItem { call: ITEM })?;
-        let info = ItemInfo::from(item);
-        self.items.insert(app_id, info.clone());
-        Ok(info)
+        Ok(ItemInfo::from(item))
     }
 
     pub async fn user(&self, user_id: &str) -> Result<UserInfo, ApiError> {
         segment(USER, user_id)?;
-        if let Some(hit) = self.users.get(user_id) {
-            return Ok(hit);
-        }
         let url = format!("{}/api/v1/users/{user_id}", self.base);
-        let info = self
-            .get_json::<wire::User>(USER, &url)
-            .await?
-            .into_info(user_id);
-        self.users.insert(user_id, info.clone());
-        Ok(info)
+        self.users
+            .get_with(user_id, || async {
+                let user = self.get_json::<wire::User>(USER, &url).await?;
+                Ok(user.into_info(user_id))
+            })
+            .await
     }
 
     /// An automation's name, owner and space (Qlik Automate), cached.
     pub async fn automation(&self, id: &str) -> Result<AutomationInfo, ApiError> {
         segment(AUTOMATION, id)?;
-        if let Some(hit) = self.automations.get(id) {
-            return Ok(hit);
-        }
         let url = format!("{}/api/v1/automations/{id}", self.base);
-        let info = AutomationInfo::from(self.get_json::<wire::Automation>(AUTOMATION, &url).await?);
-        self.automations.insert(id, info.clone());
-        Ok(info)
+        self.automations
+            .get_with(id, || async {
+                Ok(AutomationInfo::from(
+                    self.get_json::<wire::Automation>(AUTOMATION, &url).await?,
+                ))
+            })
+            .await
     }
 
     pub async fn space(&self, space_id: &str) -> Result<SpaceInfo, ApiError> {
         segment(SPACE, space_id)?;
-        if let Some(hit) = self.spaces.get(space_id) {
-            return Ok(hit);
-        }
         let url = format!("{}/api/v1/spaces/{space_id}", self.base);
-        let info = self
-            .get_json::<wire::Space>(SPACE, &url)
-            .await?
-            .into_info(space_id);
-        self.spaces.insert(space_id, info.clone());
-        Ok(info)
+        self.spaces
+            .get_with(space_id, || async {
+                let space = self.get_json::<wire::Space>(SPACE, &url).await?;
+                Ok(space.into_info(space_id))
+            })
+            .await
     }
 
     /// The full script log (text/plain, CRLF as Qlik sent it). A log over [`SCRIPT_LOG_LIMIT`]

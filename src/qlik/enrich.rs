@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::api::{ApiError, QlikClient};
+use super::api::{within, ApiError, QlikClient};
 use super::event::{EventKind, ReloadEvent};
 use super::model::{AppInfo, Enrichment, ItemInfo, LookupFailure, SpaceInfo, UserInfo};
 use crate::config::{Config, EnrichConfig, Problem, TenantConfig};
@@ -21,7 +21,8 @@ pub fn client_for(
     metrics: Arc<Metrics>,
 ) -> Result<Option<QlikClient>, ApiError> {
     match &tenant.auth {
-        Some(auth) => QlikClient::new(&tenant.url, auth, enrich, metrics).map(Some),
+        Some(auth) => QlikClient::new(&tenant.url, auth, enrich, metrics)
+            .map(|client| Some(client.with_rate_limit(&tenant.id, tenant.rate_limit))),
         None => Ok(None),
     }
 }
@@ -59,20 +60,28 @@ pub fn clients_for(
 }
 
 /// Everything the API can tell about `event`'s reload. Never fails: a failed look-up leaves its
-/// part `None` and adds an entry to `failures`.
+/// part `None` and adds an entry to `failures`. Takes at most `enrich.timeout` in all, waits for
+/// the tenant's budget included: what is not known by then stays `None`.
 pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics) -> Enrichment {
     if event.kind == EventKind::AutomationRun {
-        return enrich_automation(client, event, metrics).await;
+        let deadline = tokio::time::Instant::now() + client.timeout();
+        return within(deadline, enrich_automation(client, event, metrics)).await;
     }
     // The user who triggered the reload, when it is not the owner (for a schedule it often is).
     let trigger_user =
         non_empty(&event.user_id).filter(|id| non_empty(&event.owner_id) != Some(*id));
-    let (reload, script_log, (app, item, owner, space), user) = tokio::join!(
-        client.reload(&event.reload_id),
-        client.script_log(&event.app_id, &event.reload_id),
-        app_side(client, event),
-        maybe(trigger_user.map(|id| client.user(id))),
-    );
+    // `reload.finished` carries the reload's outcome itself: no `GET /reloads/{id}` for it.
+    let reload_lookup = event.kind != EventKind::FinalOutcome;
+    let deadline = tokio::time::Instant::now() + client.timeout();
+    let (reload, script_log, (app, item, owner, space), user) = within(deadline, async {
+        tokio::join!(
+            maybe(reload_lookup.then(|| client.reload(&event.reload_id))),
+            client.script_log(&event.app_id, &event.reload_id),
+            app_side(client, event),
+            maybe(trigger_user.map(|id| client.user(id))),
+        )
+    })
+    .await;
     let mut record = Recorder {
         event,
         metrics,
@@ -86,7 +95,7 @@ pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics)
             .filter(|o| non_empty(&event.user_id) == Some(o.id.as_str())),
     };
     Enrichment {
-        reload: record.keep(Lookup::Reload, Some(reload)),
+        reload: record.keep(Lookup::Reload, reload),
         app: record.keep(Lookup::App, Some(app)),
         item: record.keep(Lookup::Item, Some(item)),
         owner,

@@ -6,6 +6,7 @@
 
 pub mod gateway;
 pub mod qlik;
+pub mod qlik_budget;
 pub mod smtp;
 
 use std::io::{Read, Write};

@@ -1,10 +1,13 @@
 //! A local server answering like Qlik Cloud's REST API, with the fixture answers of
 //! tests/fixtures/api/ (wiremock), and an async wait helper for tests that use it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::matchers::{any, method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::qlik_budget::{BudgetedQlik, Limit};
 
 pub fn api_fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/api/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -44,6 +47,36 @@ pub async fn qlik_fake() -> MockServer {
     let server = MockServer::start().await;
     mount_enrichment(&server, 200).await;
     server
+}
+
+struct Budgeted(Arc<BudgetedQlik>);
+
+impl Respond for Budgeted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let answer = self.0.answer(
+            request.method.as_str(),
+            request.url.path(),
+            request.url.query().unwrap_or_default(),
+        );
+        let mut response =
+            ResponseTemplate::new(answer.status).set_body_raw(answer.body, answer.content_type);
+        if let Some(wait) = answer.retry_after {
+            response = response.insert_header("Retry-After", wait.to_string().as_str());
+        }
+        response
+    }
+}
+
+/// A Qlik Cloud fake that enforces `limit` like Qlik (429 + Retry-After, everything blocked
+/// meanwhile); its counts are in the returned [`BudgetedQlik`].
+pub async fn budgeted_qlik_fake(limit: Limit) -> (MockServer, Arc<BudgetedQlik>) {
+    let server = MockServer::start().await;
+    let fake = Arc::new(BudgetedQlik::new(limit));
+    Mock::given(any())
+        .respond_with(Budgeted(fake.clone()))
+        .mount(&server)
+        .await;
+    (server, fake)
 }
 
 /// Polls an async `condition` every 50 ms until it holds, failing the test after 30 s.

@@ -1,107 +1,108 @@
-//! A small bounded cache with a time to live, for look-ups that change rarely (app, item, user,
-//! space). A storm of failures in one app then costs one set of look-ups, not one per alert.
+//! Single-flight caching for look-ups that change rarely (app, item, user, space): concurrent
+//! look-ups of one key share one request (moka's `try_get_with`), and its answer is kept for
+//! `enrich.cache_ttl`. A storm of failures in one app then costs one set of look-ups, not one
+//! per alert. Failures are not kept: the next look-up asks again.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
+
+use super::budget;
+use super::ApiError;
 
 /// Entries kept per kind of look-up; far above the apps of a large tenant, and it bounds memory
 /// whatever ids arrive.
-pub(crate) const CAPACITY: usize = 10_000;
+pub(crate) const CAPACITY: u64 = 10_000;
 
-pub(crate) struct TtlCache<V> {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<String, (Instant, V)>>,
+/// How often a look-up asks again when the shared request it waited on ran out of *another*
+/// alert's time while its own has some left.
+const REJOINS: usize = 4;
+
+pub(crate) struct Cached<V> {
+    /// `None` when `cache_ttl` is 0: nothing kept, and no sharing either.
+    cache: Option<moka::future::Cache<String, V>>,
 }
 
-impl<V: Clone> TtlCache<V> {
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-        }
+impl<V: Clone + Send + Sync + 'static> Cached<V> {
+    pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
+        let cache = (!ttl.is_zero() && capacity > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { cache }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<V> {
-        let mut entries = self.lock();
-        match entries.get(key) {
-            Some((stored, value)) if stored.elapsed() < self.ttl => Some(value.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    pub(crate) fn insert(&self, key: &str, value: V) {
-        if self.ttl.is_zero() || self.capacity == 0 {
-            return;
-        }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(key) {
-            entries.retain(|_, (stored, _)| stored.elapsed() < self.ttl);
-            // Still full of live entries: the oldest one goes.
-            if entries.len() >= self.capacity {
-                let oldest = entries
-                    .iter()
-                    .min_by_key(|(_, (stored, _))| *stored)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    entries.remove(&oldest);
+    /// The cached answer for `key`, or the one `fetch` gets, shared with every concurrent
+    /// caller of the same key.
+    pub(crate) async fn get_with<F, Fut>(&self, key: &str, fetch: F) -> Result<V, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, ApiError>>,
+    {
+        let Some(cache) = &self.cache else {
+            return fetch().await;
+        };
+        let mut rejoins = 0;
+        loop {
+            match cache.try_get_with(key.to_owned(), fetch()).await {
+                Ok(value) => return Ok(value),
+                Err(error) if rejoins < REJOINS && error.out_of_time() && !past_own_deadline() => {
+                    rejoins += 1;
                 }
+                Err(error) => return Err(ApiError::Shared(error)),
             }
         }
-        entries.insert(key.to_owned(), (Instant::now(), value));
     }
+}
 
-    /// A poisoned lock only means another task panicked mid-update of a plain map; the map is
-    /// still usable, and a cache must never take the alert down with it.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+fn past_own_deadline() -> bool {
+    budget::deadline().is_some_and(|d| d <= tokio::time::Instant::now())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn keeps_answers_within_the_ttl() {
-        let cache = TtlCache::new(Duration::from_secs(60), 10);
-        cache.insert("a", 1);
-        assert_eq!(cache.get("a"), Some(1));
-        assert_eq!(cache.get("b"), None);
+    async fn counted(calls: &AtomicUsize) -> Result<u32, ApiError> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(7)
     }
 
-    #[test]
-    fn drops_expired_answers() {
-        let cache = TtlCache::new(Duration::from_nanos(1), 10);
-        cache.insert("a", 1);
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(cache.get("a"), None);
+    #[tokio::test]
+    async fn concurrent_look_ups_share_one_request_and_keep_the_answer() {
+        let cache = Cached::new(Duration::from_secs(60), 10);
+        let calls = AtomicUsize::new(0);
+        let (a, b, c) = tokio::join!(
+            cache.get_with("app", || counted(&calls)),
+            cache.get_with("app", || counted(&calls)),
+            cache.get_with("app", || counted(&calls)),
+        );
+        assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (7, 7, 7));
+        assert_eq!(cache.get_with("app", || counted(&calls)).await.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        cache.get_with("other", || counted(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn zero_ttl_caches_nothing() {
-        let cache = TtlCache::new(Duration::ZERO, 10);
-        cache.insert("a", 1);
-        assert_eq!(cache.get("a"), None);
+    #[tokio::test]
+    async fn failures_are_not_kept() {
+        let cache: Cached<u32> = Cached::new(Duration::from_secs(60), 10);
+        let failed = cache
+            .get_with("app", || async { Err(ApiError::NoItem { call: "test" }) })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(cache.get_with("app", || async { Ok(1) }).await.unwrap(), 1);
     }
 
-    #[test]
-    fn stays_within_capacity_dropping_the_oldest() {
-        let cache = TtlCache::new(Duration::from_secs(60), 3);
-        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            cache.insert(key, i);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(cache.lock().len(), 3);
-        assert_eq!(cache.get("a"), None);
-        assert_eq!(cache.get("d"), Some(3));
+    #[tokio::test]
+    async fn zero_ttl_keeps_nothing() {
+        let cache = Cached::new(Duration::ZERO, 10);
+        let calls = AtomicUsize::new(0);
+        cache.get_with("app", || counted(&calls)).await.unwrap();
+        cache.get_with("app", || counted(&calls)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -1,6 +1,9 @@
 //! Errors of the Qlik Cloud client: which call failed and why, with Qlik's own error title when
 //! it sent one, and never a secret.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::http::error_chain;
 use crate::qlik::auth::TokenError;
 
@@ -18,6 +21,19 @@ pub enum ApiError {
     },
     #[error("{call}: timed out")]
     Timeout { call: &'static str },
+    /// `enrich.timeout` ran out while the request was on its way.
+    #[error("{call}: enrich.timeout reached before the answer")]
+    OutOfTime { call: &'static str },
+    /// Not sent: the tenant's budget (or a 429 pause) would have held it past `enrich.timeout`.
+    #[error("{call}: not sent: {} would hold it {wait:?} past enrich.timeout", if *paused { "Qlik's 429 Retry-After" } else { "the tenant's rate_limit" })]
+    OverBudget {
+        call: &'static str,
+        wait: Duration,
+        paused: bool,
+    },
+    /// The error of a request shared by concurrent look-ups of the same key.
+    #[error(transparent)]
+    Shared(Arc<ApiError>),
     #[error("{call}: {message}")]
     Network { call: &'static str, message: String },
     #[error("{call}: unreadable answer: {message}")]
@@ -40,7 +56,17 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
+            Self::Shared(error) => error.status(),
             _ => None,
+        }
+    }
+
+    /// The look-up gave up because its alert's `enrich.timeout` ran out (or would have).
+    pub fn out_of_time(&self) -> bool {
+        match self {
+            Self::OutOfTime { .. } | Self::OverBudget { .. } => true,
+            Self::Shared(error) => error.out_of_time(),
+            _ => false,
         }
     }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{ApiError, QlikClient};
 use crate::qlik::model::{ReloadInfo, ReloadSummary};
 
-const LIST: &str = "GET /api/v1/reloads";
+pub(super) const LIST: &str = "GET /api/v1/reloads";
 /// Reloads asked for per page (the API's maximum).
 const PAGE: u32 = 100;
 

@@ -192,6 +192,9 @@ pub struct ScriptLogFields {
     pub script_log_tail_count: usize,
     /// The tail reaches the log's first line: head and tail together are the whole log.
     pub script_log_complete: bool,
+    /// The script log was looked up and could not be fetched (Qlik's answer, or
+    /// `enrich.timeout` in a storm under the rate limit).
+    pub script_log_unavailable: bool,
 }
 
 impl ScriptLogFields {
@@ -216,6 +219,13 @@ impl ScriptLogFields {
             script_log_head_count: head_n,
             script_log_tail_count: tail_n,
             script_log_complete: tail_n == rows.len(),
+            script_log_unavailable: false,
         }
+    }
+
+    /// Says whether the look-up of the log failed; only a log we do not have is unavailable.
+    pub fn lookup_failed(mut self, failed: bool) -> Self {
+        self.script_log_unavailable = failed && self.script_log_tail.is_none();
+        self
     }
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::config::{Config, LinkConfig, ScriptLogLines, TenantConfig};
 use crate::domain::AlertKind;
+use crate::metrics::{Label, Lookup};
 use crate::qlik::event::{engine_error_text, EventKind, ReloadEvent, Status};
 use crate::qlik::model::Enrichment;
 
@@ -265,7 +266,14 @@ pub fn fields(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> A
             .collect(),
         buttons,
         destination_name: destination.to_owned(),
-        script_log: ScriptLogFields::of(input.enrichment.script_log.as_deref(), lines),
+        script_log: ScriptLogFields::of(input.enrichment.script_log.as_deref(), lines)
+            .lookup_failed(
+                input
+                    .enrichment
+                    .failures
+                    .iter()
+                    .any(|f| f.lookup == Lookup::ScriptLog.as_str()),
+            ),
     }
 }
 

@@ -1,0 +1,147 @@
+//! What the Qlik Cloud clients count beyond each request's outcome: requests by endpoint and
+//! outcome, and per tenant credential the request budget left, 429s received and time paused.
+//! Tenant ids come from the configuration, so the series are bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::labels::{Label, QlikEndpoint, QlikOutcome};
+use super::text::label_value;
+
+/// The budget of one tenant credential as the client last saw it.
+#[derive(Default)]
+pub struct TenantBudget {
+    /// Whole requests left in the client-side budget.
+    pub left: AtomicU64,
+    /// 429 answers received.
+    pub rate_limited: AtomicU64,
+    /// Milliseconds every request to the tenant was held by a 429's `Retry-After`.
+    pub paused_ms: AtomicU64,
+}
+
+pub struct QlikMetrics {
+    by_endpoint: Box<[AtomicU64]>,
+    tenants: Mutex<BTreeMap<String, Arc<TenantBudget>>>,
+}
+
+impl Default for QlikMetrics {
+    fn default() -> Self {
+        let cells = QlikEndpoint::ALL.len() * QlikOutcome::ALL.len();
+        Self {
+            by_endpoint: (0..cells).map(|_| AtomicU64::new(0)).collect(),
+            tenants: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl QlikMetrics {
+    fn cell(endpoint: QlikEndpoint, outcome: QlikOutcome) -> usize {
+        endpoint.index() * QlikOutcome::ALL.len() + outcome.index()
+    }
+
+    pub fn request(&self, endpoint: QlikEndpoint, outcome: QlikOutcome) {
+        if let Some(count) = self.by_endpoint.get(Self::cell(endpoint, outcome)) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn requests(&self, endpoint: QlikEndpoint, outcome: QlikOutcome) -> u64 {
+        self.by_endpoint
+            .get(Self::cell(endpoint, outcome))
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    /// The budget gauges of `tenant`, created at zero on first use.
+    pub fn tenant(&self, tenant: &str) -> Arc<TenantBudget> {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tenants.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    pub(super) fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP reload_butler_qlik_endpoint_requests_total Qlik Cloud REST requests (each attempt), by endpoint and outcome.\n\
+             # TYPE reload_butler_qlik_endpoint_requests_total counter"
+        );
+        for endpoint in QlikEndpoint::ALL {
+            for outcome in QlikOutcome::ALL {
+                let _ = writeln!(
+                    out,
+                    "reload_butler_qlik_endpoint_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {}",
+                    self.requests(*endpoint, *outcome)
+                );
+            }
+        }
+        let tenants: Vec<(String, Arc<TenantBudget>)> = self
+            .tenants
+            .lock()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        type Read = fn(&TenantBudget) -> String;
+        let families: [(&str, &str, &str, Read); 3] = [
+            (
+                "qlik_budget_remaining",
+                "gauge",
+                "Requests left in the client-side budget (tenants[].rate_limit) of the tenant's credential.",
+                |b| b.left.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "qlik_rate_limited_total",
+                "counter",
+                "429 answers from the tenant (each pauses every request to it for its Retry-After).",
+                |b| b.rate_limited.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "qlik_paused_seconds_total",
+                "counter",
+                "Time every request to the tenant was held by a 429's Retry-After.",
+                |b| (b.paused_ms.load(Ordering::Relaxed) as f64 / 1000.0).to_string(),
+            ),
+        ];
+        for (name, kind, help, read) in families {
+            let _ = writeln!(
+                out,
+                "# HELP reload_butler_{name} {help}\n# TYPE reload_butler_{name} {kind}"
+            );
+            for (tenant, budget) in &tenants {
+                let _ = writeln!(
+                    out,
+                    "reload_butler_{name}{{tenant=\"{}\"}} {}",
+                    label_value(tenant),
+                    read(budget)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_endpoint_and_outcome_and_shows_tenants() {
+        let metrics = QlikMetrics::default();
+        metrics.request(QlikEndpoint::App, QlikOutcome::RateLimited);
+        metrics.request(QlikEndpoint::App, QlikOutcome::Ok);
+        metrics.request(QlikEndpoint::App, QlikOutcome::Ok);
+        assert_eq!(metrics.requests(QlikEndpoint::App, QlikOutcome::Ok), 2);
+        assert_eq!(metrics.requests(QlikEndpoint::Item, QlikOutcome::Ok), 0);
+        metrics
+            .tenant("t1")
+            .paused_ms
+            .store(13_000, Ordering::Relaxed);
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains(
+            "reload_butler_qlik_endpoint_requests_total{endpoint=\"app\",outcome=\"ok\"} 2\n"
+        ));
+        assert!(out.contains("reload_butler_qlik_paused_seconds_total{tenant=\"t1\"} 13\n"));
+        assert!(out.contains("reload_butler_qlik_budget_remaining{tenant=\"t1\"} 0\n"));
+    }
+}
