@@ -50,8 +50,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut last_refusal_log: Option<Instant> = None;
-    let mut refused_since_log = 0u64;
+    let mut refusals = RefusalLog::new("connections over the cap closed");
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -69,16 +68,7 @@ pub async fn serve(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             drop(stream);
             tally.refused();
-            refused_since_log += 1;
-            if last_refusal_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL) {
-                tracing::warn!(
-                    max_connections = limits.max_connections,
-                    refused = refused_since_log,
-                    "connections over the cap closed"
-                );
-                last_refusal_log = Some(Instant::now());
-                refused_since_log = 0;
-            }
+            refusals.note(limits.max_connections);
             continue;
         };
         tokio::spawn(connection(
@@ -134,6 +124,36 @@ async fn connection(
     };
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "connection ended with an error");
+    }
+}
+
+/// A warning about connections closed over a cap, at most every [`REFUSAL_LOG_INTERVAL`], with
+/// how many since the last one.
+pub struct RefusalLog {
+    message: &'static str,
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    pub fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            last: None,
+            since: 0,
+        }
+    }
+
+    pub fn note(&mut self, max_connections: usize) {
+        self.since += 1;
+        if self
+            .last
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL)
+        {
+            tracing::warn!(max_connections, refused = self.since, "{}", self.message);
+            self.last = Some(Instant::now());
+            self.since = 0;
+        }
     }
 }
 

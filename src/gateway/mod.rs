@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, GatewayConfig, MqttConfig};
+use crate::listener::RefusalLog;
 use crate::metrics::GatewayMetrics;
 use crate::mqtt::publisher::{Publisher, ACK_BOUND};
 use crate::mqtt::MqttError;
@@ -181,7 +182,7 @@ pub async fn run_until(
     // Each connection task holds a sender; `recv` returns `None` once every one has ended.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
-    let mut refusals = RefusalLog::default();
+    let mut refusals = RefusalLog::new("connections over gateway.max_connections closed");
     tokio::pin!(signal);
     loop {
         tokio::select! {
@@ -309,31 +310,6 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// A warning about connections over the cap, at most every 10 s, with how many.
-#[derive(Default)]
-struct RefusalLog {
-    last: Option<std::time::Instant>,
-    since: u64,
-}
-
-impl RefusalLog {
-    fn note(&mut self, max_connections: usize) {
-        self.since += 1;
-        if self
-            .last
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
-        {
-            tracing::warn!(
-                max_connections,
-                refused = self.since,
-                "connections over gateway.max_connections closed"
-            );
-            self.last = Some(std::time::Instant::now());
-            self.since = 0;
-        }
-    }
 }
 
 /// Resolves once `stop` is set (or its sender is gone).
