@@ -31,7 +31,7 @@ COPY templates ./templates
 # Built into the binary: the demo's config, and the sample events of `check`, `test-alert` and
 # `demo`.
 COPY config/demo.yaml ./config/
-COPY tests/fixtures/events/app-reload-finished-error.json tests/fixtures/events/webhook-example-body.json ./tests/fixtures/events/
+COPY tests/fixtures/events/app-reload-finished-error.json tests/fixtures/events/automation-run-ended-failed.json tests/fixtures/events/webhook-example-body.json ./tests/fixtures/events/
 RUN cargo build --release --locked --bin reload-butler
 
 FROM ${RUNTIME_IMAGE}
