@@ -344,20 +344,12 @@ async fn reachable(kind: &DestinationKind) -> Verdict {
             }
             address
         }
-        DestinationKind::Slack(slack) => match slack
-            .webhook_url
-            .as_ref()
-            .and_then(|u| host_port(u.expose()))
-        {
-            Some(hp) => hp,
+        DestinationKind::Slack(slack) => match webhook_address(slack.webhook_url.as_ref()) {
+            Some(address) => address,
             None => return Verdict::Problem("webhook_url has no host".into()),
         },
-        DestinationKind::Teams(teams) => match teams
-            .webhook_url
-            .as_ref()
-            .and_then(|u| host_port(u.expose()))
-        {
-            Some(hp) => hp,
+        DestinationKind::Teams(teams) => match webhook_address(teams.webhook_url.as_ref()) {
+            Some(address) => address,
             None => return Verdict::Problem("webhook_url has no host".into()),
         },
     };
@@ -383,6 +375,10 @@ async fn token(client: &OAuthClient) -> Result<(), String> {
         .await
         .map(drop)
         .map_err(|e| format!("the token endpoint {} refused: {e}", client.token_url))
+}
+
+fn webhook_address(url: Option<&crate::config::SecretUrl>) -> Option<(String, u16)> {
+    host_port(url?.expose())
 }
 
 fn host_port(url: &url::Url) -> Option<(String, u16)> {

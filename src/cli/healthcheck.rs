@@ -83,10 +83,13 @@ fn endpoints(
     if target != Target::Daemon {
         let gateway = &config.gateway;
         let tls = match &gateway.tls {
-            Some((cert_file, _)) => crate::tls::read_certs(cert_file, "gateway.tls.cert_file")
-                .map_err(|e| Exit::config(e.to_string()))?
-                .into_iter()
-                .next(),
+            Some((cert_file, _)) => Some(
+                crate::tls::read_certs(cert_file, "gateway.tls.cert_file")
+                    .map_err(|e| Exit::config(e.to_string()))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Exit::config("gateway.tls.cert_file holds no certificate"))?,
+            ),
             None => None,
         };
         endpoints.push(Endpoint {

@@ -80,9 +80,8 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                     );
                     Ok(())
                 }
-                Err(AddError::Invalid(why)) => return Err(Exit::config(why.to_string())),
-                Err(too_many @ AddError::TooMany) => {
-                    return Err(Exit::config(too_many.to_string()))
+                Err(refused @ (AddError::Invalid(_) | AddError::TooMany)) => {
+                    return Err(Exit::config(refused.to_string()))
                 }
                 Err(AddError::Store(error)) => Err(error),
             }
