@@ -7,6 +7,7 @@ pub mod archive;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod credential_watch;
 pub mod domain;
 pub mod gateway;
 pub mod http;

@@ -284,8 +284,56 @@ fn doctor_passes_when_all_is_well_and_names_failed_deliveries_and_an_expiring_ke
         "{out}"
     );
     assert!(out.contains("HTTP 503"), "{out}");
-    assert!(out.contains("create a new API key before then"), "{out}");
+    assert!(
+        out.contains("create a new API key for tenants[].auth.api_key before then"),
+        "{out}"
+    );
     assert!(out.contains("2 checks failed"), "{out}");
     let secret = secret_in(&s.secret_file());
     assert!(!out.contains(&secret), "{out}");
+}
+
+/// `doctor` signs in to an SMTP relay (EHLO, STARTTLS, AUTH) without sending: a wrong password
+/// fails with the relay's answer, the right one passes, and neither is printed.
+#[test]
+fn doctor_signs_in_to_the_smtp_relay_without_sending() {
+    let s = Setup::new();
+    let pki = TestPki::create(s.dir.path());
+    let smtp = common::smtp::SmtpServer::start(common::smtp::SmtpOptions {
+        security: "starttls",
+        pki: Some(&pki),
+        login: Some(("alerts", "s3cret-smtp")),
+        fail: None,
+    });
+    let path = s.dir.path().join("config.yaml");
+    let base = std::fs::read_to_string(&path).unwrap();
+    let with_password = |password: &str| {
+        format!(
+            "{base}  - {{name: mail, type: email, from: qlik@acme.com, recipients: [ops@acme.com], \
+             smtp: {{host: localhost, port: {}, security: starttls, username: alerts, password: '{password}', ca_file: '{}'}}}}\n",
+            smtp.port,
+            pki.ca_file.display()
+        )
+    };
+    std::fs::write(&path, with_password("not-the-password")).unwrap();
+    let (code, out) = s.run(&["doctor"]);
+    assert_eq!(code, Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("destination mail"))
+        .unwrap_or_default();
+    assert!(line.starts_with("FAIL") && line.contains("535"), "{out}");
+    assert!(!out.contains("not-the-password"), "{out}");
+
+    std::fs::write(&path, with_password("s3cret-smtp")).unwrap();
+    let (_, out) = s.run(&["doctor"]);
+    assert!(
+        out.contains(&format!(
+            "ok    destination mail: localhost:{} answers and accepts the sign-in",
+            smtp.port
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret-smtp"), "{out}");
+    assert!(smtp.messages().is_empty(), "doctor sends no mail");
 }

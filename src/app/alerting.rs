@@ -1,5 +1,5 @@
 //! The alerting half of `run`: the router, one outbox worker per destination, the
-//! reconciliation poll, and history upkeep.
+//! reconciliation poll, the credential watch, and history upkeep.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,6 +95,17 @@ pub(super) async fn start(
             failing,
         };
         tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+    }
+    if !clients.is_empty() {
+        let watch = crate::credential_watch::CredentialWatch {
+            config: config.clone(),
+            renderer: renderer.clone(),
+            clients: clients.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            outbox_wake: outbox_wake.clone(),
+        };
+        tasks.push(tokio::spawn(watch.run(shutdown.clone())));
     }
     let router = Arc::new(crate::pipeline::route::Router {
         clients: if config.enrich.enabled {

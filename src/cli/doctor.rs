@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::exit::{current_thread_runtime, load, Code, Exit, Outcome};
 use super::setup::{client, event_types, explain};
@@ -14,9 +13,8 @@ use crate::config::{
     Config, DestinationKind, MailTransport, MqttConfig, OAuthClient, TenantAuth, TenantConfig,
 };
 use crate::qlik::api::QlikClient;
+use crate::qlik::credential::{key_state, KeyState};
 
-/// An API key expiring sooner than this is a problem to fix now.
-const EXPIRY_WARNING: chrono::Duration = chrono::Duration::days(30);
 /// How long the broker and destination checks may take each.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,7 +67,10 @@ pub fn command(config_path: &Path, send: bool) -> Outcome {
             tenant_checks(&config, tenant, &mut report).await;
         }
         for d in config.destinations.iter().filter(|d| d.enabled) {
-            report.line(&format!("destination {}", d.name), reachable(&d.kind).await);
+            report.line(
+                &format!("destination {}", d.name),
+                reachable(&d.name, &d.kind).await,
+            );
         }
     });
     if send && report.failed == 0 {
@@ -202,59 +203,17 @@ async fn tenant_checks(config: &Config, tenant: &TenantConfig, report: &mut Repo
     }
 }
 
-/// The key's expiry: from the Qlik API when the key names its id, else from the key itself.
+/// The key's state and expiry (see `qlik::credential`).
 async fn api_key(api: &QlikClient, key: &str) -> Verdict {
-    let claims = jwt_claims(key);
-    let id = claims
-        .as_ref()
-        .and_then(|c| c["jti"].as_str().map(str::to_owned));
-    let from_api = match &id {
-        Some(id) => api.api_key(id).await.ok(),
-        None => None,
-    };
-    if let Some(state) = &from_api {
-        if state.status != "active" {
-            return Verdict::Problem(format!(
-                "the key is {}: create a new API key for tenants[].auth.api_key",
-                state.status
-            ));
+    let now = Utc::now();
+    let state = key_state(api, key).await;
+    match (state.problem(now), state) {
+        (Some(problem), _) => Verdict::Problem(problem.describe(now)),
+        (None, KeyState::Expires(Some(at))) => {
+            Verdict::Ok(format!("active, expires on {}", at.format("%Y-%m-%d")))
         }
+        (None, _) => Verdict::Ok("active; its expiry is not known".into()),
     }
-    let expiry = from_api.and_then(|s| s.expiry).or_else(|| {
-        claims
-            .as_ref()
-            .and_then(|c| c["exp"].as_i64())
-            .and_then(|exp| DateTime::<Utc>::from_timestamp(exp, 0))
-    });
-    match expiry {
-        None => Verdict::Ok("active; its expiry is not known".into()),
-        Some(at) => expiry_verdict(at, Utc::now()),
-    }
-}
-
-fn expiry_verdict(at: DateTime<Utc>, now: DateTime<Utc>) -> Verdict {
-    let left = at - now;
-    let when = at.format("%Y-%m-%d");
-    if left <= chrono::Duration::zero() {
-        Verdict::Problem(format!("expired on {when}: create a new API key"))
-    } else if left < EXPIRY_WARNING {
-        Verdict::Problem(format!(
-            "expires on {when}, in {} days: create a new API key before then",
-            left.num_days()
-        ))
-    } else {
-        Verdict::Ok(format!("active, expires on {when}"))
-    }
-}
-
-/// The claims of a JWT, read without checking its signature (Qlik checks it; we only want the
-/// key's id and expiry).
-fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// The webhook that calls `gateway.public_url`: there, enabled, with the event types
@@ -327,7 +286,7 @@ async fn webhook(config: &Config, api: &QlikClient, tenant: &str) -> Verdict {
 
 /// A destination's service answers a connection, and its token endpoint grants a token when it
 /// has one (nothing is sent).
-async fn reachable(kind: &DestinationKind) -> Verdict {
+async fn reachable(name: &str, kind: &DestinationKind) -> Verdict {
     let (host, port) = match kind {
         DestinationKind::Email(email) => {
             let (address, client) = match &email.transport {
@@ -341,6 +300,9 @@ async fn reachable(kind: &DestinationKind) -> Verdict {
                 if let Err(problem) = token(client).await {
                     return Verdict::Problem(problem);
                 }
+            }
+            if let MailTransport::Smtp(smtp) = &email.transport {
+                return smtp_sign_in(name, email, smtp.username.is_some()).await;
             }
             address
         }
@@ -366,6 +328,32 @@ async fn reachable(kind: &DestinationKind) -> Verdict {
     }
 }
 
+/// Connects to the relay, EHLO, STARTTLS or TLS, and AUTH when a user is set: all a send does
+/// before the mail itself.
+async fn smtp_sign_in(name: &str, email: &crate::config::EmailConfig, auth: bool) -> Verdict {
+    let notifier = match crate::notify::email::EmailNotifier::new(name, email) {
+        Ok(notifier) => notifier,
+        Err(error) => return Verdict::Problem(error.to_string()),
+    };
+    let signed_in = tokio::time::timeout(NETWORK_TIMEOUT, notifier.sign_in()).await;
+    match signed_in {
+        Ok(Some(Ok(relay))) if auth => {
+            Verdict::Ok(format!("{relay} answers and accepts the sign-in"))
+        }
+        Ok(Some(Ok(relay))) => {
+            Verdict::Ok(format!("{relay} answers (no smtp.username: no sign-in)"))
+        }
+        Ok(Some(Err(error))) => Verdict::Problem(format!(
+            "{error}; check smtp.host, smtp.port, smtp.security and the credentials"
+        )),
+        Ok(None) => Verdict::Ok("Microsoft Graph: the token endpoint answers".into()),
+        Err(_) => Verdict::Problem(format!(
+            "the relay did not finish the sign-in within {}s; check smtp.host and smtp.port",
+            NETWORK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// Asks the token endpoint for a token, as the sender will.
 async fn token(client: &OAuthClient) -> Result<(), String> {
     let source = crate::oauth::TokenSource::new(client, NETWORK_TIMEOUT)
@@ -383,29 +371,4 @@ fn webhook_address(url: Option<&crate::config::SecretUrl>) -> Option<(String, u1
 
 fn host_port(url: &url::Url) -> Option<(String, u16)> {
     Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_claims_and_expiry() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(br#"{"jti":"k1","exp":1900000000}"#);
-        let claims = jwt_claims(&format!("eyJhbGciOiJFUzM4NCJ9.{payload}.sig")).unwrap();
-        assert_eq!(claims["jti"], "k1");
-        assert!(jwt_claims("not-a-jwt").is_none());
-        let now = Utc::now();
-        assert!(
-            matches!(expiry_verdict(now + chrono::Duration::days(10), now), Verdict::Problem(p) if p.contains("in 9 days") || p.contains("in 10 days"))
-        );
-        assert!(
-            matches!(expiry_verdict(now - chrono::Duration::days(1), now), Verdict::Problem(p) if p.contains("expired"))
-        );
-        assert!(matches!(
-            expiry_verdict(now + chrono::Duration::days(90), now),
-            Verdict::Ok(_)
-        ));
-    }
 }

@@ -1,10 +1,11 @@
 //! What the Qlik Cloud clients count beyond each request's outcome: requests by endpoint and
-//! outcome, and per tenant credential the request budget left, 429s received and time paused.
+//! outcome, and per tenant credential the request budget left, 429s received, time paused, and
+//! the credential's health (refusals, the watch's verdict, the API key's expiry).
 //! Tenant ids come from the configuration, so the series are bounded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::labels::{Label, QlikEndpoint, QlikOutcome};
@@ -19,6 +20,12 @@ pub struct TenantBudget {
     pub rate_limited: AtomicU64,
     /// Milliseconds every request to the tenant was held by a 429's `Retry-After`.
     pub paused_ms: AtomicU64,
+    /// Requests Qlik finally refused with 401 (or whose OAuth token was refused).
+    pub refused: AtomicU64,
+    /// The credential watch found a problem (refused, expired, revoked, expiring soon).
+    pub credential_problem: AtomicBool,
+    /// When the API key expires (unix seconds); 0 when not known.
+    pub key_expiry: AtomicU64,
 }
 
 pub struct QlikMetrics {
@@ -83,7 +90,7 @@ impl QlikMetrics {
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
         type Read = fn(&TenantBudget) -> String;
-        let families: [(&str, &str, &str, Read); 3] = [
+        let families: [(&str, &str, &str, Read); 6] = [
             (
                 "qlik_budget_remaining",
                 "gauge",
@@ -101,6 +108,24 @@ impl QlikMetrics {
                 "counter",
                 "Time every request to the tenant was held by a 429's Retry-After.",
                 |b| (b.paused_ms.load(Ordering::Relaxed) as f64 / 1000.0).to_string(),
+            ),
+            (
+                "qlik_credential_refused_total",
+                "counter",
+                "Requests Qlik Cloud refused with 401 after any token renewal (or whose OAuth token it refused).",
+                |b| b.refused.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "qlik_credential_ok",
+                "gauge",
+                "0 while the credential watch finds the tenant's credential refused, expired, revoked or expiring within 30 days.",
+                |b| u8::from(!b.credential_problem.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
+                "qlik_api_key_expiry_timestamp_seconds",
+                "gauge",
+                "When the tenant's API key expires (unix time); 0 when not known.",
+                |b| b.key_expiry.load(Ordering::Relaxed).to_string(),
             ),
         ];
         for (name, kind, help, read) in families {

@@ -137,6 +137,11 @@ impl QlikClient {
         self
     }
 
+    /// Requests Qlik refused this credential so far (final 401s, refused OAuth tokens).
+    pub fn refusals(&self) -> u64 {
+        self.budget.refusals()
+    }
+
     /// `enrich.timeout`: how long one alert's enrichment may take in all.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -3,6 +3,7 @@
 mod answer;
 pub mod api;
 pub mod auth;
+pub mod credential;
 pub mod enrich;
 pub mod event;
 pub mod model;

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
 use super::context::local_formats;
+use super::escape::single_line;
 use super::{Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
 
@@ -162,6 +163,20 @@ impl Renderer {
                 let line = format!("✅ {what} recovered: \"{app}\"");
                 self.stock_or_line(i, Kind::Recovery, ctx, &line)
             }
+        }
+    }
+
+    /// A notice about reload-butler's own set-up (a tenant's credential), no template
+    /// involved: for email the headline is the subject and the text the body; chat gets the
+    /// text as one message.
+    pub fn render_service_notice(&self, i: usize, headline: &str, text: &str) -> Rendered {
+        match &self.destinations[i].kind {
+            DestinationKind::Email(_) => Rendered::Email {
+                subject: single_line(&format!("⚠️ {headline}")),
+                html: format!("<p>{}</p>", handlebars::html_escape(text)),
+                text: text.to_owned(),
+            },
+            _ => self.one_line(i, &format!("⚠️ {text}"), &json!({})),
         }
     }
 

@@ -69,69 +69,7 @@ impl Store {
     ) -> Result<Vec<NewDelivery>, StoreError> {
         let now = now_ms();
         self.in_transaction(|tx| {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO outbox
-                     (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at,
-                      detail, digest_item, silence_key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10)",
-                )?;
-            let mut window = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)",
-                )?;
-            let mut open = tx
-                .prepare_cached(
-                    "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
-                )?;
-            for d in deliveries.iter_mut() {
-                if let (NewState::Pending, Some((key, window_ms))) = (&d.state, &d.rate_limit) {
-                    let since: Option<i64> = open
-                        .query_row(params![key, now.saturating_sub(*window_ms)], |r| r.get(0))
-                        .optional()
-                        ?;
-                    match since {
-                        Some(at) => {
-                            d.state = NewState::Suppressed(format!(
-                                "rate limited: this app alerted here {} s ago (rate_limit {} s)",
-                                (now - at) / 1000,
-                                window_ms / 1000
-                            ));
-                        }
-                        None => {
-                            window.execute(params![key, now])?;
-                        }
-                    }
-                }
-                let mut due_at = now;
-                let (state, detail) = match &d.state {
-                    NewState::Pending if d.hold.is_some() => {
-                        let window_ms = d.hold.as_ref().map_or(0, |(w, _)| *w);
-                        due_at = open_group(tx, &d.destination, &d.recipient, now)
-                            ?
-                            .unwrap_or(now.saturating_add(window_ms));
-                        ("held", None)
-                    }
-                    NewState::Pending => ("pending", None),
-                    NewState::Suppressed(reason) => ("suppressed", Some(reason)),
-                    NewState::Silenced(reason) => ("silenced", Some(reason)),
-                    NewState::Dead(reason) => ("dead", Some(reason)),
-                };
-                insert
-                    .execute(params![
-                        job_id,
-                        d.destination,
-                        d.recipient,
-                        d.payload,
-                        state,
-                        now,
-                        due_at,
-                        detail,
-                        d.hold.as_ref().and_then(|(_, item)| item.as_deref()),
-                        d.silence_key
-                    ])
-                    ?;
-            }
+            insert_rows(tx, job_id, &mut deliveries, now)?;
             tx.execute(
                 "UPDATE jobs SET state = 'routed' WHERE id = ?1",
                 params![job_id],
@@ -255,6 +193,73 @@ impl Store {
         }
         Ok(deleted)
     }
+}
+
+/// Creates a job's outbox rows (see [`Store::route_job`]), settling each pending row's rate
+/// limit: its state in `deliveries` is updated to what was recorded.
+pub(super) fn insert_rows(
+    tx: &rusqlite::Transaction,
+    job_id: i64,
+    deliveries: &mut [NewDelivery],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox
+             (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at,
+              detail, digest_item, silence_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10)",
+        )?;
+    let mut window = tx
+        .prepare_cached("INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)")?;
+    let mut open = tx.prepare_cached(
+        "SELECT last_sent_at FROM rate_limits WHERE key = ?1 AND last_sent_at > ?2",
+    )?;
+    for d in deliveries.iter_mut() {
+        if let (NewState::Pending, Some((key, window_ms))) = (&d.state, &d.rate_limit) {
+            let since: Option<i64> = open
+                .query_row(params![key, now.saturating_sub(*window_ms)], |r| r.get(0))
+                .optional()?;
+            match since {
+                Some(at) => {
+                    d.state = NewState::Suppressed(format!(
+                        "rate limited: this app alerted here {} s ago (rate_limit {} s)",
+                        (now - at) / 1000,
+                        window_ms / 1000
+                    ));
+                }
+                None => {
+                    window.execute(params![key, now])?;
+                }
+            }
+        }
+        let mut due_at = now;
+        let (state, detail) = match &d.state {
+            NewState::Pending if d.hold.is_some() => {
+                let window_ms = d.hold.as_ref().map_or(0, |(w, _)| *w);
+                due_at = open_group(tx, &d.destination, &d.recipient, now)?
+                    .unwrap_or(now.saturating_add(window_ms));
+                ("held", None)
+            }
+            NewState::Pending => ("pending", None),
+            NewState::Suppressed(reason) => ("suppressed", Some(reason)),
+            NewState::Silenced(reason) => ("silenced", Some(reason)),
+            NewState::Dead(reason) => ("dead", Some(reason)),
+        };
+        insert.execute(params![
+            job_id,
+            d.destination,
+            d.recipient,
+            d.payload,
+            state,
+            now,
+            due_at,
+            detail,
+            d.hold.as_ref().and_then(|(_, item)| item.as_deref()),
+            d.silence_key
+        ])?;
+    }
+    Ok(())
 }
 
 /// When the open storm-grouping window of (destination, recipient) closes, if one is open.

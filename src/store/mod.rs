@@ -15,6 +15,7 @@ pub mod health;
 mod jobs;
 mod notices;
 mod schema;
+mod service_notices;
 mod shared;
 mod silences;
 mod watermarks;
@@ -22,6 +23,7 @@ mod watermarks;
 pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
+pub use service_notices::NewNotice;
 pub use shared::SharedStore;
 pub use silences::{SilenceFilter, StoredSilence};
 

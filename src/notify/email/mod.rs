@@ -68,6 +68,17 @@ impl EmailNotifier {
     }
 }
 
+impl EmailNotifier {
+    /// Signs in to the SMTP relay as a send would, sending nothing (`doctor`): the relay's
+    /// address. `None` for Microsoft Graph, which has no sign-in apart from its token.
+    pub async fn sign_in(&self) -> Option<Result<String, SendError>> {
+        match &self.via {
+            Via::Smtp(sender) => Some(sender.sign_in().await),
+            Via::Graph(_) => None,
+        }
+    }
+}
+
 /// A token the sender could not get: retried when the endpoint was busy or down (nothing is
 /// lost while it is), dead when it refused the client (wrong secret, no consent, ...).
 fn token_failure(error: TokenError) -> SendError {

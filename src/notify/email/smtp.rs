@@ -133,6 +133,26 @@ impl SmtpSender {
         }
     }
 
+    /// Connects, says EHLO, starts TLS and signs in as a send would, and sends nothing
+    /// (`doctor`). Returns the relay's address.
+    pub(super) async fn sign_in(&self) -> Result<String, SendError> {
+        let token = match &self.xoauth2 {
+            Some(xoauth2) => Some(xoauth2.tokens.token().await.map_err(token_failure)?),
+            None => None,
+        };
+        match self.transport(token.as_ref())?.test_connection().await {
+            Ok(true) => Ok(self.relay.clone()),
+            Ok(false) => Err(SendError::transient(
+                "the relay closed the connection after the sign-in",
+            )),
+            Err(e) if no_xoauth2(&e) => Err(SendError::permanent(format!(
+                "the relay does not offer AUTH XOAUTH2 ({})",
+                describe(&e)
+            ))),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
     /// The pooled transport, built for `token` (a pool whose connections signed in with another
     /// token is replaced).
     fn transport(&self, token: Option<&Secret>) -> Result<Transport, SendError> {

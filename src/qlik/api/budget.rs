@@ -153,6 +153,16 @@ impl Budget {
         Some(Duration::from_secs_f64(missing / self.per_second).max(Duration::from_millis(1)))
     }
 
+    /// Qlik refused the credential (a final 401, or its OAuth token refused).
+    pub(crate) fn note_refused(&self) {
+        self.gauges.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests Qlik refused so far.
+    pub(crate) fn refusals(&self) -> u64 {
+        self.gauges.refused.load(Ordering::Relaxed)
+    }
+
     /// A 429 said to wait `after`: every request to the tenant waits until then.
     pub(crate) fn pause(&self, after: Duration) {
         self.gauges.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -25,6 +25,7 @@ use crate::config::Secret;
 use crate::http::{self, read_capped, Body};
 use crate::metrics::QlikOutcome;
 use crate::qlik::answer::{error_detail, status_outcome, transport_outcome};
+use crate::qlik::auth::TokenError;
 
 pub(crate) const MAX_RETRIES: u32 = 3;
 /// 429s in a row after which a call without a deadline (the poll) gives up until its next turn.
@@ -80,6 +81,7 @@ impl QlikClient {
                 Attempt::Done(body) => return Ok(body),
                 Attempt::Unauthorized(token, error) => {
                     if renewed || !self.auth.renewable() {
+                        self.budget.note_refused();
                         return Err(error);
                     }
                     self.auth.invalidate(&token).await;
@@ -121,7 +123,18 @@ impl QlikClient {
             Err(source) if source.is_transient() => {
                 return Attempt::Retry(ApiError::Token { call, source })
             }
-            Err(source) => return Attempt::Fail(ApiError::Token { call, source }),
+            Err(source) => {
+                if matches!(
+                    source,
+                    TokenError::Rejected {
+                        status: 400 | 401,
+                        ..
+                    }
+                ) {
+                    self.budget.note_refused();
+                }
+                return Attempt::Fail(ApiError::Token { call, source });
+            }
         };
         if let Err(over) = self
             .budget
