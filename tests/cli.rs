@@ -202,3 +202,42 @@ fn check_renders_digest_and_recovery_templates_too() {
     assert!(err.contains("cannot render a sample digest"), "{err}");
     assert!(err.contains("did not produce valid JSON"), "{err}");
 }
+
+/// Instances sharing a group that all poll would each alert what the poll finds (each SQLite
+/// store dedupes alone): `check` says so, and still passes (one instance may poll).
+#[test]
+fn check_warns_about_a_shared_group_that_polls() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("c.yaml");
+    let write = |poll: bool| {
+        std::fs::write(
+            &path,
+            format!(
+                "mqtt: {{url: 'mqtt://broker:1883', shared_group: alerters}}\n\
+                 poll: {{enabled: {poll}}}\nenrich: {{enabled: true}}\n\
+                 state: {{path: '{}'}}\n\
+                 tenants: [{{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}]\n",
+                dir.path().join("s.db").display()
+            ),
+        )
+        .expect("write");
+    };
+    let config = path.to_str().expect("utf-8");
+    write(true);
+    let out = reload_butler(&["check", "--config", config], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning:")
+            && text(&out.stderr).contains("alerted once per instance"),
+        "{}",
+        text(&out.stderr)
+    );
+    write(false);
+    let out = reload_butler(&["check", "--config", config], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning:"),
+        "{}",
+        text(&out.stderr)
+    );
+}

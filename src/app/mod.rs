@@ -70,6 +70,27 @@ pub fn startup_problems(config: &Config) -> Vec<crate::config::Problem> {
     problems
 }
 
+/// What starts but will not work as the user likely expects: `check` prints these, `run` logs
+/// them at start-up.
+pub fn startup_warnings(config: &Config) -> Vec<crate::config::Problem> {
+    let mut warnings = Vec::new();
+    let shared = config
+        .mqtt
+        .as_ref()
+        .is_some_and(|m| m.shared_group.is_some());
+    if shared && config.poll.enabled {
+        warnings.push(crate::config::Problem {
+            path: "mqtt.shared_group".to_owned(),
+            message: "with poll.enabled, every instance of the group polls, and each remembers \
+                      only its own alerts in its own state store: a failure the poll finds is \
+                      alerted once per instance. Set poll.enabled: false on every instance but \
+                      one"
+            .to_owned(),
+        });
+    }
+    warnings
+}
+
 /// The daemon. Returns when a shutdown signal was handled.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let signals = signals()?;
@@ -85,6 +106,9 @@ pub async fn run_until(
 ) -> Result<(), RunError> {
     if config.mqtt.is_none() && !config.poll.enabled {
         return Err(RunError::NoEventSource);
+    }
+    for warning in startup_warnings(&config) {
+        tracing::warn!(key = %warning.path, "{}", warning.message);
     }
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

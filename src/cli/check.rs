@@ -16,6 +16,9 @@ pub fn command(path: &Path) -> Outcome {
     if !found.is_empty() {
         return Err(problems(path, &found));
     }
+    for warning in crate::app::startup_warnings(&config) {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
     let enabled = config.destinations.iter().filter(|d| d.enabled).count();
     println!(
         "{}: OK ({} tenant{}, {} destination{} of which {} enabled)",
