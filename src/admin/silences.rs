@@ -36,7 +36,11 @@ pub(super) fn router(store: SharedStore, access: Arc<Access>) -> Router {
         .with_state(store)
 }
 
-async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+pub(super) async fn guard(
+    State(access): State<Arc<Access>>,
+    request: Request,
+    next: Next,
+) -> Response {
     match access.check(request.headers()) {
         Ok(()) => next.run(request).await,
         Err(denied) => {

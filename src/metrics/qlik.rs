@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::labels::{Label, QlikEndpoint, QlikOutcome};
@@ -19,6 +19,27 @@ pub struct TenantBudget {
     pub rate_limited: AtomicU64,
     /// Milliseconds every request to the tenant was held by a 429's `Retry-After`.
     pub paused_ms: AtomicU64,
+    /// The last answer (unix ms, 0 before the first) and its outcome: for the console.
+    last_answer_ms: AtomicU64,
+    last_outcome: AtomicUsize,
+}
+
+impl TenantBudget {
+    /// Records the outcome of an answer (or a request that got none) received now.
+    pub fn answered(&self, outcome: QlikOutcome) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_outcome.store(outcome.index(), Ordering::Relaxed);
+        self.last_answer_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// When the tenant last answered (unix ms) and how, if it ever did.
+    pub fn last_answer(&self) -> Option<(u64, QlikOutcome)> {
+        let at = self.last_answer_ms.load(Ordering::Relaxed);
+        let outcome = QlikOutcome::ALL.get(self.last_outcome.load(Ordering::Relaxed))?;
+        (at > 0).then_some((at, *outcome))
+    }
 }
 
 pub struct QlikMetrics {
@@ -60,6 +81,11 @@ impl QlikMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         tenants.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    /// The budget gauges of `tenant` if a client uses them (not created).
+    pub fn known_tenant(&self, tenant: &str) -> Option<Arc<TenantBudget>> {
+        self.tenants.lock().ok()?.get(tenant).cloned()
     }
 
     pub(super) fn render(&self, out: &mut String) {

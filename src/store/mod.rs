@@ -1,6 +1,7 @@
 //! The SQLite state store, a file per table group: `mod.rs` (opening, the ingest transaction:
 //! dedupe keys, jobs and dead letters), `dead_letters.rs`, `jobs.rs`, `deliveries.rs` (the outbox and history),
-//! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll).
+//! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll),
+//! `console.rs` (what the admin console reads, and resending a dead delivery).
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
@@ -9,6 +10,7 @@
 //! answers anyone (see `shared.rs`).
 
 mod app_names;
+mod console;
 mod dead_letters;
 mod deliveries;
 pub mod health;
@@ -19,6 +21,7 @@ mod shared;
 mod silences;
 mod watermarks;
 
+pub use console::{AlertFilter, AlertRow, DeliveryRow, FailingApp, Resend, ALERTS_MAX};
 pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
