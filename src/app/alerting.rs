@@ -44,6 +44,7 @@ pub(super) async fn start(
     let ttl = config.state.dedupe_ttl;
     let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
     store.track_failing_apps(config.tracks_failing_apps());
+    store.record_recoveries(config.recovery_enabled());
     let store = crate::store::SharedStore::new(store)?;
     // API clients serve enrichment and the reconciliation poll.
     let clients = crate::qlik::enrich::clients_for(&config, metrics).map_err(RunError::Config)?;

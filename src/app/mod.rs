@@ -98,6 +98,7 @@ pub async fn run_until(
     // from the store.
     let recovery = config.tracks_failing_apps();
     store.track_failing_apps(recovery);
+    store.record_recoveries(config.recovery_enabled());
     let failing = Arc::new(crate::pipeline::FailingApps::new(if recovery {
         store.failing_apps()?
     } else {

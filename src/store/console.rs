@@ -355,3 +355,194 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewDelivery, NewState, Record};
+
+    fn store_with_alert(dir: &std::path::Path) -> (Store, i64) {
+        let mut store = Store::open(&dir.join("s.db"), std::time::Duration::from_secs(60)).unwrap();
+        store.track_failing_apps(true);
+        let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
+        let event = crate::qlik::event::decode(payload).unwrap();
+        let failure = event.failure().unwrap();
+        let written = store
+            .write(&[Record::Job {
+                event: &event,
+                failure,
+                topic: "t",
+            }])
+            .unwrap();
+        let crate::store::Written::Job(job) = written[0] else {
+            panic!("{written:?}")
+        };
+        let row = |destination: &str, payload: &str, state| NewDelivery {
+            destination: destination.into(),
+            recipient: String::new(),
+            payload: payload.into(),
+            state,
+            rate_limit: None,
+            hold: None,
+            silence_key: None,
+        };
+        store
+            .route_job(
+                job,
+                vec![
+                    row(
+                        "chat",
+                        r#"{"kind":"slack","body":{"text":"x"}}"#,
+                        NewState::Pending,
+                    ),
+                    row("cards", "", NewState::Dead("no template".into())),
+                ],
+            )
+            .unwrap();
+        (store, job)
+    }
+
+    fn state(store: &Store, destination: &str) -> (String, i64) {
+        store
+            .conn
+            .query_row(
+                "SELECT state, attempts FROM outbox WHERE destination = ?1",
+                params![destination],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn alerts_are_listed_with_their_outcomes_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, job) = store_with_alert(dir.path());
+        let all = store.alerts(&AlertFilter::default(), 10).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, job);
+        assert_eq!(
+            all[0].app_name.as_deref(),
+            Some("Sales Dashboard <EU> & \"Nordics\"")
+        );
+        assert_eq!(
+            all[0].error_code.as_deref(),
+            Some("EngineReloadScriptError")
+        );
+        assert_eq!(all[0].deliveries.len(), 2);
+        let dead = AlertFilter {
+            outcome: Some("dead".into()),
+            ..AlertFilter::default()
+        };
+        let found = store.alerts(&dead, 10).unwrap();
+        assert_eq!(found[0].deliveries.len(), 1, "only the matching delivery");
+        assert_eq!(
+            found[0].deliveries[0].detail.as_deref(),
+            Some("no template")
+        );
+        let by_name = AlertFilter {
+            app: Some("SALES DASHBOARD <EU> & \"NORDICS\"".into()),
+            ..AlertFilter::default()
+        };
+        assert_eq!(
+            store.alerts(&by_name, 10).unwrap().len(),
+            1,
+            "by name, any case"
+        );
+        let other = AlertFilter {
+            tenant: Some("nope".into()),
+            ..AlertFilter::default()
+        };
+        assert!(store.alerts(&other, 10).unwrap().is_empty());
+        let one = store.alert(job).unwrap().unwrap();
+        assert!(one.deliveries.iter().any(|d| d.payload.is_some()));
+        assert_eq!(store.alert(job + 1).unwrap(), None);
+        let failing = store.failing_now().unwrap();
+        assert_eq!(failing.len(), 1);
+        assert_eq!(failing[0].failures, 1);
+        assert_eq!(
+            failing[0].last_error.as_deref(),
+            Some("Unknown statement: ThisFailsForSure")
+        );
+    }
+
+    #[test]
+    fn a_dead_delivery_is_resent_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, job) = store_with_alert(dir.path());
+        let id: i64 = store
+            .conn
+            .query_row(
+                "SELECT id FROM outbox WHERE destination = 'chat'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            store.resend_dead(id).unwrap(),
+            Resend::NotDead {
+                state: "pending".into()
+            }
+        );
+        store
+            .record_attempts(&[(
+                id,
+                crate::store::Outcome::Dead {
+                    error: "HTTP 404 no_service".into(),
+                },
+            )])
+            .unwrap();
+        let dead = store.dead_deliveries(10).unwrap();
+        assert_eq!(dead.len(), 2);
+        assert!(dead
+            .iter()
+            .any(|(a, resendable)| *resendable && a.deliveries[0].id == id));
+        assert_eq!(
+            store.resend_dead(id).unwrap(),
+            Resend::Queued {
+                job_id: job,
+                destination: "chat".into()
+            }
+        );
+        assert_eq!(state(&store, "chat"), ("pending".into(), 1), "history kept");
+        let due = store.due_deliveries("chat", 10, &[]).unwrap();
+        assert_eq!(due.len(), 1, "due now");
+        assert!(matches!(
+            store.resend_dead(id).unwrap(),
+            Resend::NotDead { .. }
+        ));
+        assert_eq!(
+            store.due_deliveries("chat", 10, &[]).unwrap().len(),
+            1,
+            "queued once"
+        );
+        let cards: i64 = store
+            .conn
+            .query_row(
+                "SELECT id FROM outbox WHERE destination = 'cards'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(store.resend_dead(cards).unwrap(), Resend::NothingToSend);
+        assert_eq!(store.resend_dead(9999).unwrap(), Resend::Unknown);
+    }
+
+    #[test]
+    fn a_silence_ends_now_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = store_with_alert(dir.path());
+        let matcher = crate::config::Matcher {
+            app: Some("a".into()),
+            ..crate::config::Matcher::default()
+        };
+        let now = now_ms();
+        let id = store
+            .add_silence(&matcher, now + 60_000, now + 120_000, "later", false)
+            .unwrap();
+        assert!(store.end_silence(id).unwrap());
+        assert!(!store.end_silence(id).unwrap(), "over already");
+        assert!(store.silences(false).unwrap().is_empty());
+        let all = store.silences(true).unwrap();
+        assert!(all[0].starts_at <= all[0].ends_at, "{all:?}");
+    }
+}

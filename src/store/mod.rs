@@ -115,6 +115,9 @@ pub enum Written {
     Recovery(i64),
     /// A successful reload of an app that was not failing: nothing written.
     NotFailing,
+    /// A successful reload ended the app's failing streak; no recovery job (no destination
+    /// sends recovery notices: the streak was kept for the console).
+    StreakEnded,
     /// An app's name remembered, nothing else.
     AppName,
 }
@@ -123,8 +126,10 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     dedupe_ttl: Duration,
-    /// Keep `failing_apps` up to date (some destination sends recovery notices).
+    /// Keep `failing_apps` up to date (recovery notices, the console).
     track_failing: bool,
+    /// The end of a streak records a recovery job (some destination sends recovery notices).
+    recovery_jobs: bool,
     /// Dead letters written since the table was last trimmed to its bounds.
     dead_letters_since_trim: usize,
 }
@@ -190,13 +195,19 @@ impl Store {
             path: path.to_owned(),
             dedupe_ttl,
             track_failing: false,
+            recovery_jobs: true,
             dead_letters_since_trim: 0,
         })
     }
 
-    /// Failure jobs also record their app as failing, for recovery notices.
+    /// Failure jobs also record their app as failing, for recovery notices and the console.
     pub fn track_failing_apps(&mut self, on: bool) {
         self.track_failing = on;
+    }
+
+    /// Whether the end of a failing streak records a recovery job (default) or only ends it.
+    pub fn record_recoveries(&mut self, on: bool) {
+        self.recovery_jobs = on;
     }
 
     /// Writes a batch in one transaction: all of it is on disk when this returns `Ok`, none of it
@@ -205,6 +216,7 @@ impl Store {
         let now = now_ms();
         let expires = now.saturating_add(crate::domain::millis(self.dedupe_ttl));
         let track_failing = self.track_failing;
+        let recovery_jobs = self.recovery_jobs;
         let Store {
             conn,
             path,
@@ -241,7 +253,7 @@ impl Store {
                 }
                 Record::Recovery { event, topic } => {
                     let json = serde_json::to_string(event)?;
-                    notices::write_recovery(&tx, event, topic, &json, now)
+                    notices::write_recovery(&tx, event, topic, &json, now, recovery_jobs)
                 }
                 Record::AppName { tenant, app, name } => {
                     app_names::remember(&tx, tenant, app, name, now).map(|()| Written::AppName)
