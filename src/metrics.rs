@@ -389,3 +389,25 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_keeps_its_last_success_and_last_failure() {
+        let metrics = Metrics::default();
+        assert!(metrics.destination_health().is_empty());
+        metrics.destination_attempt("chat", Err("HTTP 503"));
+        metrics.destination_attempt("chat", Ok(()));
+        metrics.destination_attempt("chat", Err("HTTP 404 no_service"));
+        let health = metrics.destination_health();
+        let chat = &health["chat"];
+        assert!(chat.last_success.is_some());
+        assert_eq!(
+            chat.last_failure.as_ref().map(|(_, why)| why.as_str()),
+            Some("HTTP 404 no_service")
+        );
+        assert_eq!(health.len(), 1);
+    }
+}

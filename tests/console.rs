@@ -520,6 +520,98 @@ async fn on_a_network_address_the_console_needs_the_token_and_shows_only_the_log
     );
     assert!(!daemon.log().contains(TOKEN), "the token is never logged");
 
+    // The alert list's filter form (a plain GET).
+    browser.goto(&format!("{console}/console/alerts"));
+    browser.eval("document.getElementById('f-outcome').value = 'delivered'");
+    browser.click("form.filters button");
+    assert!(
+        browser.url().contains("outcome=delivered"),
+        "{}",
+        browser.url()
+    );
+    assert!(
+        browser.text().contains("No alerts match."),
+        "{}",
+        browser.text()
+    );
+    browser.goto(&format!(
+        "{console}/console/alerts?outcome=dead&destination=ops-slack"
+    ));
+    assert!(browser.text().contains("no_service"), "{}", browser.text());
+
+    // Silences: the CLI's validation, then one added and ended early.
+    browser.goto(&format!("{console}/console/silences"));
+    browser.eval("document.getElementById('s-for').value = '2h'");
+    browser.click("form.stack button");
+    let text = browser.text();
+    assert!(text.contains("give at least one filter"), "{text}");
+    browser.eval(&format!("document.getElementById('s-app').value = {APP:?}"));
+    browser.eval("document.getElementById('s-comment').value = 'source DB upgrade'");
+    browser.click("form.stack button");
+    let text = browser.text();
+    assert!(
+        text.contains(APP) && text.contains("source DB upgrade"),
+        "{text}"
+    );
+    assert_eq!(
+        daemon.query("SELECT count(*) FROM silences WHERE ends_at > 0")[0][0],
+        "1"
+    );
+    browser.click("form[action$='/end'] button");
+    assert!(
+        browser.text().contains("No ad-hoc silence"),
+        "{}",
+        browser.text()
+    );
+
+    // The JSON behind the pages, with the bearer token.
+    let get = |path: &str| {
+        client
+            .get(format!("{console}{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let failing: Value = get("/failing").await.unwrap().json().await.unwrap();
+    assert_eq!(failing[0]["app_id"], APP, "{failing}");
+    assert_eq!(failing[0]["last_error_code"], "EngineReloadScriptError");
+    let dead: Value = get("/alerts?outcome=dead")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead[0]["deliveries"][0]["state"], "dead", "{dead}");
+    let listed: Value = get("/dead").await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["resendable"], true, "{listed}");
+    let one: Value = get("/alerts/1").await.unwrap().json().await.unwrap();
+    assert!(one["deliveries"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .contains("slack"));
+    let status: Value = get("/status").await.unwrap().json().await.unwrap();
+    assert_eq!(status["broker"]["connected"], true, "{status}");
+    assert_eq!(status["destinations"][0]["name"], "ops-slack");
+    assert!(status["destinations"][0]["last_failure"]
+        .as_str()
+        .unwrap()
+        .contains("no_service"));
+    let everything = [failing, dead, listed, one, status]
+        .map(|v| v.to_string())
+        .concat();
+    assert!(
+        !everything.contains(&slack.uri()) && !everything.contains(TOKEN),
+        "no secrets"
+    );
+    let resend = format!("{console}/deliveries/{}/resend", delivery(&daemon).0);
+    let not_json = client
+        .post(&resend)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415);
+    assert_eq!(delivery(&daemon).1, "dead");
+
     // Logging out ends the session.
     browser.click("nav button");
     browser.goto(&format!("{console}/console/alerts"));

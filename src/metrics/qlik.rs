@@ -151,6 +151,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tenant_keeps_its_last_answer_and_unknown_tenants_are_not_created() {
+        let metrics = QlikMetrics::default();
+        assert!(metrics.known_tenant("t1").is_none());
+        let budget = metrics.tenant("t1");
+        assert_eq!(budget.last_answer(), None);
+        budget.answered(QlikOutcome::RateLimited);
+        budget.answered(QlikOutcome::Ok);
+        let (at, outcome) = budget.last_answer().unwrap();
+        assert_eq!(outcome, QlikOutcome::Ok);
+        assert!(at > 1_700_000_000_000, "{at}");
+        assert!(metrics.known_tenant("t1").is_some());
+        assert!(metrics.known_tenant("t2").is_none());
+    }
+
+    #[test]
     fn counts_by_endpoint_and_outcome_and_shows_tenants() {
         let metrics = QlikMetrics::default();
         metrics.request(QlikEndpoint::App, QlikOutcome::RateLimited);
