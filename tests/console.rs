@@ -617,3 +617,39 @@ async fn on_a_network_address_the_console_needs_the_token_and_shows_only_the_log
     browser.goto(&format!("{console}/console/alerts"));
     assert!(browser.text().contains("Admin token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_network_address_without_a_token_the_console_is_refused() {
+    let ip = own_address().expect("a non-loopback address to bind the admin endpoint to");
+    let broker = Broker::start();
+    let slack = MockServer::start().await;
+    slack_answers(&slack, 404, "no_service").await;
+    let daemon = daemon(&broker, &slack.uri(), |port| {
+        format!("admin: {{listen: '{ip}:{port}'}}\n")
+    });
+    send(broker.port, vec![fixture("app-reload-finished-error.json")]);
+    wait_until("the delivery to die", Duration::from_secs(30), || {
+        daemon.query("SELECT state FROM outbox") == vec![vec!["dead".to_owned()]]
+    });
+    reload_butler::tls::ensure_crypto_provider();
+    let client = reqwest::Client::new();
+    for page in ["/", "/console/alerts/1", "/console/silences"] {
+        let response = client
+            .get(format!("http://{ip}:{}{page}", daemon.admin_port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{page}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("set admin.token"), "{page}: {body}");
+        assert!(
+            !body.contains(APP) && !body.contains("no_service"),
+            "{page}: {body}"
+        );
+    }
+    assert!(
+        daemon.log().contains("reason=\"no_token_configured\""),
+        "{}",
+        daemon.log()
+    );
+}

@@ -5,7 +5,8 @@
 //! form and compared in constant time). With `admin.token` a session starts at the login form;
 //! on a loopback `listen` without one, at the first page. A restart ends every session.
 //!
-//! A POST is refused when its `Origin` (when sent) is not this endpoint's own, or when
+//! A POST is refused when its `Origin` (when sent) does not name the host and port of its
+//! `Host` header (http, or https through a TLS proxy that passes `Host` on), or when
 //! `Sec-Fetch-Site` (when sent) says another site or origin sent it, whatever its token.
 
 use std::collections::HashMap;
