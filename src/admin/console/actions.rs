@@ -1,12 +1,12 @@
-//! The console's form actions. Each POST is checked first (`session::check_form`: this origin,
-//! this session's CSRF token), then does one thing and answers `303 See Other` to the page that
+//! The console's form actions. Each POST is checked first, by extracting its form as
+//! [`Checked`] (`session::check_form`: this origin, this session's CSRF token), then does one thing and answers `303 See Other` to the page that
 //! shows the result, or a page saying why not.
 
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::{Extension, Form};
+use axum::Form;
 use chrono::Utc;
 
 use super::session::{self, Forged, Session};
@@ -22,6 +22,55 @@ pub(super) struct Plain {
     csrf: String,
 }
 
+/// A form that carries the CSRF token.
+pub(super) trait Csrf {
+    fn csrf(&self) -> &str;
+}
+
+impl Csrf for Plain {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl Csrf for forms::SilenceForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A form POST that passed [`session::check_form`] (this origin, this session's token): the
+/// only way an action gets its form, so none can forget the check. A form that does not
+/// decode counts as one without a token.
+pub(super) struct Checked<T> {
+    session: Session,
+    form: T,
+}
+
+impl<T> FromRequest<Console> for Checked<T>
+where
+    T: serde::de::DeserializeOwned + Default + Csrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Console) -> Result<Self, Response> {
+        let session = request.extensions().get::<Session>().cloned();
+        let headers = request.headers().clone();
+        let path = request.uri().path().to_owned();
+        let form = Form::<T>::from_request(request, console)
+            .await
+            .map(|Form(f)| f)
+            .unwrap_or_default();
+        match session::check_form(&headers, session.as_ref(), form.csrf()) {
+            Ok(()) => match session {
+                Some(session) => Ok(Checked { session, form }),
+                None => Err(forged(console, Forged::NoSession, &path)),
+            },
+            Err(why) => Err(forged(console, why, &path)),
+        }
+    }
+}
+
 fn forged(c: &Console, why: Forged, path: &str) -> Response {
     tracing::warn!(reason = why.reason(), path, "console form refused");
     page(
@@ -32,15 +81,9 @@ fn forged(c: &Console, why: Forged, path: &str) -> Response {
 
 pub(super) async fn resend(
     State(c): State<Console>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Plain>, FormRejection>,
+    Checked { session, .. }: Checked<Plain>,
 ) -> Response {
-    let form = form.map(|Form(f)| f).unwrap_or_default();
-    if let Err(why) = session::check_form(&headers, Some(&session), &form.csrf) {
-        return forged(&c, why, "/console/deliveries/{id}/resend");
-    }
     let view = c.view(Some(&session));
     let Ok(Path(id)) = id else {
         return page(
@@ -95,14 +138,8 @@ pub(super) async fn resend(
 
 pub(super) async fn add_silence(
     State(c): State<Console>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
-    form: Result<Form<forms::SilenceForm>, FormRejection>,
+    Checked { session, form }: Checked<forms::SilenceForm>,
 ) -> Response {
-    let form = form.map(|Form(f)| f).unwrap_or_default();
-    if let Err(why) = session::check_form(&headers, Some(&session), &form.csrf) {
-        return forged(&c, why, "/console/silences");
-    }
     let request = form.request();
     let added = c
         .store
@@ -137,15 +174,10 @@ pub(super) async fn add_silence(
 
 pub(super) async fn end_silence(
     State(c): State<Console>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
-    form: Result<Form<Plain>, FormRejection>,
+    // Checked on extraction; the form has nothing else.
+    _checked: Checked<Plain>,
 ) -> Response {
-    let form = form.map(|Form(f)| f).unwrap_or_default();
-    if let Err(why) = session::check_form(&headers, Some(&session), &form.csrf) {
-        return forged(&c, why, "/console/silences/{id}/end");
-    }
     let Ok(Path(id)) = id else {
         return see_other("/console/silences");
     };
@@ -162,14 +194,8 @@ pub(super) async fn end_silence(
 
 pub(super) async fn logout(
     State(c): State<Console>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
-    form: Result<Form<Plain>, FormRejection>,
+    Checked { session, .. }: Checked<Plain>,
 ) -> Response {
-    let form = form.map(|Form(f)| f).unwrap_or_default();
-    if let Err(why) = session::check_form(&headers, Some(&session), &form.csrf) {
-        return forged(&c, why, "/console/logout");
-    }
     c.sessions.end(&session.id);
     let mut response = see_other("/");
     if let Ok(cookie) = HeaderValue::from_str(&session::clear_cookie()) {

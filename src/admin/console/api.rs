@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -108,12 +108,7 @@ async fn resend(
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> Response {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !crate::admin::silences::is_json(&headers) {
         // A cross-site form cannot send this type without a CORS preflight.
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
