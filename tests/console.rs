@@ -611,6 +611,24 @@ async fn on_a_network_address_the_console_needs_the_token_and_shows_only_the_log
         .unwrap();
     assert_eq!(not_json.status(), 415);
     assert_eq!(delivery(&daemon).1, "dead");
+    let queued = client
+        .post(&resend)
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    // Slack still answers 404: one more attempt, dead again with its answer.
+    wait_until(
+        "the resent delivery to die again",
+        Duration::from_secs(30),
+        || {
+            daemon.query("SELECT state, attempts FROM outbox")
+                == vec![vec!["dead".to_owned(), "2".to_owned()]]
+        },
+    );
+    assert_eq!(slack_posts(&slack).await, 2);
 
     // Logging out ends the session.
     browser.click("nav button");
