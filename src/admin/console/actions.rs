@@ -242,7 +242,19 @@ pub(super) async fn login(
     }
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let next = next_path(&form.next).to_owned();
+    if !c.sessions.login_allowed() {
+        tracing::warn!(reason = "too_many_failures", "console login refused");
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            forms::login(
+                &c.view(None),
+                &next,
+                Some("Too many wrong tokens in the last minute: wait a minute and try again."),
+            ),
+        );
+    }
     if !check.matches(form.token.trim().as_bytes()) {
+        c.sessions.login_failed();
         tracing::warn!(reason = "wrong_token", "console login refused");
         return page(
             StatusCode::UNAUTHORIZED,

@@ -35,10 +35,16 @@ struct Entry {
     expires: Instant,
 }
 
-/// The sessions in force, in memory.
+/// Failed logins allowed per [`LOGIN_WINDOW`], from all clients together; beyond them every
+/// login is refused until the window ends (a guessed token cannot be tried fast).
+const LOGIN_FAILURES: u32 = 10;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// The sessions in force, in memory, and the recent failed logins.
 #[derive(Default)]
 pub(super) struct Sessions {
     map: Mutex<HashMap<String, Entry>>,
+    failures: Mutex<Option<(Instant, u32)>>,
 }
 
 /// 32 random bytes (the thread's CSPRNG), as hex.
@@ -96,6 +102,30 @@ impl Sessions {
             id: id.to_owned(),
             csrf: entry.csrf.clone(),
         })
+    }
+
+    /// Whether a login may be tried now (fewer than [`LOGIN_FAILURES`] failed in the window).
+    pub(super) fn login_allowed(&self) -> bool {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *failures {
+            Some((since, count)) => since.elapsed() >= LOGIN_WINDOW || count < LOGIN_FAILURES,
+            None => true,
+        }
+    }
+
+    /// Counts a failed login.
+    pub(super) fn login_failed(&self) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *failures = match *failures {
+            Some((since, count)) if since.elapsed() < LOGIN_WINDOW => Some((since, count + 1)),
+            _ => Some((Instant::now(), 1)),
+        };
     }
 
     pub(super) fn end(&self, id: &str) {
@@ -257,6 +287,19 @@ mod tests {
             "{set}"
         );
         assert!(set.contains("Max-Age=28800"), "{set}");
+    }
+
+    #[test]
+    fn failed_logins_are_limited() {
+        let sessions = Sessions::default();
+        for _ in 0..LOGIN_FAILURES {
+            assert!(sessions.login_allowed());
+            sessions.login_failed();
+        }
+        assert!(
+            !sessions.login_allowed(),
+            "the next one waits for the window"
+        );
     }
 
     #[test]
