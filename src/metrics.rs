@@ -130,6 +130,16 @@ pub struct Metrics {
     pub admin_connections_refused: AtomicU64,
     /// Admin endpoint requests that ran past their bound (answered 408).
     pub admin_requests_timed_out: AtomicU64,
+    /// Each destination's last success and failure since start, for the console.
+    destinations: Mutex<BTreeMap<String, DestinationHealth>>,
+}
+
+/// A destination's last delivery and last failed attempt (unix ms), since start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DestinationHealth {
+    pub last_success: Option<i64>,
+    /// When, and the service's answer.
+    pub last_failure: Option<(i64, String)>,
 }
 
 impl Metrics {
@@ -167,6 +177,7 @@ impl Default for Metrics {
             delivery_seconds: Histogram::new(DELIVERY_BOUNDS),
             admin_connections_refused: AtomicU64::new(0),
             admin_requests_timed_out: AtomicU64::new(0),
+            destinations: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -185,6 +196,26 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Notes a delivery (`Ok`) or a failed attempt with the service's answer, now.
+    pub fn destination_attempt(&self, destination: &str, result: Result<(), &str>) {
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Ok(mut all) = self.destinations.lock() {
+            let health = all.entry(destination.to_owned()).or_default();
+            match result {
+                Ok(()) => health.last_success = Some(now),
+                Err(reason) => health.last_failure = Some((now, reason.to_owned())),
+            }
+        }
+    }
+
+    /// What [`Metrics::destination_attempt`] noted, by destination.
+    pub fn destination_health(&self) -> BTreeMap<String, DestinationHealth> {
+        self.destinations
+            .lock()
+            .map(|all| all.clone())
+            .unwrap_or_default()
     }
 
     /// Counts one alert outcome of a destination.
@@ -356,5 +387,27 @@ impl Metrics {
             &self.admin_requests_timed_out,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_keeps_its_last_success_and_last_failure() {
+        let metrics = Metrics::default();
+        assert!(metrics.destination_health().is_empty());
+        metrics.destination_attempt("chat", Err("HTTP 503"));
+        metrics.destination_attempt("chat", Ok(()));
+        metrics.destination_attempt("chat", Err("HTTP 404 no_service"));
+        let health = metrics.destination_health();
+        let chat = &health["chat"];
+        assert!(chat.last_success.is_some());
+        assert_eq!(
+            chat.last_failure.as_ref().map(|(_, why)| why.as_str()),
+            Some("HTTP 404 no_service")
+        );
+        assert_eq!(health.len(), 1);
     }
 }

@@ -146,7 +146,7 @@ impl Poller {
         for (w, (tenant, app)) in written.iter().zip(&apps) {
             if matches!(w, Written::Job(_)) {
                 found += 1;
-                if self.config.recovery_enabled() {
+                if self.config.tracks_failing_apps() {
                     self.failing.insert(tenant, app);
                 }
             }

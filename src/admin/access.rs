@@ -126,7 +126,7 @@ fn bearer(value: &HeaderValue) -> Option<&[u8]> {
 }
 
 /// Whether a `Host` header names this machine: `localhost` or a loopback address, any port.
-fn names_loopback(host: &str) -> bool {
+pub(super) fn names_loopback(host: &str) -> bool {
     let Ok(authority) = Authority::from_str(host) else {
         return false;
     };
@@ -154,7 +154,7 @@ impl TokenCheck {
         }
     }
 
-    fn matches(&self, presented: &[u8]) -> bool {
+    pub(super) fn matches(&self, presented: &[u8]) -> bool {
         let mut mac = self.key.clone();
         mac.update(presented);
         mac.verify_slice(&self.expected).is_ok()

@@ -1,10 +1,14 @@
 //! The admin endpoint: `/healthz` (the process answers), `/readyz` (state store open and taking
-//! writes, MQTT connected), `/metrics` (Prometheus text), always open; and the ad-hoc silences
-//! (`silences.rs`), behind the access policy of `access.rs`.
+//! writes, MQTT connected), `/metrics` (Prometheus text), always open; the ad-hoc silences
+//! (`silences.rs`) and the web console (`console/`: `GET /`, `/console/…` and its JSON
+//! endpoints), behind the access policy of `access.rs`.
 
 mod access;
 mod answer;
+mod console;
 mod silences;
+
+pub use console::Facts;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -56,8 +60,12 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Whether the daemon uses MQTT at all; without it, readiness is the store alone.
     pub mqtt_expected: bool,
-    /// A state store connection of the endpoint's own, for the silences.
+    /// A state store connection of the endpoint's own, for the silences and the console.
     pub store: SharedStore,
+    /// What the console shows of the configuration.
+    pub facts: Facts,
+    /// Wakes the outbox workers (after the console puts a dead delivery back).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Binds `listen` now (so a taken port fails start-up), then serves until `shutdown` is set.
@@ -66,7 +74,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(admin.listen).await?;
-    let access = access::Access::new(admin.listen, admin.token.as_ref());
+    let access = Arc::new(access::Access::new(admin.listen, admin.token.as_ref()));
     tracing::info!(
         address = %listener.local_addr()?,
         silences = access.describe(),
@@ -78,10 +86,17 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(AdminState {
-            metrics: admin.metrics,
+            metrics: admin.metrics.clone(),
             mqtt_expected: admin.mqtt_expected,
         })
-        .merge(silences::router(admin.store, Arc::new(access)));
+        .merge(console::router(
+            admin.store.clone(),
+            access.clone(),
+            admin.metrics.clone(),
+            admin.facts,
+            admin.outbox_wake,
+        ))
+        .merge(silences::router(admin.store, access));
     Ok(tokio::spawn(crate::listener::serve(
         listener, app, LIMITS, tally, shutdown,
     )))

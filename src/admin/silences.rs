@@ -36,7 +36,11 @@ pub(super) fn router(store: SharedStore, access: Arc<Access>) -> Router {
         .with_state(store)
 }
 
-async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+pub(super) async fn guard(
+    State(access): State<Arc<Access>>,
+    request: Request,
+    next: Next,
+) -> Response {
     match access.check(request.headers()) {
         Ok(()) => next.run(request).await,
         Err(denied) => {
@@ -192,7 +196,7 @@ async fn remove(
 }
 
 /// `application/json`, with or without parameters such as `charset`.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

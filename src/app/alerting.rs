@@ -35,6 +35,7 @@ pub(super) async fn start(
     config: &Config,
     metrics: &Arc<Metrics>,
     failing: Arc<crate::pipeline::FailingApps>,
+    outbox_wake: Arc<tokio::sync::Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Alerting, RunError> {
     let config = Arc::new(config.clone());
@@ -42,14 +43,14 @@ pub(super) async fn start(
     let path = config.state.path.clone();
     let ttl = config.state.dedupe_ttl;
     let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
-    store.track_failing_apps(config.recovery_enabled());
+    store.track_failing_apps(config.tracks_failing_apps());
+    store.record_recoveries(config.recovery_enabled());
     let store = crate::store::SharedStore::new(store)?;
     // API clients serve enrichment and the reconciliation poll.
     let clients = crate::qlik::enrich::clients_for(&config, metrics).map_err(RunError::Config)?;
     let notifiers = crate::notify::build_all(&config).map_err(RunError::Config)?;
     let enabled: Vec<_> = config.destinations.iter().filter(|d| d.enabled).collect();
     metrics.register_destinations(enabled.iter().map(|d| d.name.as_str()));
-    let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let jobs_committed = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for (index, notifier) in notifiers {

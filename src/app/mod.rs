@@ -118,9 +118,11 @@ pub async fn run_until(
     let mut store =
         tokio::task::spawn_blocking(move || Store::open(&store_path, dedupe_ttl)).await??;
     let purged = store.purge_expired_keys()?;
-    // Recovery notices need to know which apps are failing; the set starts from the store.
-    let recovery = config.recovery_enabled();
+    // Recovery notices and the console need to know which apps are failing; the set starts
+    // from the store.
+    let recovery = config.tracks_failing_apps();
     store.track_failing_apps(recovery);
+    store.record_recoveries(config.recovery_enabled());
     let failing = Arc::new(crate::pipeline::FailingApps::new(if recovery {
         store.failing_apps()?
     } else {
@@ -130,6 +132,7 @@ pub async fn run_until(
     metrics.store_open.store(true, Ordering::Relaxed);
     tracing::info!(path = %config.state.path.display(), expired_keys_purged = purged, "state store open");
 
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let admin = match config.admin.listen {
         Some(address) => {
             // Its own connection, so a slow admin request never holds up the pipeline.
@@ -141,6 +144,17 @@ pub async fn run_until(
                 metrics: metrics.clone(),
                 mqtt_expected: config.mqtt.is_some(),
                 store: crate::store::SharedStore::new(store)?,
+                facts: crate::admin::Facts {
+                    tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
+                    destinations: config
+                        .destinations
+                        .iter()
+                        .filter(|d| d.enabled)
+                        .map(|d| d.name.clone())
+                        .collect(),
+                    mqtt_expected: config.mqtt.is_some(),
+                },
+                outbox_wake: outbox_wake.clone(),
             };
             Some(
                 crate::admin::serve(admin, shutdown_rx.clone())
@@ -151,7 +165,14 @@ pub async fn run_until(
         None => None,
     };
 
-    let alerting = alerting::start(&config, &metrics, failing.clone(), shutdown_rx.clone()).await?;
+    let alerting = alerting::start(
+        &config,
+        &metrics,
+        failing.clone(),
+        outbox_wake,
+        shutdown_rx.clone(),
+    )
+    .await?;
 
     let intake = match &config.mqtt {
         Some(mqtt) => Some(

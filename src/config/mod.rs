@@ -235,6 +235,12 @@ impl Config {
             .any(|d| d.enabled && d.notify_recovery)
     }
 
+    /// Whether the daemon keeps `failing_apps` (which apps are failing now): for recovery
+    /// notices, and for the console whenever the admin endpoint is on.
+    pub fn tracks_failing_apps(&self) -> bool {
+        self.recovery_enabled() || self.admin.listen.is_some()
+    }
+
     /// Reads, expands and validates the file at `path` with the given environment.
     pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

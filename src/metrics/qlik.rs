@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::labels::{Label, QlikEndpoint, QlikOutcome};
@@ -26,6 +26,27 @@ pub struct TenantBudget {
     pub credential_problem: AtomicBool,
     /// When the API key expires (unix seconds); 0 when not known.
     pub key_expiry: AtomicU64,
+    /// The last answer (unix ms, 0 before the first) and its outcome: for the console.
+    last_answer_ms: AtomicU64,
+    last_outcome: AtomicUsize,
+}
+
+impl TenantBudget {
+    /// Records the outcome of an answer (or a request that got none) received now.
+    pub fn answered(&self, outcome: QlikOutcome) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_outcome.store(outcome.index(), Ordering::Relaxed);
+        self.last_answer_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// When the tenant last answered (unix ms) and how, if it ever did.
+    pub fn last_answer(&self) -> Option<(u64, QlikOutcome)> {
+        let at = self.last_answer_ms.load(Ordering::Relaxed);
+        let outcome = QlikOutcome::ALL.get(self.last_outcome.load(Ordering::Relaxed))?;
+        (at > 0).then_some((at, *outcome))
+    }
 }
 
 pub struct QlikMetrics {
@@ -67,6 +88,11 @@ impl QlikMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         tenants.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    /// The budget gauges of `tenant` if a client uses them (not created).
+    pub fn known_tenant(&self, tenant: &str) -> Option<Arc<TenantBudget>> {
+        self.tenants.lock().ok()?.get(tenant).cloned()
     }
 
     pub(super) fn render(&self, out: &mut String) {
@@ -148,6 +174,21 @@ impl QlikMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_keeps_its_last_answer_and_unknown_tenants_are_not_created() {
+        let metrics = QlikMetrics::default();
+        assert!(metrics.known_tenant("t1").is_none());
+        let budget = metrics.tenant("t1");
+        assert_eq!(budget.last_answer(), None);
+        budget.answered(QlikOutcome::RateLimited);
+        budget.answered(QlikOutcome::Ok);
+        let (at, outcome) = budget.last_answer().unwrap();
+        assert_eq!(outcome, QlikOutcome::Ok);
+        assert!(at > 1_700_000_000_000, "{at}");
+        assert!(metrics.known_tenant("t1").is_some());
+        assert!(metrics.known_tenant("t2").is_none());
+    }
 
     #[test]
     fn counts_by_endpoint_and_outcome_and_shows_tenants() {

@@ -286,6 +286,11 @@ impl Worker {
     /// Turns a send result into the row's next state: delivered, retried later, or dead.
     fn outcome(&self, row: &DueDelivery, result: Result<Receipt, SendError>) -> Outcome {
         let now = now_ms();
+        if let Err(SendError::Transient { reason, .. } | SendError::Permanent { reason }) = &result
+        {
+            self.metrics
+                .destination_attempt(&row.destination, Err(reason));
+        }
         let attempt = row.attempts + 1;
         let give_up_at = row
             .created_at
@@ -294,6 +299,7 @@ impl Worker {
             Ok(receipt) => {
                 self.metrics
                     .alert(&row.destination, AlertOutcome::Delivered);
+                self.metrics.destination_attempt(&row.destination, Ok(()));
                 self.metrics
                     .delivery_seconds
                     .observe(Duration::from_millis((now - row.created_at).max(0) as u64));

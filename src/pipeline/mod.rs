@@ -41,7 +41,8 @@ pub struct Rules {
     pub alert_on: Vec<Failure>,
     pub include_session_apps: bool,
     pub include_automation_test_runs: bool,
-    /// Some destination sends recovery notices: successful reloads of failing apps matter.
+    /// Failing apps are tracked (recovery notices, the console): successful reloads of failing
+    /// apps matter.
     pub recovery: bool,
 }
 
@@ -52,7 +53,7 @@ impl Rules {
             alert_on: config.alert_on.clone(),
             include_session_apps: config.include_session_apps,
             include_automation_test_runs: config.include_automation_test_runs,
-            recovery: config.recovery_enabled(),
+            recovery: config.tracks_failing_apps(),
         }
     }
 }

@@ -108,6 +108,23 @@ pub struct ReloadEvent {
 }
 
 impl ReloadEvent {
+    /// The error in short, for lists (the console): the event's code and message, else those of
+    /// its first `data.errors[]` item (`qError`, [`engine_error_text`]).
+    pub fn error_summary(&self) -> (Option<String>, Option<String>) {
+        let first = self.errors.first();
+        let code = self.error_code.clone().or_else(|| {
+            first
+                .and_then(|item| item.get("qError"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let message = self
+            .error_message
+            .clone()
+            .or_else(|| first.map(engine_error_text));
+        (code, message)
+    }
+
     /// The kind of failure this event reports, or `None` when the reload succeeded.
     pub fn failure(&self) -> Option<Failure> {
         match (self.kind, self.status) {

@@ -1,6 +1,7 @@
 //! The SQLite state store, a file per table group: `mod.rs` (opening, the ingest transaction:
 //! dedupe keys, jobs and dead letters), `dead_letters.rs`, `jobs.rs`, `deliveries.rs` (the outbox and history),
-//! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll).
+//! `notices.rs` (held digests, failing-app streaks), `silences.rs`, `watermarks.rs` (the poll),
+//! `console.rs` (what the admin console reads, and resending a dead delivery).
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk before the MQTT message is acked, so
 //! an acked alert survives a crash or power loss. The ingest path batches many messages into one
@@ -9,6 +10,7 @@
 //! answers anyone (see `shared.rs`).
 
 mod app_names;
+mod console;
 mod dead_letters;
 mod deliveries;
 pub mod health;
@@ -20,6 +22,7 @@ mod shared;
 mod silences;
 mod watermarks;
 
+pub use console::{AlertFilter, AlertRow, DeliveryRow, FailingApp, Resend, ALERTS_MAX};
 pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
@@ -114,6 +117,9 @@ pub enum Written {
     Recovery(i64),
     /// A successful reload of an app that was not failing: nothing written.
     NotFailing,
+    /// A successful reload ended the app's failing streak; no recovery job (no destination
+    /// sends recovery notices: the streak was kept for the console).
+    StreakEnded,
     /// An app's name remembered, nothing else.
     AppName,
 }
@@ -122,8 +128,10 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     dedupe_ttl: Duration,
-    /// Keep `failing_apps` up to date (some destination sends recovery notices).
+    /// Keep `failing_apps` up to date (recovery notices, the console).
     track_failing: bool,
+    /// The end of a streak records a recovery job (some destination sends recovery notices).
+    recovery_jobs: bool,
     /// Dead letters written since the table was last trimmed to its bounds.
     dead_letters_since_trim: usize,
 }
@@ -189,13 +197,19 @@ impl Store {
             path: path.to_owned(),
             dedupe_ttl,
             track_failing: false,
+            recovery_jobs: true,
             dead_letters_since_trim: 0,
         })
     }
 
-    /// Failure jobs also record their app as failing, for recovery notices.
+    /// Failure jobs also record their app as failing, for recovery notices and the console.
     pub fn track_failing_apps(&mut self, on: bool) {
         self.track_failing = on;
+    }
+
+    /// Whether the end of a failing streak records a recovery job (default) or only ends it.
+    pub fn record_recoveries(&mut self, on: bool) {
+        self.recovery_jobs = on;
     }
 
     /// Writes a batch in one transaction: all of it is on disk when this returns `Ok`, none of it
@@ -204,6 +218,7 @@ impl Store {
         let now = now_ms();
         let expires = now.saturating_add(crate::domain::millis(self.dedupe_ttl));
         let track_failing = self.track_failing;
+        let recovery_jobs = self.recovery_jobs;
         let Store {
             conn,
             path,
@@ -240,7 +255,7 @@ impl Store {
                 }
                 Record::Recovery { event, topic } => {
                     let json = serde_json::to_string(event)?;
-                    notices::write_recovery(&tx, event, topic, &json, now)
+                    notices::write_recovery(&tx, event, topic, &json, now, recovery_jobs)
                 }
                 Record::AppName { tenant, app, name } => {
                     app_names::remember(&tx, tenant, app, name, now).map(|()| Written::AppName)

@@ -176,13 +176,15 @@ pub(super) fn note_failure(
     Ok(())
 }
 
-/// A reload succeeded: if its app was failing, the streak ends and a recovery job records it.
+/// A reload succeeded: if its app was failing, the streak ends and (with `job`) a recovery job
+/// records it.
 pub(super) fn write_recovery(
     tx: &rusqlite::Transaction,
     event: &ReloadEvent,
     topic: &str,
     json: &str,
     now: i64,
+    job: bool,
 ) -> rusqlite::Result<Written> {
     let streak: Option<(i64, i64)> = tx
         .prepare_cached(
@@ -196,6 +198,9 @@ pub(super) fn write_recovery(
     let Some((since, failures)) = streak else {
         return Ok(Written::NotFailing);
     };
+    if !job {
+        return Ok(Written::StreakEnded);
+    }
     tx.prepare_cached(
         "INSERT INTO jobs (created_at, tenant_id, app_id, reload_id, event_id, failure, topic, event,
                            kind, failing_since, failures)

@@ -96,6 +96,11 @@ impl Budget {
         }
     }
 
+    /// Notes the outcome of an attempt as the tenant's last answer (the console shows it).
+    pub(crate) fn answered(&self, outcome: crate::metrics::QlikOutcome) {
+        self.gauges.answered(outcome);
+    }
+
     /// Waits for a token (and the end of any pause). Fails at once when that would take past
     /// `deadline`.
     pub(crate) async fn acquire(

@@ -192,6 +192,7 @@ impl QlikClient {
     fn record(&self, call: &'static str, started: Instant, outcome: QlikOutcome) {
         crate::qlik::answer::record(&self.metrics, started, outcome);
         self.metrics.qlik.request(endpoint(call), outcome);
+        self.budget.answered(outcome);
     }
 }
 
