@@ -189,6 +189,9 @@ impl CredentialWatch {
                     let rendered = self.renderer.render_service_notice(i, headline, text);
                     out.push(row("", Payload::to(&rendered, "")));
                 }
+                // A webhook's service (a pager, a ticket system) expects its template's shape;
+                // a notice about reload-butler's own set-up would page someone with a bad body.
+                DestinationKind::Webhook(_) => {}
             }
         }
         out

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod gateway;
 pub mod http;
 pub mod listener;
+pub mod matcher;
 pub mod memory;
 pub mod metrics;
 pub mod mqtt;

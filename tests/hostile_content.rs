@@ -146,6 +146,14 @@ fn all_strings(rendered: &Rendered) -> Vec<String> {
             strings(payload, &mut out);
             out
         }
+        Rendered::Webhook(body) => match serde_json::from_str(body) {
+            Ok(payload) => {
+                let mut out = Vec::new();
+                strings(&payload, &mut out);
+                out
+            }
+            Err(_) => vec![body.clone()],
+        },
     }
 }
 
@@ -168,6 +176,7 @@ fn the_hostile_sample_carries_every_trick() {
         "\u{202e}",
         "<!channel>",
         "\r\n",
+        "\u{e000}routing_key\u{e001}",
     ] {
         assert!(sample::HOSTILE.contains(needle), "{needle:?}");
     }

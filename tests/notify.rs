@@ -46,6 +46,7 @@ fn destination(kind: DestinationKind) -> DestinationConfig {
         script_log: ScriptLogLines { head: 15, tail: 25 },
         grouping: None,
         notify_recovery: false,
+        route: Default::default(),
         kind,
     }
 }

@@ -35,6 +35,8 @@ destinations:
   - {name: ops-teams, type: teams, webhook_url: "https://x.logic.azure.com/workflows/y"}
   - {name: slack-basic, type: slack, format: basic, webhook_url: "https://hooks.slack.com/services/T0/B0/y"}
   - {name: teams-basic, type: teams, format: basic, webhook_url: "https://x.logic.azure.com/workflows/z"}
+  - {name: pagerduty, type: webhook, url: "https://events.pagerduty.com/v2/enqueue", template: "stock:pagerduty", vars: {routing_key: R0UT1NGKEY}}
+  - {name: google-chat, type: webhook, url: "https://chat.googleapis.com/v1/spaces/S/messages?key=k", template: "stock:google-chat"}
 "#;
 
 fn config(yaml: &str) -> Config {
@@ -174,6 +176,11 @@ fn stock_templates_match_their_golden_files() {
                     let pretty = serde_json::to_string_pretty(&payload).expect("json");
                     golden(&format!("{case}.{}.json", d.name), &format!("{pretty}\n"));
                 }
+                Rendered::Webhook(body) => {
+                    assert!(!body.contains("R0UT1NGKEY"), "vars are filled in when sent");
+                    let shown = reload_butler::render::vars::shown(&body);
+                    golden(&format!("{case}.{}.json", d.name), &format!("{shown}\n"));
+                }
             }
         }
     }
@@ -266,6 +273,7 @@ fn hostile_content_never_breaks_a_payload() {
                     "quotes and backslashes arrive intact"
                 );
             }
+            Rendered::Webhook(body) => check_webhook(&d.name, &body),
             Rendered::Teams(payload) => {
                 let bytes = serde_json::to_vec(&payload).expect("json");
                 assert!(bytes.len() <= TEAMS_MAX_BYTES, "{} bytes", bytes.len());
@@ -279,6 +287,54 @@ fn hostile_content_never_breaks_a_payload() {
                 );
             }
         }
+    }
+}
+
+/// The stock webhook bodies with the hostile sample: JSON, PagerDuty's required fields within
+/// its limits, and Google Chat's card texts with `<` `>` `&` as entities (they read HTML).
+fn check_webhook(name: &str, body: &str) {
+    let payload: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut all = Vec::new();
+    strings(&payload, &mut all);
+    assert!(
+        all.iter().any(|s| s.contains("Q\"uote\\back")),
+        "{name}: quotes and backslashes arrive intact"
+    );
+    // A value from Qlik never poses as a webhook variable: only the template's own stays.
+    let own = usize::from(name == "pagerduty");
+    assert_eq!(body.matches('\u{e000}').count(), own, "{name}");
+    match name {
+        "pagerduty" => {
+            assert_eq!(payload["event_action"], "trigger");
+            assert_eq!(payload["routing_key"], "\u{e000}routing_key\u{e001}");
+            let summary = payload["payload"]["summary"].as_str().expect("summary");
+            assert!(
+                summary.chars().count() <= 1024,
+                "{}",
+                summary.chars().count()
+            );
+            assert!(
+                summary.ends_with('…'),
+                "the hostile message is cut: {summary}"
+            );
+            for key in ["source", "severity"] {
+                assert!(
+                    !payload["payload"][key].as_str().expect(key).is_empty(),
+                    "{key}"
+                );
+            }
+            assert_eq!(payload["payload"]["severity"], "error");
+            let dedup = payload["dedup_key"].as_str().expect("dedup_key");
+            assert!(dedup.starts_with("reload-butler/"), "{dedup}");
+        }
+        "google-chat" => {
+            let widgets = &payload["cardsV2"][0]["card"]["sections"];
+            let texts = serde_json::to_string(widgets).expect("json")
+                + payload["text"].as_str().expect("text");
+            assert!(!texts.contains("<script>"), "card texts carry entities");
+            assert!(texts.contains("&lt;script&gt;"), "{texts}");
+        }
+        other => panic!("no check for {other}"),
     }
 }
 
@@ -417,7 +473,7 @@ fn a_broken_template_names_its_file_and_line() {
     let yaml = format!("{CONFIG}  - {{name: broken, type: slack, webhook_url: 'https://h.example.com/x', template: '{}'}}\n", path.display());
     let problems = Renderer::new(&config(&yaml)).err().expect("compile error");
     assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0].path, "destinations[5].template");
+    assert_eq!(problems[0].path, "destinations[7].template");
     assert!(
         problems[0]
             .message

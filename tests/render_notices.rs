@@ -152,6 +152,7 @@ fn recovery_notices_say_how_long_and_how_often() {
         let message = match renderer.render_recovery(i, &ctx) {
             Rendered::Email { subject, text, .. } => format!("{subject}\n{text}"),
             Rendered::Slack(body) | Rendered::Teams(body) => body.to_string(),
+            Rendered::Webhook(body) => body,
         };
         assert!(message.contains("2h 13m"), "{message}");
         assert!(message.contains("3 failed reloads in between"), "{message}");

@@ -314,6 +314,10 @@ async fn reachable(name: &str, kind: &DestinationKind) -> Verdict {
             Some(address) => address,
             None => return Verdict::Problem("webhook_url has no host".into()),
         },
+        DestinationKind::Webhook(webhook) => match webhook_address(webhook.url.as_ref()) {
+            Some(address) => address,
+            None => return Verdict::Problem("url has no host".into()),
+        },
     };
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
     match tokio::time::timeout(NETWORK_TIMEOUT, connect).await {

@@ -104,6 +104,7 @@ pub fn command(
                     serde_json::to_string_pretty(&payload).unwrap_or_default()
                 );
             }
+            Ok(Rendered::Webhook(body)) => println!("{}", crate::render::vars::shown(&body)),
             Err(error) => {
                 eprintln!("error: {}: {error}", d.name);
                 failed = true;

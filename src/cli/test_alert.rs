@@ -67,6 +67,7 @@ async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> b
             }
             (Ok(Rendered::Slack(body)), _) => vec![Payload::Slack { body }],
             (Ok(Rendered::Teams(body)), _) => vec![Payload::Teams { body }],
+            (Ok(Rendered::Webhook(body)), _) => vec![Payload::Webhook { body }],
             (Ok(Rendered::Email { .. }), _) => Vec::new(),
             (Err(error), _) => {
                 println!("{}: cannot render: {error}", d.name);

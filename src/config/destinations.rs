@@ -24,6 +24,8 @@ pub struct DestinationConfig {
     pub grouping: Option<Grouping>,
     /// Send a "recovered" message when an app that alerted here reloads successfully.
     pub notify_recovery: bool,
+    /// `match:`, `skip:` and `escalate_after`.
+    pub route: super::Route,
     pub kind: DestinationKind,
 }
 
@@ -57,11 +59,13 @@ pub enum DestinationKind {
     Email(Box<EmailConfig>),
     Slack(SlackConfig),
     Teams(TeamsConfig),
+    /// Any HTTP service, with the destination's own template.
+    Webhook(Box<super::WebhookConfig>),
 }
 
 keyword! {
     /// Type of a destination.
-    pub enum DestinationType { Email = "email", Slack = "slack", Teams = "teams" }
+    pub enum DestinationType { Email = "email", Slack = "slack", Teams = "teams", Webhook = "webhook" }
 }
 
 keyword! {
@@ -201,6 +205,7 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
     let rate_limit = s.or("rate_limit", Duration::from_secs(300));
     let grouping = read_grouping(&s);
     let notify_recovery = s.or("notify_recovery", false);
+    let route = super::routes::read_route(&s);
     let Some(kind_word) = kind_word else {
         // `type` has its problem; the keys of the type meant would each be "unknown".
         s.skip_unknown_keys();
@@ -210,6 +215,9 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
         DestinationType::Email => DestinationKind::Email(Box::new(read_email(&s, enabled)?)),
         DestinationType::Slack => DestinationKind::Slack(read_slack(&s, enabled)),
         DestinationType::Teams => DestinationKind::Teams(read_teams(&s, enabled)),
+        DestinationType::Webhook => DestinationKind::Webhook(Box::new(
+            super::webhook::read_webhook(&s, enabled, grouping.is_some(), notify_recovery),
+        )),
     };
     Some(DestinationConfig {
         name,
@@ -220,6 +228,7 @@ fn read_destination(node: &Node) -> Option<DestinationConfig> {
         script_log: lines,
         grouping,
         notify_recovery,
+        route,
         kind,
     })
 }

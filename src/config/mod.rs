@@ -8,9 +8,11 @@ pub mod env;
 mod gateway;
 mod rate_limit;
 pub mod reader;
+mod routes;
 pub mod secret;
 mod silences;
 mod values;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,9 +21,11 @@ use std::time::Duration;
 pub use env::{process_env, Env};
 pub use rate_limit::TenantRateLimit;
 pub use reader::Problem;
+pub use routes::{Route, RouteMatch};
 pub use secret::{Secret, SecretUrl};
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 pub use values::http_url;
+pub use webhook::{HttpMethod, WebhookConfig, STOCK_PREFIX, STOCK_WEBHOOK_TEMPLATES};
 
 use crate::domain::Failure;
 
@@ -236,9 +240,14 @@ impl Config {
     }
 
     /// Whether the daemon keeps `failing_apps` (which apps are failing now): for recovery
-    /// notices, and for the console whenever the admin endpoint is on.
+    /// notices, `escalate_after`, and for the console whenever the admin endpoint is on.
     pub fn tracks_failing_apps(&self) -> bool {
-        self.recovery_enabled() || self.admin.listen.is_some()
+        self.recovery_enabled()
+            || self.admin.listen.is_some()
+            || self
+                .destinations
+                .iter()
+                .any(|d| d.enabled && d.route.escalate_after > 1)
     }
 
     /// Reads, expands and validates the file at `path` with the given environment.

@@ -125,6 +125,34 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// This node read as a mapping of names the config chooses (header names, template
+    /// variables), in file order; absent or null reads as empty.
+    pub fn entries(&self) -> Vec<(String, Node<'a>)> {
+        let map = match self.value {
+            Some(Value::Mapping(map)) => map,
+            None | Some(Value::Null) => return Vec::new(),
+            Some(other) => {
+                self.problem(format!("expected a mapping, found {}", kind(other)));
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (key, value) in map {
+            match key {
+                Value::String(name) => out.push((
+                    name.clone(),
+                    Node {
+                        path: join(&self.path, name),
+                        value: Some(value),
+                        problems: self.problems,
+                    },
+                )),
+                other => self.problem(format!("keys must be text, found {}", kind(other))),
+            }
+        }
+        out
+    }
+
     /// This node read as a list (absent or null reads as empty).
     pub fn items(&self) -> Vec<Node<'a>> {
         match self.value {

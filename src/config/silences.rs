@@ -15,6 +15,20 @@ pub struct Matcher {
     pub error_code: Option<String>,
 }
 
+impl Matcher {
+    /// The criteria of routing's matching language (`crate::matcher`) that this silence sets.
+    pub fn criteria(&self) -> crate::matcher::Criteria<'_> {
+        crate::matcher::Criteria {
+            tenant: self.tenant.as_slice(),
+            space: self.space.as_slice(),
+            app: self.app.as_slice(),
+            app_tag: self.app_tag.as_slice(),
+            error_code: self.error_code.as_slice(),
+            ..Default::default()
+        }
+    }
+}
+
 /// When a silence is in force: between `start` and `end` (either open), and, if `weekly` is
 /// set, only inside that weekly window (in the configured `timezone`).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,6 @@
 //! `delivery.dry_run_dir`: each payload is written as a file instead of sent. Email becomes a
-//! real RFC 5322 `.eml` (the very message the SMTP path would send), Slack and Teams pretty JSON.
+//! real RFC 5322 `.eml` (the very message the SMTP path would send), Slack and Teams pretty JSON,
+//! a webhook its body as rendered (`.txt`, `vars` left as placeholders).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,7 @@ impl FileNotifier {
             DestinationKind::Email(e) => ("email", Some((e.from.clone(), e.priority))),
             DestinationKind::Slack(_) => ("slack", None),
             DestinationKind::Teams(_) => ("teams", None),
+            DestinationKind::Webhook(_) => ("webhook", None),
         };
         Ok(FileNotifier {
             dir: dir.to_owned(),
@@ -59,6 +61,8 @@ impl FileNotifier {
                 bytes.push(b'\n');
                 (bytes, None, "json")
             }
+            // The body as rendered, its `vars` still placeholders: a file must not hold secrets.
+            (Payload::Webhook { body }, _) => (body.clone().into_bytes(), None, "txt"),
             (Payload::Email { .. }, None) => return Err(wrong_kind(payload, self.kind)),
         };
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();

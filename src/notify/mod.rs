@@ -31,6 +31,10 @@ pub enum Payload {
     Teams {
         body: serde_json::Value,
     },
+    /// The rendered body of a webhook destination, its `vars` still placeholders.
+    Webhook {
+        body: String,
+    },
 }
 
 impl Payload {
@@ -40,6 +44,7 @@ impl Payload {
             Payload::Email { .. } => "email",
             Payload::Slack { .. } => "slack",
             Payload::Teams { .. } => "teams",
+            Payload::Webhook { .. } => "webhook",
         }
     }
 
@@ -59,6 +64,7 @@ impl Payload {
             },
             Rendered::Slack(body) => Payload::Slack { body },
             Rendered::Teams(body) => Payload::Teams { body },
+            Rendered::Webhook(body) => Payload::Webhook { body },
         }
     }
 
@@ -157,6 +163,7 @@ pub enum Notifier {
     Email(email::EmailNotifier),
     Slack(webhook::SlackNotifier),
     Teams(webhook::TeamsNotifier),
+    Webhook(webhook::WebhookNotifier),
     File(file::FileNotifier),
 }
 
@@ -177,6 +184,9 @@ impl Notifier {
             DestinationKind::Teams(t) => {
                 webhook::TeamsNotifier::new(&d.name, t).map(Notifier::Teams)
             }
+            DestinationKind::Webhook(w) => {
+                webhook::WebhookNotifier::new(&d.name, w).map(Notifier::Webhook)
+            }
         }
     }
 
@@ -186,6 +196,7 @@ impl Notifier {
             Notifier::Email(n) => n.send(payload).await,
             Notifier::Slack(n) => n.send(payload).await,
             Notifier::Teams(n) => n.send(payload).await,
+            Notifier::Webhook(n) => n.send(payload).await,
             Notifier::File(n) => n.send(payload, meta).await,
         };
         match &result {

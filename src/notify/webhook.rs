@@ -1,15 +1,17 @@
-//! Slack incoming webhooks and Teams Workflows webhooks: POST the rendered JSON, read the answer.
+//! Slack incoming webhooks, Teams Workflows webhooks and `type: webhook` (any HTTP service):
+//! send the rendered body, read the answer.
 //!
 //! Webhook URLs carry their token, so they are secrets: every reqwest error is stripped of its
-//! URL (`without_url`) before it becomes text, and an answer that echoes the URL is redacted.
+//! URL (`without_url`) before it becomes text, and an answer that echoes the URL (or a header
+//! or variable value) is redacted.
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{redirect, StatusCode};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::{redirect, Method, StatusCode};
 
 use super::{describe, wrong_kind, NotifyError, Payload, Receipt, SendError};
-use crate::config::{SecretUrl, SlackConfig, TeamsConfig};
+use crate::config::{HttpMethod, Secret, SecretUrl, SlackConfig, TeamsConfig, WebhookConfig};
 use crate::http;
 
 /// How long one POST may take, connect to last byte.
@@ -34,7 +36,7 @@ impl SlackNotifier {
     /// Slack answers `200 ok`, and errors as plain-text words (`invalid_blocks`, ...).
     pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
         match payload {
-            Payload::Slack { body } => self.poster.post(body, &[StatusCode::OK]).await,
+            Payload::Slack { body } => self.poster.post_json(body, |s| s == StatusCode::OK).await,
             other => Err(wrong_kind(other, "slack")),
         }
     }
@@ -57,7 +59,7 @@ impl TeamsNotifier {
         match payload {
             Payload::Teams { body } => {
                 self.poster
-                    .post(body, &[StatusCode::OK, StatusCode::ACCEPTED])
+                    .post_json(body, |s| s == StatusCode::OK || s == StatusCode::ACCEPTED)
                     .await
             }
             other => Err(wrong_kind(other, "teams")),
@@ -65,18 +67,89 @@ impl TeamsNotifier {
     }
 }
 
-/// What both webhooks share: one HTTP client (its connections are reused) and the secret URL.
+/// A `type: webhook` destination: its method, headers, content type and `vars`.
+#[derive(Debug)]
+pub struct WebhookNotifier {
+    poster: Poster,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    content_type: HeaderValue,
+    json: bool,
+    vars: Vec<(String, Secret)>,
+}
+
+impl WebhookNotifier {
+    pub fn new(destination: &str, config: &WebhookConfig) -> Result<WebhookNotifier, NotifyError> {
+        let header = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), NotifyError> {
+            let bad = || NotifyError::new(destination, format!("header `{name}` cannot be sent"));
+            let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            value.set_sensitive(true);
+            Ok((
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
+                value,
+            ))
+        };
+        let headers = config
+            .headers
+            .iter()
+            .map(|(name, value)| header(name, value.expose()))
+            .collect::<Result<_, _>>()?;
+        let content_type = HeaderValue::from_str(&config.content_type)
+            .map_err(|_| NotifyError::new(destination, "content_type cannot be sent"))?;
+        let mut poster = Poster::new(destination, config.url.as_ref())?;
+        // An answer that echoes a header or a variable must not carry it into a reason.
+        poster.secrets = config
+            .headers
+            .iter()
+            .chain(&config.vars)
+            .map(|(_, v)| v.expose().to_owned())
+            .filter(|v| v.len() >= 8)
+            .collect();
+        Ok(WebhookNotifier {
+            poster,
+            method: match config.method {
+                HttpMethod::Post => Method::POST,
+                HttpMethod::Put => Method::PUT,
+            },
+            headers,
+            content_type,
+            json: config.is_json(),
+            vars: config.vars.clone(),
+        })
+    }
+
+    /// Any 2xx is success; the rest as for Slack and Teams (429 and 5xx retried, with the
+    /// service's `Retry-After`; other 4xx dead with the answer's text).
+    pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
+        let Payload::Webhook { body } = payload else {
+            return Err(wrong_kind(payload, "webhook"));
+        };
+        let body = crate::render::vars::fill(body, &self.vars, self.json);
+        let request = self
+            .poster
+            .client
+            .request(self.method.clone(), self.poster.url.expose().clone())
+            .headers(self.headers.iter().cloned().collect())
+            .header(CONTENT_TYPE, self.content_type.clone())
+            .body(body);
+        self.poster.send(request, |s| s.is_success()).await
+    }
+}
+
+/// What the webhooks share: one HTTP client (its connections are reused) and the secret URL.
 #[derive(Debug)]
 struct Poster {
     client: reqwest::Client,
     url: SecretUrl,
+    /// Values redacted from answers besides the URL.
+    secrets: Vec<String>,
 }
 
 impl Poster {
     /// `url` is `None` only for a disabled destination (config requires it otherwise).
     fn new(destination: &str, url: Option<&SecretUrl>) -> Result<Poster, NotifyError> {
         crate::tls::ensure_crypto_provider();
-        let url = url.ok_or_else(|| NotifyError::new(destination, "webhook_url is not set"))?;
+        let url = url.ok_or_else(|| NotifyError::new(destination, "the url is not set"))?;
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             // A webhook that redirects is misconfigured; following it would re-POST elsewhere.
@@ -91,22 +164,32 @@ impl Poster {
         Ok(Poster {
             client,
             url: url.clone(),
+            secrets: Vec::new(),
         })
     }
 
-    async fn post(
+    async fn post_json(
         &self,
         body: &serde_json::Value,
-        success: &[StatusCode],
+        success: impl Fn(StatusCode) -> bool,
     ) -> Result<Receipt, SendError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))?;
-        let response = self
+        let request = self
             .client
             .post(self.url.expose().clone())
             // Slack wants JSON declared; Butler's form encoding is a known pitfall.
             .header(CONTENT_TYPE, "application/json")
-            .body(bytes)
+            .body(bytes);
+        self.send(request, success).await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        success: impl Fn(StatusCode) -> bool,
+    ) -> Result<Receipt, SendError> {
+        let response = request
             .send()
             .await
             .map_err(|e| SendError::transient(describe(&e.without_url())))?;
@@ -116,20 +199,23 @@ impl Poster {
         let answer = http::read_capped(response, READ_LIMIT)
             .await
             .unwrap_or_default();
-        let answer = String::from_utf8_lossy(&answer.bytes)
+        let mut answer = String::from_utf8_lossy(&answer.bytes)
             .replace(self.url.expose().as_str(), "<webhook url>");
+        for secret in &self.secrets {
+            answer = answer.replace(secret.as_str(), "<secret>");
+        }
         http_outcome(status, &answer, retry_after, success)
     }
 }
 
-/// The answer of both webhooks, written once; `success` is where they differ. Another status is
+/// The answer of every webhook, written once; `success` is where they differ. Another status is
 /// transient or permanent by [`http::is_transient`] (408, 429, 5xx; a transient one carries the
 /// service's `Retry-After`); 3xx and unexpected 2xx are permanent.
 pub fn http_outcome(
     status: StatusCode,
     body: &str,
     retry_after: Option<Duration>,
-    success: &[StatusCode],
+    success: impl Fn(StatusCode) -> bool,
 ) -> Result<Receipt, SendError> {
     let text: String = body.trim().chars().take(REASON_CHARS).collect();
     let text = if text.is_empty() {
@@ -138,7 +224,7 @@ pub fn http_outcome(
         text
     };
     let detail = format!("{} {text}", status.as_u16()).trim_end().to_owned();
-    if success.contains(&status) {
+    if success(status) {
         return Ok(Receipt { detail });
     }
     let reason = format!("HTTP {detail}");
@@ -161,7 +247,9 @@ mod tests {
 
     fn outcome(code: u16, body: &str, success: &[StatusCode]) -> Result<Receipt, SendError> {
         let status = StatusCode::from_u16(code).expect("status");
-        http_outcome(status, body, Some(Duration::from_secs(3)), success)
+        http_outcome(status, body, Some(Duration::from_secs(3)), |s| {
+            success.contains(&s)
+        })
     }
 
     #[test]

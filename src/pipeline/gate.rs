@@ -1,7 +1,8 @@
 //! Per-destination gating, pure: app tags, email recipients, rate-limit keys. The rate-limit
 //! *window* lives in the store; this only names it.
 
-use crate::config::{DestinationConfig, EmailConfig};
+use crate::config::{DestinationConfig, EmailConfig, Route};
+use crate::matcher::{Facts, Verdict};
 
 /// Whether the app's tags let this destination alert. `tags` is `None` when they are unknown
 /// (the item look-up failed): the alert then goes out, because a failed look-up must never
@@ -18,6 +19,26 @@ pub fn tags_allow(d: &DestinationConfig, tags: Option<&[String]>) -> Result<(), 
         return Err(format!(
             "app carries none of the tags {} (only_apps_tagged)",
             d.only_apps_tagged.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the destination's `match`, `skip` and `escalate_after` let it hear of this alert.
+/// `match` excludes only on a known fact and `skip` covers only on known facts (an unknown fact
+/// never keeps an alert from a destination). `streak` is the failure's place in its app's run
+/// of failures; 0 (not counted) escalates at once.
+pub fn route_allows(route: &Route, facts: &Facts, streak: u64) -> Result<(), String> {
+    if let Verdict::Fails(key) = route.matches.criteria().judge(facts) {
+        return Err(format!("match.{key} does not cover this alert"));
+    }
+    if !route.skip.criteria().is_empty() && route.skip.criteria().judge(facts) == Verdict::Holds {
+        return Err("skip covers this alert".to_owned());
+    }
+    let after = u64::from(route.escalate_after);
+    if streak != 0 && streak < after {
+        return Err(format!(
+            "failure {streak} in a row; escalate_after is {after}"
         ));
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::gate;
 use crate::config::ScriptLogLines;
 use crate::config::{Config, DestinationConfig, DestinationKind};
+use crate::matcher::{Facts, Space};
 use crate::metrics::Metrics;
 use crate::notify::Payload;
 use crate::qlik::api::QlikClient;
@@ -17,7 +18,7 @@ use crate::qlik::model::Enrichment;
 use crate::render::context::{self, AlertInput};
 use crate::render::notice;
 use crate::render::{Rendered, Renderer};
-use crate::silence::{in_force, matches, AlertFacts, SilenceKey};
+use crate::silence::{in_force, matches, SilenceKey};
 use crate::store::{JobKind, JobRow, NewDelivery, NewState, SharedStore};
 
 /// Digest items and recovery notices carry no script log.
@@ -36,7 +37,7 @@ impl Router {
     /// The outbox rows for one job. Never fails: what cannot be sent is recorded with a reason.
     pub async fn deliveries(&self, job: &JobRow) -> Vec<NewDelivery> {
         match job.kind {
-            JobKind::Failure => self.alert_deliveries(job).await,
+            JobKind::Failure { streak } => self.alert_deliveries(job, streak).await,
             JobKind::Recovery {
                 failing_since,
                 failures,
@@ -44,7 +45,8 @@ impl Router {
         }
     }
 
-    async fn alert_deliveries(&self, job: &JobRow) -> Vec<NewDelivery> {
+    /// `streak`: this failure's place in the app's run of failures (0: not counted).
+    async fn alert_deliveries(&self, job: &JobRow, streak: u64) -> Vec<NewDelivery> {
         let event = &job.event;
         let enrichment = match self.clients.get(&event.tenant_id) {
             Some(client) => enrich(client, event, &self.metrics).await,
@@ -62,7 +64,8 @@ impl Router {
                 enrichment.item.as_ref().map(|i| i.tags.as_slice())
             }
         };
-        if let Some((reason, resend_key)) = self.silenced(event, &enrichment, tags).await {
+        let facts = alert_facts(event, &enrichment, tags);
+        if let Some((reason, resend_key)) = self.silenced(&facts).await {
             return self
                 .config
                 .destinations
@@ -94,7 +97,9 @@ impl Router {
             if !d.enabled {
                 continue;
             }
-            if let Err(reason) = gate::tags_allow(d, tags) {
+            let allowed = gate::tags_allow(d, tags)
+                .and_then(|()| gate::route_allows(&d.route, &facts, streak));
+            if let Err(reason) = allowed {
                 out.push(row(
                     d,
                     "",
@@ -217,29 +222,10 @@ impl Router {
 
     /// The silence covering this alert now, if any (config first, then `silence add` ones): why,
     /// and its key when it resends what it silenced.
-    async fn silenced(
-        &self,
-        event: &ReloadEvent,
-        enrichment: &Enrichment,
-        tags: Option<&[String]>,
-    ) -> Option<(String, Option<String>)> {
-        let space = event
-            .space_id
-            .as_deref()
-            .or(enrichment.app.as_ref().and_then(|a| a.space_id.as_deref()));
-        let facts = AlertFacts {
-            tenant: &event.tenant_id,
-            space,
-            app: &event.app_id,
-            tags,
-            error_code: event.error_code.as_deref().or(enrichment
-                .reload
-                .as_ref()
-                .and_then(|r| r.error_code.as_deref())),
-        };
+    async fn silenced(&self, facts: &Facts<'_>) -> Option<(String, Option<String>)> {
         let now = chrono::Utc::now();
         for (i, s) in self.config.silences.iter().enumerate() {
-            if in_force(s, now, self.config.timezone) && matches(&s.matcher, &facts) {
+            if in_force(s, now, self.config.timezone) && matches(&s.matcher, facts) {
                 let key = s
                     .resend_after_silence
                     .then(|| SilenceKey::Config(i).to_string());
@@ -256,7 +242,7 @@ impl Router {
                 return None;
             }
         };
-        let found = filters.into_iter().find(|f| matches(&f.matcher, &facts))?;
+        let found = filters.into_iter().find(|f| matches(&f.matcher, facts))?;
         let id = found.id;
         let comment = match self.store.call(move |s| s.silence_comment(id)).await {
             Ok(comment) => comment,
@@ -304,7 +290,7 @@ impl Router {
                     })
                     .collect()
             }
-            (Rendered::Slack(_) | Rendered::Teams(_), _) => vec![row(
+            (Rendered::Slack(_) | Rendered::Teams(_) | Rendered::Webhook(_), _) => vec![row(
                 d,
                 "",
                 Payload::to(&rendered, "").encode(),
@@ -331,6 +317,72 @@ impl Router {
                 }
             }
         }
+    }
+}
+
+/// What routing and silences can match this alert against (see `crate::matcher` for what an
+/// unknown fact does).
+fn alert_facts<'a>(
+    event: &'a ReloadEvent,
+    enrichment: &'a Enrichment,
+    tags: Option<&'a [String]>,
+) -> Facts<'a> {
+    let app = enrichment.app.as_ref();
+    let automation = enrichment.automation.as_ref();
+    let space_id = event
+        .space_id
+        .as_deref()
+        .or(app.and_then(|a| a.space_id.as_deref()))
+        .or(enrichment.item.as_ref().and_then(|i| i.space_id.as_deref()))
+        .or(automation.and_then(|a| a.space_id.as_deref()))
+        .filter(|id| !id.is_empty());
+    let space = match space_id {
+        Some(id) => Some(Space {
+            id: Some(id),
+            name: enrichment
+                .space
+                .as_ref()
+                .filter(|s| s.id == id)
+                .and_then(|s| s.name.as_deref()),
+        }),
+        // The app (or automation) answered and names no space: a personal space.
+        None if app.is_some() || automation.is_some() => Some(Space {
+            id: None,
+            name: None,
+        }),
+        None => None,
+    };
+    let owner_id = event
+        .owner_id
+        .as_deref()
+        .or(app.and_then(|a| a.owner_id.as_deref()))
+        .or(automation.and_then(|a| a.owner_id.as_deref()))
+        .filter(|id| !id.is_empty());
+    let owner_email = enrichment
+        .owner
+        .as_ref()
+        .filter(|o| owner_id.is_none_or(|id| o.id == id))
+        .and_then(|o| o.email.as_deref());
+    Facts {
+        tenant: &event.tenant_id,
+        space,
+        app_id: &event.app_id,
+        app_name: event
+            .app_name
+            .as_deref()
+            .or(app.and_then(|a| a.name.as_deref()))
+            .or(automation.and_then(|a| a.name.as_deref())),
+        tags,
+        owner_id,
+        owner_email,
+        error_code: event.error_code.as_deref().or(enrichment
+            .reload
+            .as_ref()
+            .and_then(|r| r.error_code.as_deref())),
+        kind: match event.kind {
+            EventKind::AutomationRun => crate::domain::AlertKind::Automation,
+            EventKind::EngineAttempt | EventKind::FinalOutcome => crate::domain::AlertKind::Reload,
+        },
     }
 }
 

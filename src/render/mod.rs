@@ -5,11 +5,14 @@
 mod chat;
 pub mod context;
 pub mod escape;
+mod helpers;
 pub mod limits;
 pub mod notice;
 pub mod sample;
 mod stock;
 mod templates;
+pub mod vars;
+mod webhook;
 
 use serde_json::{json, Value};
 
@@ -30,6 +33,8 @@ pub enum Rendered {
     },
     Slack(Value),
     Teams(Value),
+    /// A webhook destination's body, `vars` still placeholders.
+    Webhook(String),
 }
 
 /// Why an alert could not be rendered for a destination.
@@ -154,6 +159,12 @@ impl Renderer {
         let id = |part| TemplateId::Stock { kind, part };
         let json = match self.destinations[i].kind {
             DestinationKind::Teams(_) => Part::Teams,
+            DestinationKind::Webhook(_) => {
+                return Err(RenderError::Template {
+                    template: "stock template".to_owned(),
+                    message: "no stock template fits a webhook".to_owned(),
+                })
+            }
             _ => Part::Slack,
         };
         let names = Names {
@@ -257,6 +268,16 @@ impl Renderer {
                 let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
                 Ok((Rendered::Teams(payload), cuts))
             }
+            DestinationKind::Webhook(w) => Ok((
+                Rendered::Webhook(webhook::render(
+                    &self.templates,
+                    names.json,
+                    names.origin,
+                    ctx,
+                    w,
+                )?),
+                0,
+            )),
         }
     }
 
@@ -320,6 +341,7 @@ impl Renderer {
                 let _ = limits::fit_teams(&mut payload);
                 Rendered::Teams(payload)
             }
+            DestinationKind::Webhook(w) => Rendered::Webhook(webhook::one_line(line, w)),
         }
     }
 

@@ -124,7 +124,7 @@ impl Renderer {
     pub fn render_digest(&self, i: usize, digest: &Digest) -> Rendered {
         let d = &self.destinations[i];
         let mut shown = match d.kind {
-            DestinationKind::Email(_) => digest.items.len(),
+            DestinationKind::Email(_) | DestinationKind::Webhook(_) => digest.items.len(),
             DestinationKind::Slack(_) => digest.items.len().min(SLACK_MAX_ITEMS),
             DestinationKind::Teams(_) => digest.items.len().min(TEAMS_MAX_ITEMS),
         };

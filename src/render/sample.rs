@@ -22,7 +22,7 @@ const SCRIPT_LOG: &str = "2025-03-14 06:12:31 0000  Execution started.\r\n\
 2025-03-14 06:12:40      Execution finished.\r\n";
 
 /// A text holding everything that breaks JSON, HTML, Slack mrkdwn or email headers.
-pub const HOSTILE: &str = "Q\"uote\\back\nnew\r\nline\ttab\u{0}\u{7}\u{1b} <script>alert(1)</script> & &amp; {{appName}} ``` *bold* 🚀 \u{202e}gnp.exe\u{202c} \u{2066}שלום\u{2069} <!channel> [click me](http://evil.example/phish) ![x](http://evil.example/x.png) Sales](http://evil.example/phish) [Q1 <http://evil.example/auto>";
+pub const HOSTILE: &str = "Q\"uote\\back\nnew\r\nline\ttab\u{0}\u{7}\u{1b} <script>alert(1)</script> & &amp; {{appName}} ``` *bold* 🚀 \u{202e}gnp.exe\u{202c} \u{2066}שלום\u{2069} <!channel> [click me](http://evil.example/phish) ![x](http://evil.example/x.png) Sales](http://evil.example/phish) [Q1 <http://evil.example/auto> \u{E000}routing_key\u{E001}";
 
 /// An owner address as the users API could return it, with a CRLF and a mailto query.
 pub const HOSTILE_EMAIL: &str =

@@ -87,3 +87,54 @@ pub const AUTOMATION: NoticeStock = NoticeStock {
         include_str!("../../templates/teams/automation-failed.json.hbs"),
     ),
 };
+
+/// The built-in webhook templates, by the name a template key gives them (`stock:NAME`).
+const WEBHOOK: &[(&str, (&str, &str))] = &[
+    (
+        "pagerduty",
+        (
+            "templates/webhook/pagerduty.json.hbs",
+            include_str!("../../templates/webhook/pagerduty.json.hbs"),
+        ),
+    ),
+    (
+        "pagerduty-recovered",
+        (
+            "templates/webhook/pagerduty-recovered.json.hbs",
+            include_str!("../../templates/webhook/pagerduty-recovered.json.hbs"),
+        ),
+    ),
+    (
+        "google-chat",
+        (
+            "templates/webhook/google-chat.json.hbs",
+            include_str!("../../templates/webhook/google-chat.json.hbs"),
+        ),
+    ),
+    (
+        "google-chat-recovered",
+        (
+            "templates/webhook/google-chat-recovered.json.hbs",
+            include_str!("../../templates/webhook/google-chat-recovered.json.hbs"),
+        ),
+    ),
+];
+
+/// The built-in webhook template `name` (its shipped path and text).
+pub fn webhook(name: &str) -> Option<(&'static str, &'static str)> {
+    WEBHOOK.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_stock_webhook_name_the_config_accepts_is_built_in() {
+        for name in crate::config::STOCK_WEBHOOK_TEMPLATES {
+            assert!(super::webhook(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            super::WEBHOOK.len(),
+            crate::config::STOCK_WEBHOOK_TEMPLATES.len()
+        );
+    }
+}

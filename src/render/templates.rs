@@ -13,34 +13,9 @@ use serde_json::Value;
 
 use super::{stock, uses, Kind, RenderError};
 use crate::config::{
-    Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig,
+    Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig, WebhookConfig,
+    STOCK_PREFIX,
 };
-
-/// What `{{urlencode x}}` encodes: controls, space, and what would end or extend a URL part
-/// (`mailto:{{urlencode appOwnerEmail}}` cannot gain a `?body=` or a second address).
-const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'#')
-    .add(b'?')
-    .add(b'&')
-    .add(b'=')
-    .add(b'%')
-    .add(b',')
-    .add(b';')
-    .add(b'/')
-    .add(b'\\')
-    .add(b'{')
-    .add(b'}')
-    .add(b'|')
-    .add(b'^');
-
-handlebars::handlebars_helper!(urlencode: |text: str| {
-    percent_encoding::utf8_percent_encode(text, URL_PART).to_string()
-});
 
 /// One part of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +103,7 @@ impl Templates {
         };
         templates.raw.register_escape_fn(handlebars::no_escape);
         for registry in [&mut templates.html, &mut templates.raw] {
-            registry.register_helper("urlencode", Box::new(urlencode));
+            super::helpers::register(registry);
         }
         let mut problems = Vec::new();
         for (index, d) in config.destinations.iter().enumerate() {
@@ -348,6 +323,35 @@ fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
             stock.map_or(stock::TEAMS, |s| s.teams),
             kind,
         ),
+        (DestinationKind::Webhook(w), _) => webhook_set(w, kind),
+    }
+}
+
+/// A webhook's templates: the config names each one it uses (no stock template fits an unknown
+/// service); an automation alert uses the alert's unless it has its own.
+fn webhook_set(w: &WebhookConfig, kind: Kind) -> TemplateSet {
+    let (path, key) = match kind {
+        Kind::Alert => (Some(&w.template), "template"),
+        Kind::Digest => (w.digest_template.as_ref(), "digest_template"),
+        Kind::Recovery => (w.recovery_template.as_ref(), "recovery_template"),
+        Kind::Automation => match &w.automation_template {
+            Some(path) => (Some(path), "automation_template"),
+            None => (Some(&w.template), "template"),
+        },
+    };
+    // Config requires the digest and recovery templates a webhook uses.
+    let path = path.unwrap_or(&w.template);
+    let source = match path.to_str().and_then(|p| p.strip_prefix(STOCK_PREFIX)) {
+        Some(name) => match stock::webhook(name) {
+            Some((file, text)) => Source::Stock(file, text),
+            None => Source::Missing(format!("`{STOCK_PREFIX}{name}` is no built-in template")),
+        },
+        None => Source::File(path.clone()),
+    };
+    TemplateSet {
+        subject: None,
+        body: (source, key),
+        text: None,
     }
 }
 
@@ -377,6 +381,8 @@ enum Source {
     File(PathBuf),
     Stock(&'static str, &'static str),
     Inline(String),
+    /// A name that is no template: the message says why.
+    Missing(String),
 }
 
 impl Source {
@@ -393,6 +399,7 @@ impl Source {
             Source::File(path) => read(&path).map(|text| (path.display().to_string(), text)),
             Source::Stock(name, text) => Ok((format!("stock {name}"), text.to_owned())),
             Source::Inline(text) => Ok(("config value".to_owned(), text)),
+            Source::Missing(why) => Err(why),
         }
     }
 }

@@ -11,4 +11,4 @@ mod add;
 mod rules;
 
 pub use add::{add, describe, AddError, Invalid, NewSilence, ValidSilence, MAX_LENGTH};
-pub use rules::{in_force, matches, AlertFacts, SilenceKey};
+pub use rules::{in_force, matches, SilenceKey};

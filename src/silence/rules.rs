@@ -4,34 +4,12 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Matcher, SilenceConfig, WeeklyWindow};
+use crate::matcher::{Facts, Verdict};
 
-/// What a silence can be matched against for one alert.
-pub struct AlertFacts<'a> {
-    pub tenant: &'a str,
-    pub space: Option<&'a str>,
-    pub app: &'a str,
-    /// `None` when the tags are unknown: a tag matcher then does not match (the alert goes out).
-    pub tags: Option<&'a [String]>,
-    pub error_code: Option<&'a str>,
-}
-
-/// Every field the matcher sets must match (ids exactly, tags and error codes ignoring case).
-pub fn matches(m: &Matcher, f: &AlertFacts) -> bool {
-    let eq = |want: &Option<String>, have: Option<&str>| match want {
-        None => true,
-        Some(want) => have.is_some_and(|h| h == want),
-    };
-    let tag = match &m.app_tag {
-        None => true,
-        Some(want) => f
-            .tags
-            .is_some_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case(want))),
-    };
-    let code = match &m.error_code {
-        None => true,
-        Some(want) => f.error_code.is_some_and(|c| c.eq_ignore_ascii_case(want)),
-    };
-    eq(&m.tenant, Some(f.tenant)) && eq(&m.space, f.space) && eq(&m.app, Some(f.app)) && tag && code
+/// Whether the silence's matcher covers the alert: on known facts only (an unknown tag, name or
+/// error code never silences). The language is routing's (`crate::matcher`).
+pub fn matches(m: &Matcher, f: &Facts) -> bool {
+    m.criteria().judge(f) == Verdict::Holds
 }
 
 /// Whether `s` is in force at `now`; weekly windows are read in `tz` (the system zone if none).
@@ -132,12 +110,19 @@ mod tests {
     #[test]
     fn matchers_need_every_field() {
         let tags = vec!["Finance".to_owned()];
-        let f = AlertFacts {
+        let f = Facts {
             tenant: "t",
-            space: Some("s"),
-            app: "a",
+            space: Some(crate::matcher::Space {
+                id: Some("s"),
+                name: None,
+            }),
+            app_id: "a",
+            app_name: None,
             tags: Some(&tags),
+            owner_id: None,
+            owner_email: None,
             error_code: Some("EngineReloadScriptError"),
+            kind: crate::domain::AlertKind::Reload,
         };
         let m = |app: Option<&str>, tag: Option<&str>| Matcher {
             app: app.map(Into::into),
@@ -148,7 +133,7 @@ mod tests {
         assert!(matches(&m(Some("a"), Some("finance")), &f));
         assert!(!matches(&m(Some("b"), None), &f));
         assert!(!matches(&m(Some("a"), Some("sales")), &f));
-        let unknown = AlertFacts { tags: None, ..f };
+        let unknown = Facts { tags: None, ..f };
         assert!(
             !matches(&m(None, Some("finance")), &unknown),
             "unknown tags never silence"

@@ -16,8 +16,9 @@ pub struct JobRow {
 /// What a job is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
-    /// A failed reload to alert.
-    Failure,
+    /// A failed reload to alert; `streak` is its place in the app's run of failures (1 for the
+    /// first), or 0 when failing apps are not tracked.
+    Failure { streak: u64 },
     /// A successful reload of an app that was failing: recovery notices may be due.
     Recovery { failing_since: i64, failures: u64 },
 }
@@ -49,7 +50,9 @@ impl Store {
                     failing_since: failing_since.unwrap_or_default(),
                     failures: failures.unwrap_or_default().max(0) as u64,
                 },
-                _ => JobKind::Failure,
+                _ => JobKind::Failure {
+                    streak: failures.unwrap_or_default().max(0) as u64,
+                },
             };
             match serde_json::from_str(&json) {
                 Ok(event) => jobs.push(JobRow { id, event, kind }),

@@ -248,8 +248,8 @@ impl Store {
                             .map_err(sqlite)?;
                     }
                     let written = write_job(&tx, event, *failure, topic, &json, now, expires);
-                    if let (Ok(Written::Job(_)), true) = (&written, track_failing) {
-                        notices::note_failure(&tx, event, now).map_err(sqlite)?;
+                    if let (Ok(Written::Job(job_id)), true) = (&written, track_failing) {
+                        notices::note_failure(&tx, event, *job_id, now).map_err(sqlite)?;
                     }
                     written
                 }

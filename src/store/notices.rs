@@ -162,17 +162,23 @@ impl Store {
     }
 }
 
-/// A failure job was written: the app's failing streak starts or goes on.
+/// A failure job was written: the app's failing streak starts or goes on. The job records its
+/// place in the streak (`jobs.failures`), which `escalate_after` routes by.
 pub(super) fn note_failure(
     tx: &rusqlite::Transaction,
     event: &ReloadEvent,
+    job_id: i64,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO failing_apps (tenant_id, app_id, since, failures) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (tenant_id, app_id) DO UPDATE SET failures = failures + 1",
-    )?
-    .execute(params![event.tenant_id, event.app_id, now])?;
+    let streak: i64 = tx
+        .prepare_cached(
+            "INSERT INTO failing_apps (tenant_id, app_id, since, failures) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (tenant_id, app_id) DO UPDATE SET failures = failures + 1
+             RETURNING failures",
+        )?
+        .query_row(params![event.tenant_id, event.app_id, now], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE jobs SET failures = ?2 WHERE id = ?1")?
+        .execute(params![job_id, streak])?;
     Ok(())
 }
 

@@ -298,6 +298,10 @@ fn payload(stored: Option<&str>) -> Markup {
             h3 { "Message as posted (JSON)" }
             pre { (serde_json::to_string_pretty(&body).unwrap_or_default()) }
         },
+        Ok(Payload::Webhook { body }) => html! {
+            h3 { "Body as sent (variables shown by name)" }
+            pre { (crate::render::vars::shown(&body)) }
+        },
         Err(_) => html! { p.empty { "The stored message does not decode." } },
     }
 }

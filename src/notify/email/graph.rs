@@ -166,9 +166,9 @@ fn outcome(
         }
         Err(_) => String::new(),
     };
-    let success = [StatusCode::ACCEPTED, StatusCode::OK];
+    let success = |s| s == StatusCode::ACCEPTED || s == StatusCode::OK;
     match (
-        http_outcome(status, &words, retry_after, &success),
+        http_outcome(status, &words, retry_after, success),
         hint(status),
     ) {
         (Err(SendError::Permanent { reason }), Some(hint)) => {
