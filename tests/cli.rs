@@ -203,6 +203,42 @@ fn check_renders_digest_and_recovery_templates_too() {
     assert!(err.contains("did not produce valid JSON"), "{err}");
 }
 
+/// The stock webhook templates render the sample and its hostile twin to JSON; a webhook
+/// template whose output is not JSON is a problem, alert or recovery.
+#[test]
+fn check_renders_webhook_templates_with_the_hostile_sample() {
+    let dir = tempfile::tempdir().expect("dir");
+    let broken = dir.path().join("ticket.json.hbs");
+    std::fs::write(&broken, "{\"title\": \"{{appName}}\" \"oops\"}\n").expect("write");
+    let config = dir.path().join("c.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "poll: {{enabled: false}}\nenrich: {{enabled: false}}\n\
+                 tenants: [{{id: t1, url: 'https://t1.eu.qlikcloud.com'}}]\n\
+                 destinations:\n\
+                 \x20 - {{name: pd, type: webhook, url: 'https://events.pagerduty.com/v2/enqueue', template: 'stock:pagerduty', recovery_template: 'stock:pagerduty-recovered', notify_recovery: true, escalate_after: 3, vars: {{routing_key: k}}}}\n\
+                 \x20 - {{name: gchat, type: webhook, url: 'https://chat.googleapis.com/v1/spaces/S/messages', template: 'stock:google-chat', recovery_template: 'stock:google-chat-recovered', notify_recovery: true}}\n{extra}"
+            ),
+        )
+        .expect("write")
+    };
+    write("");
+    let out = reload_butler(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for extra in [
+        format!("  - {{name: tickets, type: webhook, url: 'https://t.acme.com/api', template: '{}'}}\n", broken.display()),
+        format!("  - {{name: tickets, type: webhook, url: 'https://t.acme.com/api', template: 'stock:google-chat', notify_recovery: true, recovery_template: '{}'}}\n", broken.display()),
+    ] {
+        write(&extra);
+        let out = reload_butler(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("destinations[2]") && err.contains("did not produce valid JSON"), "{err}");
+    }
+}
+
 /// Instances sharing a group that all poll would each alert what the poll finds (each SQLite
 /// store dedupes alone): `check` says so, and still passes (one instance may poll).
 #[test]

@@ -25,6 +25,15 @@ async fn test_alert_prints_each_services_answer() {
         .mount(&hooks)
         .await;
     Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .respond_with(
+            ResponseTemplate::new(202).set_body_string(
+                r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
+            ),
+        )
+        .mount(&hooks)
+        .await;
+    Mock::given(method("POST"))
         .and(path("/archived"))
         .respond_with(ResponseTemplate::new(410).set_body_string("channel_is_archived"))
         .mount(&hooks)
@@ -40,7 +49,8 @@ async fn test_alert_prints_each_services_answer() {
              \x20 - {{name: good, type: slack, webhook_url: '{0}/ok'}}\n\
              \x20 - {{name: cards, type: teams, webhook_url: '{0}/teams'}}\n\
              \x20 - {{name: old, type: slack, webhook_url: '{0}/archived'}}\n\
-             \x20 - {{name: off, type: slack, enabled: false, webhook_url: '{0}/ok'}}\n",
+             \x20 - {{name: off, type: slack, enabled: false, webhook_url: '{0}/ok'}}\n\
+             \x20 - {{name: pager, type: webhook, url: '{0}/v2/enqueue', template: 'stock:pagerduty', vars: {{routing_key: rk-123456789}}}}\n",
             hooks.uri()
         ),
     )
@@ -66,6 +76,10 @@ async fn test_alert_prints_each_services_answer() {
     assert!(stdout.contains("good: delivered (200 ok)"), "{stdout}");
     assert!(stdout.contains("cards: delivered (202"), "{stdout}");
     assert!(
+        stdout.contains("pager: delivered (202 {\"status\":\"success\""),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("old: refused: ") && stdout.contains("channel_is_archived"),
         "{stdout}"
     );
@@ -82,4 +96,11 @@ async fn test_alert_prints_each_services_answer() {
     );
     let requests = hooks.received_requests().await.unwrap_or_default();
     assert_eq!(requests.iter().filter(|r| r.url.path() == "/ok").count(), 2);
+    let page = requests
+        .iter()
+        .find(|r| r.url.path() == "/v2/enqueue")
+        .expect("the webhook got the sample");
+    let page: serde_json::Value = serde_json::from_slice(&page.body).expect("JSON");
+    assert_eq!(page["routing_key"], "rk-123456789");
+    assert_eq!(page["event_action"], "trigger");
 }
