@@ -137,15 +137,15 @@ impl CredentialWatch {
         let every_ms = crate::domain::millis(NOTICE_EVERY);
         let recorded = self
             .store
-            .call(move |s| {
-                let notice = NewNotice {
-                    tenant: &tenant_id,
+            .raise_notice(
+                NewNotice {
+                    tenant: tenant_id,
                     label,
                     key,
                     every_ms,
-                };
-                s.raise_notice(&notice, deliveries)
-            })
+                },
+                deliveries,
+            )
             .await;
         match recorded {
             Ok(true) => {

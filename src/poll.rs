@@ -16,7 +16,7 @@ use crate::metrics::{inc, Metrics};
 use crate::qlik::api::QlikClient;
 use crate::qlik::event::{EventKind, ReloadEvent, Status, RELOAD_FINISHED};
 use crate::qlik::model::ReloadSummary;
-use crate::store::{Record, SharedStore, Written};
+use crate::store::{SharedStore, Written};
 
 /// Reloads are looked for by creation time; one created this long before the watermark can
 /// still have ended after it (Qlik Cloud stops reloads after a few hours).
@@ -94,10 +94,9 @@ impl Poller {
         statuses: &[&str],
     ) -> Result<usize, String> {
         let started = Utc::now();
-        let key = tenant.to_owned();
         let watermark = self
             .store
-            .call(move |s| s.poll_watermark(&key))
+            .poll_watermark(tenant)
             .await
             .map_err(|e| e.to_string())?
             .and_then(DateTime::from_timestamp_millis)
@@ -119,7 +118,6 @@ impl Poller {
             .filter_map(|r| to_event(tenant, r))
             .filter(|(_, failure)| self.config.alert_on.contains(failure))
             .collect();
-        let key = tenant.to_owned();
         let until = (started - OVERLAP).timestamp_millis();
         let apps: Vec<(String, String)> = events
             .iter()
@@ -127,19 +125,7 @@ impl Poller {
             .collect();
         let written = self
             .store
-            .call(move |s| {
-                let records: Vec<Record> = events
-                    .iter()
-                    .map(|(event, failure)| Record::Job {
-                        event,
-                        failure: *failure,
-                        topic: "poll",
-                    })
-                    .collect();
-                let written = s.write(&records)?;
-                s.set_poll_watermark(&key, until)?;
-                Ok(written)
-            })
+            .commit_poll(tenant, events, until)
             .await
             .map_err(|e| e.to_string())?;
         let mut found = 0;

@@ -114,7 +114,7 @@ async fn list(State(store): State<SharedStore>, RawQuery(query): RawQuery) -> Re
             )
         }
     };
-    match store.call(move |s| s.silences(all)).await {
+    match store.silences(all).await {
         Ok(silences) => json(
             StatusCode::OK,
             &silences
@@ -154,11 +154,8 @@ async fn add(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")),
     };
-    let added = store
-        .call(move |s| Ok(silence::add(s, request, Utc::now())))
-        .await;
-    match added {
-        Ok(Ok(added)) => {
+    match silence::add(&store, request, Utc::now()).await {
+        Ok(added) => {
             tracing::info!(
                 id = added.id,
                 filters = %silence::describe(&added.matcher),
@@ -172,9 +169,9 @@ async fn add(
             }
             response
         }
-        Ok(Err(AddError::Invalid(why))) => error(StatusCode::BAD_REQUEST, why),
-        Ok(Err(too_many @ AddError::TooMany)) => error(StatusCode::CONFLICT, too_many),
-        Ok(Err(AddError::Store(e))) | Err(e) => store_failed(e),
+        Err(AddError::Invalid(why)) => error(StatusCode::BAD_REQUEST, why),
+        Err(too_many @ AddError::TooMany) => error(StatusCode::CONFLICT, too_many),
+        Err(AddError::Store(e)) => store_failed(e),
     }
 }
 
@@ -185,7 +182,7 @@ async fn remove(
     let Some(id) = id.ok().and_then(|Path(id)| id.parse::<i64>().ok()) else {
         return error(StatusCode::BAD_REQUEST, "the silence id must be an integer");
     };
-    match store.call(move |s| s.remove_silence(id)).await {
+    match store.remove_silence(id).await {
         Ok(true) => {
             tracing::info!(id, "silence removed through the admin endpoint");
             StatusCode::NO_CONTENT.into_response()

@@ -143,27 +143,7 @@ async fn resend_after_silences(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let config = config.clone();
-        let resent = store
-            .call(move |s| {
-                let keys = s.resend_keys()?;
-                if keys.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let stored = s.silences(true)?;
-                let now = chrono::Utc::now();
-                let mut resent = Vec::new();
-                for text in keys {
-                    let ended = SilenceKey::parse(&text).is_none_or(|key| {
-                        !key.in_force(&config.silences, &stored, now, config.timezone)
-                    });
-                    if ended {
-                        resent.push((s.resend_silenced(&text)?, text));
-                    }
-                }
-                Ok(resent)
-            })
-            .await;
+        let resent = resend_ended(&store, &config).await;
         match resent {
             Ok(resent) => {
                 for (jobs, silence) in resent.iter().filter(|(jobs, _)| *jobs > 0) {
@@ -182,6 +162,28 @@ async fn resend_after_silences(
     }
 }
 
+/// Resends what each ended silence silenced; returns (jobs routed again, silence key) per key.
+async fn resend_ended(
+    store: &crate::store::SharedStore,
+    config: &Config,
+) -> Result<Vec<(usize, String)>, crate::store::StoreError> {
+    let keys = store.resend_keys().await?;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stored = store.silences(true).await?;
+    let now = chrono::Utc::now();
+    let mut resent = Vec::new();
+    for text in keys {
+        let ended = SilenceKey::parse(&text)
+            .is_none_or(|key| !key.in_force(&config.silences, &stored, now, config.timezone));
+        if ended {
+            resent.push((store.resend_silenced(&text).await?, text));
+        }
+    }
+    Ok(resent)
+}
+
 /// Deletes history past `delivery.retention`, at start and then hourly.
 async fn maintain(
     store: crate::store::SharedStore,
@@ -190,7 +192,7 @@ async fn maintain(
 ) {
     let retention_ms = crate::domain::millis(retention);
     loop {
-        match store.call(move |s| s.purge_history(retention_ms)).await {
+        match store.purge_history(retention_ms).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "history past delivery.retention deleted"),
             Err(error) => tracing::warn!(%error, "cannot purge old history"),

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::exit::{load, Exit, Outcome};
+use super::exit::{current_thread_runtime, load, Exit, Outcome};
 use crate::silence::{self, AddError, NewSilence};
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SilenceCommand {
@@ -46,8 +46,13 @@ pub enum SilenceCommand {
 
 pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
     let config = load(config_path)?;
-    let mut store = Store::open(&config.state.path, config.state.dedupe_ttl)
+    let store = Store::open(&config.state.path, config.state.dedupe_ttl)
+        .and_then(SharedStore::new)
         .map_err(|error| Exit::runtime(error.to_string()))?;
+    current_thread_runtime()?.block_on(on(&store, command))
+}
+
+async fn on(store: &SharedStore, command: SilenceCommand) -> Outcome {
     let result = match command {
         SilenceCommand::Add {
             app,
@@ -71,7 +76,7 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                 comment,
                 resend,
             };
-            match silence::add(&mut store, request, Utc::now()) {
+            match silence::add(store, request, Utc::now()).await {
                 Ok(added) => {
                     println!(
                         "silence {} added, until {}",
@@ -86,7 +91,7 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                 Err(AddError::Store(error)) => Err(error),
             }
         }
-        SilenceCommand::List { all } => store.silences(all).map(|silences| {
+        SilenceCommand::List { all } => store.silences(all).await.map(|silences| {
             if silences.is_empty() {
                 println!("no silences");
             }
@@ -101,7 +106,7 @@ pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
                 );
             }
         }),
-        SilenceCommand::Remove { id } => match store.remove_silence(id) {
+        SilenceCommand::Remove { id } => match store.remove_silence(id).await {
             Ok(true) => {
                 println!("silence {id} removed");
                 Ok(())

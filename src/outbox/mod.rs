@@ -16,7 +16,9 @@ use crate::notify::{Notifier, Payload, Receipt, SendError, SendMeta};
 use crate::render::notice::Digest;
 use crate::render::Renderer;
 use crate::store::health::StoreTrouble;
-use crate::store::{now_ms, DueDelivery, HeldGroup, HeldRow, Outcome, Release, SharedStore};
+use crate::store::{
+    now_ms, DueDelivery, DueWork, HeldGroup, HeldRow, Outcome, Release, SharedStore,
+};
 
 /// Sends in flight per destination.
 const MAX_IN_FLIGHT: usize = 8;
@@ -75,32 +77,22 @@ impl Worker {
             } else if room > 0 && store_due {
                 let (name, skip) = (this.destination.clone(), busy.clone());
                 let grouping = this.digests.is_some();
-                let lookup = this
-                    .store
-                    .call(move |s| {
-                        let closed = if grouping {
-                            s.closed_groups(&name, now_ms())?
-                        } else {
-                            Vec::new()
-                        };
-                        Ok((
-                            s.due_deliveries(&name, room, &skip)?,
-                            s.next_due_at(&name)?,
-                            closed,
-                        ))
-                    })
-                    .await;
+                let lookup = this.store.due_work(&name, room, skip, grouping).await;
                 if lookup.is_ok() {
                     trouble.read_succeeded();
                 }
                 match lookup {
-                    Ok((_, _, closed)) if !closed.is_empty() => {
-                        if let Some(retry_in) = this.release(closed, &mut trouble).await {
+                    Ok(work) if !work.closed.is_empty() => {
+                        if let Some(retry_in) = this.release(work.closed, &mut trouble).await {
                             retry_at = Instant::now() + retry_in;
                         }
                         continue;
                     }
-                    Ok((due, next, _)) => {
+                    Ok(DueWork {
+                        due,
+                        next_due_at: next,
+                        ..
+                    }) => {
                         if due.is_empty() {
                             // A past `next` is a row already in flight: its completion wakes us.
                             if let Some(next) = next.filter(|t| *t > now_ms()) {
@@ -216,7 +208,7 @@ impl Worker {
             .iter()
             .filter(|r| matches!(r, Release::Digest { .. }))
             .count();
-        match self.store.call(move |s| s.release_held(&releases)).await {
+        match self.store.release_held(releases).await {
             Ok(()) => {
                 self.wrote_again(trouble);
                 self.metrics
@@ -254,13 +246,7 @@ impl Worker {
         trouble: &mut StoreTrouble,
     ) -> Option<Duration> {
         let outcomes = unwritten.clone();
-        let recorded = self
-            .store
-            .call(move |s| {
-                s.record_attempts(&outcomes)?;
-                s.pending_count()
-            })
-            .await;
+        let recorded = self.store.record_attempts(outcomes).await;
         match recorded {
             Ok(pending) => {
                 self.wrote_again(trouble);

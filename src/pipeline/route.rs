@@ -144,7 +144,7 @@ impl Router {
             return None;
         }
         let (tenant, app) = (event.tenant_id.clone(), event.app_id.clone());
-        match self.store.call(move |s| s.app_name(&tenant, &app)).await {
+        match self.store.app_name(&tenant, &app).await {
             Ok(name) => name,
             Err(error) => {
                 tracing::warn!(app_id = ?event.app_id, %error, "cannot read the remembered app name; the alert names the app by its id");
@@ -188,7 +188,7 @@ impl Router {
             );
             let told = self
                 .store
-                .call(move |s| s.alerted_recipients(&tenant, &app, &name, failing_since))
+                .alerted_recipients(&tenant, &app, &name, failing_since)
                 .await;
             let recipients = match told {
                 Ok(recipients) => recipients,
@@ -234,7 +234,7 @@ impl Router {
         }
         // Matched without the comments (up to 1,000 silences of up to 1,000 characters each);
         // only the covering silence's comment is read.
-        let filters = match self.store.call(|s| s.silence_filters()).await {
+        let filters = match self.store.silence_filters().await {
             Ok(filters) => filters,
             Err(error) => {
                 // Unknown silences must not swallow an alert.
@@ -244,7 +244,7 @@ impl Router {
         };
         let found = filters.into_iter().find(|f| matches(&f.matcher, facts))?;
         let id = found.id;
-        let comment = match self.store.call(move |s| s.silence_comment(id)).await {
+        let comment = match self.store.silence_comment(id).await {
             Ok(comment) => comment,
             Err(error) => {
                 tracing::warn!(%error, silence = id, "cannot read a silence's comment");

@@ -32,11 +32,7 @@ pub async fn run(
             break;
         }
         let mut pause = None;
-        let jobs = match router
-            .store
-            .call(|s| s.unrouted_jobs(CONCURRENT_JOBS))
-            .await
-        {
+        let jobs = match router.store.unrouted_jobs(CONCURRENT_JOBS).await {
             Ok(jobs) => {
                 trouble.read_succeeded();
                 jobs
@@ -81,7 +77,7 @@ pub async fn run(
             tracing::info!(left_out, "the state store takes the routed jobs again");
         }
         if routed > 0 {
-            if let Ok(pending) = router.store.call(|s| s.pending_count()).await {
+            if let Ok(pending) = router.store.pending_count().await {
                 router
                     .metrics
                     .outbox_pending
@@ -103,11 +99,7 @@ pub async fn run(
 async fn route(router: Arc<Router>, job: JobRow) -> Result<(), (i64, StoreError)> {
     let deliveries = router.deliveries(&job).await;
     let job_id = job.id;
-    match router
-        .store
-        .call(move |s| s.route_job(job_id, deliveries))
-        .await
-    {
+    match router.store.route_job(job_id, deliveries).await {
         Ok(recorded) => {
             let pending = recorded
                 .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::Matcher;
-use crate::store::{Store, StoreError, StoredSilence};
+use crate::store::{SharedStore, SilenceRow, StoreError, StoredSilence};
 
 /// The longest silence: past this an end time is a typo, not a plan (a permanent silence is a
 /// `silences:` entry in the config, or `enabled: false` on a destination).
@@ -149,33 +149,29 @@ impl NewSilence {
 }
 
 /// Validates `request` and stores it: the one way a silence is added.
-pub fn add(
-    store: &mut Store,
+pub async fn add(
+    store: &SharedStore,
     request: NewSilence,
     now: DateTime<Utc>,
 ) -> Result<StoredSilence, AddError> {
     let valid = request.validate(now)?;
-    if store.active_silence_count()? >= MAX_ACTIVE {
-        return Err(AddError::TooMany);
-    }
-    let (starts_at, ends_at) = (
-        valid.starts_at.timestamp_millis(),
-        valid.ends_at.timestamp_millis(),
-    );
-    let id = store.add_silence(
-        &valid.matcher,
-        starts_at,
-        ends_at,
-        &valid.comment,
-        valid.resend,
-    )?;
-    Ok(StoredSilence {
-        id,
+    let row = SilenceRow {
         matcher: valid.matcher,
-        starts_at,
-        ends_at,
+        starts_at: valid.starts_at.timestamp_millis(),
+        ends_at: valid.ends_at.timestamp_millis(),
         comment: valid.comment,
         resend: valid.resend,
+    };
+    let Some(id) = store.add_silence(row.clone(), MAX_ACTIVE).await? else {
+        return Err(AddError::TooMany);
+    };
+    Ok(StoredSilence {
+        id,
+        matcher: row.matcher,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        comment: row.comment,
+        resend: row.resend,
     })
 }
 
@@ -352,19 +348,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn at_most_max_active_silences_in_force() {
+    #[tokio::test]
+    async fn at_most_max_active_silences_in_force() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db"), Duration::from_secs(60)).unwrap();
+        let store =
+            crate::store::Store::open(&dir.path().join("s.db"), Duration::from_secs(60)).unwrap();
+        let store = SharedStore::new(store).unwrap();
         for _ in 0..MAX_ACTIVE {
-            add(&mut store, app_for("2h"), Utc::now()).unwrap();
+            add(&store, app_for("2h"), Utc::now()).await.unwrap();
         }
         assert!(matches!(
-            add(&mut store, app_for("2h"), Utc::now()),
+            add(&store, app_for("2h"), Utc::now()).await,
             Err(AddError::TooMany)
         ));
-        let first = store.silences(false).unwrap()[0].id;
-        assert!(store.remove_silence(first).unwrap());
-        add(&mut store, app_for("2h"), Utc::now()).unwrap();
+        let first = store.silences(false).await.unwrap()[0].id;
+        assert!(store.remove_silence(first).await.unwrap());
+        add(&store, app_for("2h"), Utc::now()).await.unwrap();
     }
 }

@@ -9,6 +9,7 @@
 //! alerting half shares ([`SharedStore`]) commits in groups with one fsync per group before it
 //! answers anyone (see `shared.rs`).
 
+mod api;
 mod app_names;
 mod console;
 mod dead_letters;
@@ -22,6 +23,7 @@ mod shared;
 mod silences;
 mod watermarks;
 
+pub use api::{DueWork, SilenceRow};
 pub use console::{AlertFilter, AlertRow, DeliveryRow, FailingApp, Resend, ALERTS_MAX};
 pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};

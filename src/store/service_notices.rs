@@ -9,8 +9,8 @@ use super::{now_ms, NewDelivery, Store, StoreError};
 
 /// A notice to record.
 #[derive(Debug, Clone)]
-pub struct NewNotice<'a> {
-    pub tenant: &'a str,
+pub struct NewNotice {
+    pub tenant: String,
     /// A bounded label: what the notice is about (`credential_expiring`, ...).
     pub label: &'static str,
     /// Notices with the same key are recorded at most once per `every_ms`.
@@ -65,7 +65,7 @@ mod tests {
         let mut store =
             Store::open(&dir.path().join("s.db"), std::time::Duration::from_secs(60)).unwrap();
         let notice = NewNotice {
-            tenant: "t1",
+            tenant: "t1".into(),
             label: "credential_expiring",
             key: "credential:expiring:t1".into(),
             every_ms: 86_400_000,

@@ -56,7 +56,7 @@ impl SharedStore {
         Ok(SharedStore { jobs })
     }
 
-    pub async fn call<T: Send + 'static>(
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

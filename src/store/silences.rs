@@ -45,6 +45,40 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Stores `silence` unless `max_active` silences are in force already (then `None`), in one
+    /// transaction, so two requests at once cannot both pass the bound.
+    pub fn add_silence_capped(
+        &mut self,
+        silence: &super::SilenceRow,
+        max_active: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let json = serde_json::to_string(&silence.matcher)?;
+        let now = now_ms();
+        self.in_transaction(|tx| {
+            let active: u64 = tx.query_row(
+                "SELECT count(*) FROM silences WHERE ends_at > ?1",
+                params![now],
+                |r| r.get(0),
+            )?;
+            if active >= max_active {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_at, resend)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    json,
+                    silence.starts_at,
+                    silence.ends_at,
+                    silence.comment,
+                    now,
+                    silence.resend
+                ],
+            )?;
+            Ok(Some(tx.last_insert_rowid()))
+        })
+    }
+
     /// Silences not yet over.
     pub fn active_silence_count(&self) -> Result<u64, StoreError> {
         self.conn

@@ -91,7 +91,7 @@ pub(super) async fn resend(
             pages::message(&view, "No such delivery", "A delivery id is a number.", "/"),
         );
     };
-    match c.store.call(move |s| s.resend_dead(id)).await {
+    match c.store.resend_dead(id).await {
         Ok(Resend::Queued {
             job_id,
             destination,
@@ -141,13 +141,11 @@ pub(super) async fn add_silence(
     Checked { session, form }: Checked<forms::SilenceForm>,
 ) -> Response {
     let request = form.request();
-    let added = c
-        .store
-        .call(move |s| {
-            let added = silence::add(s, request, Utc::now());
-            Ok((added, s.silences(false)?))
-        })
-        .await;
+    let added = silence::add(&c.store, request, Utc::now()).await;
+    let added = match c.store.silences(false).await {
+        Ok(list) => Ok((added, list)),
+        Err(e) => Err(e),
+    };
     let view = c.view(Some(&session));
     let refused = |status, list: &[_], why: &str| {
         page(status, forms::silences(&view, list, &form, Some(why)))
@@ -181,7 +179,7 @@ pub(super) async fn end_silence(
     let Ok(Path(id)) = id else {
         return see_other("/console/silences");
     };
-    match c.store.call(move |s| s.end_silence(id)).await {
+    match c.store.end_silence(id).await {
         Ok(ended) => {
             if ended {
                 tracing::info!(id, "silence ended early through the console");

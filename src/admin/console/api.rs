@@ -44,7 +44,7 @@ fn failed(e: StoreError) -> Response {
 }
 
 async fn failing(State(c): State<Console>) -> Response {
-    match c.store.call(|s| s.failing_now()).await {
+    match c.store.failing_now().await {
         Ok(found) => json(StatusCode::OK, &found),
         Err(e) => failed(e),
     }
@@ -56,7 +56,7 @@ async fn alerts(
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let (filter, limit) = (query.filter(), query.limit.unwrap_or(LIST_ALERTS));
-    match c.store.call(move |s| s.alerts(&filter, limit)).await {
+    match c.store.alerts(filter, limit).await {
         Ok(found) => json(StatusCode::OK, &found),
         Err(e) => failed(e),
     }
@@ -66,7 +66,7 @@ async fn alert(State(c): State<Console>, id: Result<Path<i64>, PathRejection>) -
     let Ok(Path(id)) = id else {
         return error(StatusCode::BAD_REQUEST, "the alert id must be an integer");
     };
-    match c.store.call(move |s| s.alert(id)).await {
+    match c.store.alert(id).await {
         Ok(Some(found)) => json(StatusCode::OK, &found),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no alert {id}")),
         Err(e) => failed(e),
@@ -81,7 +81,7 @@ struct Dead {
 }
 
 async fn dead(State(c): State<Console>) -> Response {
-    match c.store.call(|s| s.dead_deliveries(OVERVIEW_DEAD)).await {
+    match c.store.dead_deliveries(OVERVIEW_DEAD).await {
         Ok(found) => json(
             StatusCode::OK,
             &found
@@ -94,7 +94,7 @@ async fn dead(State(c): State<Console>) -> Response {
 }
 
 async fn status(State(c): State<Console>) -> Response {
-    match c.store.call(|s| s.last_delivered()).await {
+    match c.store.last_delivered().await {
         Ok(delivered) => json(
             StatusCode::OK,
             &health::snapshot(&c.metrics, &c.facts, &delivered),
@@ -121,7 +121,7 @@ async fn resend(
             "the delivery id must be an integer",
         );
     };
-    match c.store.call(move |s| s.resend_dead(id)).await {
+    match c.store.resend_dead(id).await {
         Ok(Resend::Queued {
             job_id,
             destination,

@@ -222,16 +222,11 @@ fn store_failed(console: &Console, error: StoreError) -> Response {
 }
 
 async fn overview(State(c): State<Console>, Extension(session): Extension<Session>) -> Response {
-    let found = c
-        .store
-        .call(|s| {
-            Ok((
-                s.failing_now()?,
-                s.dead_deliveries(OVERVIEW_DEAD)?,
-                s.alerts(&AlertFilter::default(), OVERVIEW_LATEST)?,
-            ))
-        })
-        .await;
+    let found = tokio::try_join!(
+        c.store.failing_now(),
+        c.store.dead_deliveries(OVERVIEW_DEAD),
+        c.store.alerts(AlertFilter::default(), OVERVIEW_LATEST),
+    );
     match found {
         Ok((failing, dead, latest)) => page(
             StatusCode::OK,
@@ -277,7 +272,7 @@ async fn alerts(
     let filter = query.filter();
     let limit = query.limit.unwrap_or(LIST_ALERTS);
     let wanted = filter.clone();
-    match c.store.call(move |s| s.alerts(&wanted, limit)).await {
+    match c.store.alerts(wanted, limit).await {
         Ok(found) => page(
             StatusCode::OK,
             pages::alerts(&c.view(Some(&session)), &filter, &found),
@@ -298,7 +293,7 @@ async fn alert(
             pages::message(&view, "No such alert", "An alert id is a number.", "/"),
         );
     };
-    match c.store.call(move |s| s.alert(id)).await {
+    match c.store.alert(id).await {
         Ok(Some(found)) => page(StatusCode::OK, pages::alert(&view, &found)),
         Ok(None) => page(
             StatusCode::NOT_FOUND,
@@ -314,7 +309,7 @@ async fn alert(
 }
 
 async fn silences(State(c): State<Console>, Extension(session): Extension<Session>) -> Response {
-    match c.store.call(|s| s.silences(false)).await {
+    match c.store.silences(false).await {
         Ok(list) => page(
             StatusCode::OK,
             forms::silences(
@@ -329,7 +324,7 @@ async fn silences(State(c): State<Console>, Extension(session): Extension<Sessio
 }
 
 async fn health_page(State(c): State<Console>, Extension(session): Extension<Session>) -> Response {
-    match c.store.call(|s| s.last_delivered()).await {
+    match c.store.last_delivered().await {
         Ok(delivered) => {
             let health = health::snapshot(&c.metrics, &c.facts, &delivered);
             page(

@@ -1,0 +1,228 @@
+//! What the alerting half may ask of the shared store: one typed method per question or
+//! write, so no caller outside `store/` sees a connection, SQL or a transaction. Each method is
+//! one call on the store thread (one transaction where it writes), so what was atomic stays
+//! atomic.
+
+use crate::config::Matcher;
+use crate::domain::Failure;
+use crate::qlik::event::ReloadEvent;
+
+use super::{
+    AlertFilter, AlertRow, DueDelivery, FailingApp, HeldGroup, JobRow, NewDelivery, NewNotice,
+    Outcome, Record, Release, Resend, SharedStore, SilenceFilter, StoreError, StoredSilence,
+    Written,
+};
+
+/// What an outbox worker looks at on each pass.
+#[derive(Debug, Default)]
+pub struct DueWork {
+    /// Pending deliveries that are due, oldest first.
+    pub due: Vec<DueDelivery>,
+    /// When the next pending delivery is due or held group closes.
+    pub next_due_at: Option<i64>,
+    /// Held groups whose window has closed (asked for only when grouping).
+    pub closed: Vec<HeldGroup>,
+}
+
+/// A silence to store, already validated (`silence::add`).
+#[derive(Debug, Clone)]
+pub struct SilenceRow {
+    pub matcher: Matcher,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    pub resend: bool,
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl SharedStore {
+    // The poll.
+
+    pub async fn poll_watermark(&self, tenant: &str) -> Result<Option<i64>> {
+        let tenant = tenant.to_owned();
+        self.call(move |s| s.poll_watermark(&tenant)).await
+    }
+
+    /// Writes what a poll found as jobs (deduplicated like ingest) and moves the tenant's
+    /// watermark to `until`, in one call.
+    pub async fn commit_poll(
+        &self,
+        tenant: &str,
+        events: Vec<(ReloadEvent, Failure)>,
+        until: i64,
+    ) -> Result<Vec<Written>> {
+        let tenant = tenant.to_owned();
+        self.call(move |s| {
+            let records: Vec<Record> = events
+                .iter()
+                .map(|(event, failure)| Record::Job {
+                    event,
+                    failure: *failure,
+                    topic: "poll",
+                })
+                .collect();
+            let written = s.write(&records)?;
+            s.set_poll_watermark(&tenant, until)?;
+            Ok(written)
+        })
+        .await
+    }
+
+    // Routing.
+
+    pub async fn unrouted_jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
+        self.call(move |s| s.unrouted_jobs(limit)).await
+    }
+
+    /// See [`super::Store::route_job`].
+    pub async fn route_job(
+        &self,
+        job_id: i64,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Vec<NewDelivery>> {
+        self.call(move |s| s.route_job(job_id, deliveries)).await
+    }
+
+    pub async fn app_name(&self, tenant: &str, app: &str) -> Result<Option<String>> {
+        let (tenant, app) = (tenant.to_owned(), app.to_owned());
+        self.call(move |s| s.app_name(&tenant, &app)).await
+    }
+
+    /// See [`super::Store::alerted_recipients`].
+    pub async fn alerted_recipients(
+        &self,
+        tenant: &str,
+        app: &str,
+        destination: &str,
+        since: i64,
+    ) -> Result<Vec<String>> {
+        let (tenant, app, destination) =
+            (tenant.to_owned(), app.to_owned(), destination.to_owned());
+        self.call(move |s| s.alerted_recipients(&tenant, &app, &destination, since))
+            .await
+    }
+
+    pub async fn silence_filters(&self) -> Result<Vec<SilenceFilter>> {
+        self.call(|s| s.silence_filters()).await
+    }
+
+    pub async fn silence_comment(&self, id: i64) -> Result<String> {
+        self.call(move |s| s.silence_comment(id)).await
+    }
+
+    /// See [`super::Store::raise_notice`].
+    pub async fn raise_notice(
+        &self,
+        notice: NewNotice,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<bool> {
+        self.call(move |s| s.raise_notice(&notice, deliveries))
+            .await
+    }
+
+    // The outbox.
+
+    /// What the worker of `destination` has to do: up to `limit` due rows (leaving out `busy`),
+    /// when the next is due, and (with `grouping`) the held groups that closed.
+    pub async fn due_work(
+        &self,
+        destination: &str,
+        limit: usize,
+        busy: Vec<i64>,
+        grouping: bool,
+    ) -> Result<DueWork> {
+        let destination = destination.to_owned();
+        self.call(move |s| {
+            let closed = if grouping {
+                s.closed_groups(&destination, super::now_ms())?
+            } else {
+                Vec::new()
+            };
+            Ok(DueWork {
+                due: s.due_deliveries(&destination, limit, &busy)?,
+                next_due_at: s.next_due_at(&destination)?,
+                closed,
+            })
+        })
+        .await
+    }
+
+    /// Records finished attempts (one transaction); returns the deliveries still waiting.
+    pub async fn record_attempts(&self, outcomes: Vec<(i64, Outcome)>) -> Result<u64> {
+        self.call(move |s| {
+            s.record_attempts(&outcomes)?;
+            s.pending_count()
+        })
+        .await
+    }
+
+    pub async fn release_held(&self, releases: Vec<Release>) -> Result<()> {
+        self.call(move |s| s.release_held(&releases)).await
+    }
+
+    pub async fn pending_count(&self) -> Result<u64> {
+        self.call(|s| s.pending_count()).await
+    }
+
+    pub async fn purge_history(&self, retention_ms: i64) -> Result<usize> {
+        self.call(move |s| s.purge_history(retention_ms)).await
+    }
+
+    // Silences.
+
+    pub async fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>> {
+        self.call(move |s| s.silences(include_expired)).await
+    }
+
+    /// Stores `silence` unless `max_active` are in force already (`None`), in one call.
+    pub async fn add_silence(&self, silence: SilenceRow, max_active: u64) -> Result<Option<i64>> {
+        self.call(move |s| s.add_silence_capped(&silence, max_active))
+            .await
+    }
+
+    pub async fn remove_silence(&self, id: i64) -> Result<bool> {
+        self.call(move |s| s.remove_silence(id)).await
+    }
+
+    pub async fn end_silence(&self, id: i64) -> Result<bool> {
+        self.call(move |s| s.end_silence(id)).await
+    }
+
+    /// The silence keys that silenced rows wait on.
+    pub async fn resend_keys(&self) -> Result<Vec<String>> {
+        self.call(|s| s.resend_keys()).await
+    }
+
+    /// Routes again the jobs that the silence `key` silenced; returns how many.
+    pub async fn resend_silenced(&self, key: &str) -> Result<usize> {
+        let key = key.to_owned();
+        self.call(move |s| s.resend_silenced(&key)).await
+    }
+
+    // The console.
+
+    pub async fn failing_now(&self) -> Result<Vec<FailingApp>> {
+        self.call(|s| s.failing_now()).await
+    }
+
+    pub async fn alerts(&self, filter: AlertFilter, limit: usize) -> Result<Vec<AlertRow>> {
+        self.call(move |s| s.alerts(&filter, limit)).await
+    }
+
+    pub async fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        self.call(move |s| s.alert(id)).await
+    }
+
+    pub async fn dead_deliveries(&self, limit: usize) -> Result<Vec<(AlertRow, bool)>> {
+        self.call(move |s| s.dead_deliveries(limit)).await
+    }
+
+    pub async fn last_delivered(&self) -> Result<Vec<(String, i64)>> {
+        self.call(|s| s.last_delivered()).await
+    }
+
+    pub async fn resend_dead(&self, id: i64) -> Result<Resend> {
+        self.call(move |s| s.resend_dead(id)).await
+    }
+}
