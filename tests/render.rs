@@ -542,3 +542,37 @@ fn a_butler_style_template_renders_valid_json_with_hostile_values() {
         "{text}"
     );
 }
+
+#[test]
+fn a_plain_text_webhook_gets_values_as_they_are() {
+    let yaml = format!(
+        "{CONFIG}  - {{name: pager-sms, type: webhook, url: 'https://sms.acme.com/send', content_type: text/plain, template: '{}'}}\n",
+        {
+            let path = std::env::temp_dir().join(format!("rb-plain-{}.hbs", std::process::id()));
+            std::fs::write(&path, "{{appName}} failed: {{truncate errorMessage 20}}").expect("write");
+            path.display().to_string()
+        }
+    );
+    let config = config(&yaml);
+    let renderer = Renderer::new(&config).expect("templates compile");
+    let (event, enrichment) = sample::hostile();
+    let Rendered::Webhook(body) = renderer
+        .render_for("pager-sms", &input(&config, &event, &enrichment))
+        .expect("renders")
+    else {
+        panic!("a webhook body");
+    };
+    assert!(
+        body.starts_with("Q\"uote\\back"),
+        "no JSON escaping: {body}"
+    );
+    assert!(
+        body.contains("<script>alert(1)</script>"),
+        "no HTML escaping: {body}"
+    );
+    assert!(
+        !body.contains('\u{e000}'),
+        "placeholder marks are taken out of Qlik values"
+    );
+    assert!(body.ends_with('…'), "{body}");
+}

@@ -102,7 +102,15 @@ async fn tenants_spaces_and_error_codes_route_each_alert_to_its_own_channel() {
     let broker = Broker::start();
     let (qlik, hooks) = (MockServer::start().await, MockServer::start().await);
     mount_enrichment(&qlik, 200).await;
-    for at in ["/prod", "/test", "/finance", "/hr", "/quiet", "/sales"] {
+    for at in [
+        "/prod",
+        "/test",
+        "/finance",
+        "/hr",
+        "/quiet",
+        "/sales",
+        "/automate",
+    ] {
         accept(&hooks, at, 200, "ok").await;
     }
     let h = hooks.uri();
@@ -114,7 +122,8 @@ async fn tenants_spaces_and_error_codes_route_each_alert_to_its_own_channel() {
                  \x20 - {{name: finance, type: slack, webhook_url: '{h}/finance', rate_limit: 0, match: {{space: finance eu}}}}\n\
                  \x20 - {{name: hr, type: slack, webhook_url: '{h}/hr', rate_limit: 0, match: {{space: HR}}}}\n\
                  \x20 - {{name: quiet, type: slack, webhook_url: '{h}/quiet', rate_limit: 0, skip: {{error_code: enginereloadscripterror}}}}\n\
-                 \x20 - {{name: sales, type: slack, webhook_url: '{h}/sales', rate_limit: 0, match: {{app_tag: sales}}}}\n"
+                 \x20 - {{name: sales, type: slack, webhook_url: '{h}/sales', rate_limit: 0, match: {{app_tag: sales}}}}\n\
+                 \x20 - {{name: automate, type: slack, webhook_url: '{h}/automate', rate_limit: 0, match: {{kind: automation}}}}\n"
             )
     });
     daemon.wait_subscribed();
@@ -138,9 +147,19 @@ async fn tenants_spaces_and_error_codes_route_each_alert_to_its_own_channel() {
         "reload_butler_alerts_total{destination=\"test\",outcome=\"delivered\"}",
         1.0,
     );
+    // Job 3: a failed Qlik Automate run, which only `kind: automation` takes of these two.
+    send(
+        broker.port,
+        topic(),
+        vec![fixture("automation-run-ended-failed.json")],
+    );
+    daemon.wait_metric(
+        "reload_butler_alerts_total{destination=\"automate\",outcome=\"delivered\"}",
+        1.0,
+    );
     eventually("every routed row is final", || async {
         daemon.query("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == "0"
-            && daemon.job_count() == 2
+            && daemon.job_count() == 3
     })
     .await;
 
@@ -195,17 +214,37 @@ async fn tenants_spaces_and_error_codes_route_each_alert_to_its_own_channel() {
         assert_eq!(state(&test, d).0, "delivered", "{d}");
     }
 
+    for job in [1, 2] {
+        assert_eq!(
+            state(&rows_of(&daemon, job), "automate").1,
+            "match.kind does not cover this alert"
+        );
+    }
+    assert_eq!(state(&rows_of(&daemon, 3), "automate").0, "delivered");
+    assert_eq!(state(&rows_of(&daemon, 3), "test").0, "suppressed");
+
     let text = |v: &Value| v["text"].as_str().unwrap_or_default().to_owned();
     let prod_posts = bodies(&hooks, "/prod").await;
-    assert_eq!(prod_posts.len(), 1);
+    assert_eq!(prod_posts.len(), 2, "the reload and the automation run of this tenant");
     assert!(
         text(&prod_posts[0]).contains("Sales Dashboard"),
         "{prod_posts:?}"
     );
     assert_eq!(bodies(&hooks, "/test").await.len(), 1);
-    assert_eq!(bodies(&hooks, "/finance").await.len(), 2);
-    assert_eq!(bodies(&hooks, "/hr").await.len(), 1);
-    assert_eq!(bodies(&hooks, "/quiet").await.len(), 1);
+    let automate = bodies(&hooks, "/automate").await;
+    assert_eq!(automate.len(), 1);
+    assert!(text(&automate[0]).contains("Qlik Automate"), "{automate:?}");
+    assert_eq!(
+        bodies(&hooks, "/finance").await.len(),
+        3,
+        "and the automation in that space"
+    );
+    assert_eq!(bodies(&hooks, "/hr").await.len(), 1, "job 2 (unknown) only");
+    assert_eq!(
+        bodies(&hooks, "/quiet").await.len(),
+        2,
+        "an automation has no engine error code"
+    );
     assert_eq!(
         daemon.metric("reload_butler_alerts_total{destination=\"quiet\",outcome=\"suppressed\"}"),
         Some(1.0)

@@ -107,8 +107,9 @@ pub async fn enrich(client: &QlikClient, event: &ReloadEvent, metrics: &Metrics)
     }
 }
 
-/// An automation run: the automation (`GET /api/v1/automations/{id}`: name, owner), its owner
-/// and the user who ran it. No reload, app or script log look-ups.
+/// An automation run: the automation (`GET /api/v1/automations/{id}`: name, owner), its owner,
+/// the user who ran it and its space (for `spaceName` and routing by space). No reload, app or
+/// script log look-ups.
 async fn enrich_automation(
     client: &QlikClient,
     event: &ReloadEvent,
@@ -126,11 +127,15 @@ async fn enrich_automation(
     let owner_id = non_empty(&event.owner_id)
         .or_else(|| automation.as_ref().and_then(|a| non_empty(&a.owner_id)));
     let runner = non_empty(&event.user_id).filter(|id| owner_id != Some(*id));
-    let (owner, user) = tokio::join!(
+    let space_id = non_empty(&event.space_id)
+        .or_else(|| automation.as_ref().and_then(|a| non_empty(&a.space_id)));
+    let (owner, user, space) = tokio::join!(
         maybe(owner_id.map(|id| client.user(id))),
         maybe(runner.map(|id| client.user(id))),
+        maybe(space_id.map(|id| client.space(id))),
     );
     let owner = record.keep(Lookup::Owner, owner);
+    let space = record.keep(Lookup::Space, space);
     let user = match user {
         Some(result) => record.keep(Lookup::User, Some(result)),
         None => owner
@@ -141,6 +146,7 @@ async fn enrich_automation(
         automation,
         owner,
         user,
+        space,
         failures: record.failures,
         ..Enrichment::default()
     }
