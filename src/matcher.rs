@@ -3,14 +3,16 @@
 //!
 //! Every criterion set must hold; a criterion holds when any of its values does. Some facts need
 //! enrichment (names, tags, the owner's email) and may be unknown, so a judgement has three
-//! outcomes: [`Verdict::Holds`], [`Verdict::Fails`] (a known fact excludes the alert) and
-//! [`Verdict::Unknown`]. Callers choose the safe side: a destination's `match` drops an alert only
+//! outcomes: [`Judgement::Holds`], [`Judgement::Fails`] (a known fact excludes the alert) and
+//! [`Judgement::Unknown`]. Callers choose the safe side: a destination's `match` drops an alert only
 //! on `Fails`; its `skip` and a silence act only on `Holds`. An unknown fact therefore never
 //! keeps an alert from anyone.
 
 use crate::domain::AlertKind;
 
 /// What is known of one alert. `None` means unknown (not "has none"), except where a field says.
+/// `error_code: Some("")` is known to have none (an automation run, a reload the API answered
+/// without one).
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub tenant: &'a str,
@@ -36,7 +38,7 @@ pub struct Space<'a> {
 
 /// The outcome of judging criteria against an alert's facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Judgement {
     /// Every criterion holds on known facts.
     Holds,
     /// A known fact fails the criterion named here.
@@ -92,7 +94,7 @@ impl Criteria<'_> {
     }
 
     /// Ids and kinds compare exactly; names, tags, email addresses and error codes ignore case.
-    pub fn judge(&self, f: &Facts) -> Verdict {
+    pub fn judge(&self, f: &Facts) -> Judgement {
         let checks: [(&'static str, One); 7] = [
             (
                 "tenant",
@@ -124,12 +126,12 @@ impl Criteria<'_> {
             ),
         ];
         if let Some((key, _)) = checks.iter().find(|(_, one)| *one == One::No) {
-            return Verdict::Fails(key);
+            return Judgement::Fails(key);
         }
         if checks.iter().any(|(_, one)| *one == One::Unknown) {
-            Verdict::Unknown
+            Judgement::Unknown
         } else {
-            Verdict::Holds
+            Judgement::Holds
         }
     }
 }
@@ -154,13 +156,13 @@ fn any(values: &[String], one: impl Fn(&str) -> One) -> One {
     }
 }
 
-/// An id (exact) or a name (ignoring case). With the id known and the name not, a value that is
-/// not the id may still be the name: unknown. Nothing known at all: unknown.
+/// An id (exact) or a name (ignoring case). A value that is neither is excluded only when both
+/// are known: with one of them unknown, the value may still be the other.
 fn id_or_name(value: &str, id: Option<&str>, name: Option<&str>) -> One {
     if id == Some(value) || name.is_some_and(|n| n.trim().eq_ignore_ascii_case(value)) {
         return One::Yes;
     }
-    if name.is_some() {
+    if id.is_some() && name.is_some() {
         One::No
     } else {
         One::Unknown
@@ -238,7 +240,7 @@ mod tests {
             error_code: &e,
             kind: &[AlertKind::Reload],
         };
-        assert_eq!(c.judge(&f), Verdict::Holds);
+        assert_eq!(c.judge(&f), Judgement::Holds);
         let by_id = (list(&["s1"]), list(&["a1"]), list(&["u1"]));
         let c = Criteria {
             space: &by_id.0,
@@ -246,8 +248,8 @@ mod tests {
             owner: &by_id.2,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Holds);
-        assert_eq!(Criteria::default().judge(&f), Verdict::Holds);
+        assert_eq!(c.judge(&f), Judgement::Holds);
+        assert_eq!(Criteria::default().judge(&f), Judgement::Holds);
         assert!(Criteria::default().is_empty());
     }
 
@@ -260,18 +262,18 @@ mod tests {
             tenant: &other,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Fails("tenant"));
+        assert_eq!(c.judge(&f), Judgement::Fails("tenant"));
         let c = Criteria {
             kind: &[AlertKind::Automation],
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Fails("kind"));
+        assert_eq!(c.judge(&f), Judgement::Fails("kind"));
         let hr = list(&["HR"]);
         let c = Criteria {
             space: &hr,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Fails("space"));
+        assert_eq!(c.judge(&f), Judgement::Fails("space"));
         // One failing criterion beats another's unknown.
         let code = list(&["X"]);
         let c = Criteria {
@@ -279,7 +281,7 @@ mod tests {
             error_code: &code,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&unenriched(f)), Verdict::Fails("tenant"));
+        assert_eq!(c.judge(&unenriched(f)), Judgement::Fails("tenant"));
     }
 
     #[test]
@@ -301,7 +303,7 @@ mod tests {
                 error_code: &code,
                 ..Criteria::default()
             };
-            assert_eq!(c.judge(&f), Verdict::Unknown, "{c:?}");
+            assert_eq!(c.judge(&f), Judgement::Unknown, "{c:?}");
         }
         // Known by id even without enrichment.
         let (app, owner) = (list(&["a1"]), list(&["u1"]));
@@ -310,7 +312,36 @@ mod tests {
             owner: &owner,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Holds);
+        assert_eq!(c.judge(&f), Judgement::Holds);
+    }
+
+    #[test]
+    fn a_known_name_with_an_unknown_id_cannot_exclude_an_id() {
+        let tags = list(&[]);
+        let f = Facts {
+            owner_id: None,
+            ..known(&tags)
+        };
+        let owner = list(&["u1"]);
+        let c = Criteria {
+            owner: &owner,
+            ..Criteria::default()
+        };
+        assert_eq!(c.judge(&f), Judgement::Unknown);
+        let f = Facts {
+            error_code: Some(""),
+            ..known(&tags)
+        };
+        let code = list(&["EDC_ERROR"]);
+        let c = Criteria {
+            error_code: &code,
+            ..Criteria::default()
+        };
+        assert_eq!(
+            c.judge(&f),
+            Judgement::Fails("error_code"),
+            "known to have none"
+        );
     }
 
     #[test]
@@ -328,7 +359,7 @@ mod tests {
             space: &finance,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Fails("space"));
+        assert_eq!(c.judge(&f), Judgement::Fails("space"));
         // The space id known, its name not: a name may still be this space.
         let f = Facts {
             space: Some(Space {
@@ -337,7 +368,7 @@ mod tests {
             }),
             ..f
         };
-        assert_eq!(c.judge(&f), Verdict::Unknown);
+        assert_eq!(c.judge(&f), Judgement::Unknown);
     }
 
     #[test]
@@ -349,7 +380,7 @@ mod tests {
             error_code: &codes,
             ..Criteria::default()
         };
-        assert_eq!(c.judge(&f), Verdict::Holds);
+        assert_eq!(c.judge(&f), Judgement::Holds);
         let no_tag = list(&["Prod"]);
         let c = Criteria {
             app_tag: &no_tag,
@@ -357,7 +388,7 @@ mod tests {
         };
         assert_eq!(
             c.judge(&f),
-            Verdict::Fails("app_tag"),
+            Judgement::Fails("app_tag"),
             "known to have no tags"
         );
     }

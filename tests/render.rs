@@ -328,6 +328,8 @@ fn check_webhook(name: &str, body: &str) {
             assert!(dedup.starts_with("reload-butler/"), "{dedup}");
         }
         "google-chat" => {
+            // Google Chat refuses messages over 32,000 bytes.
+            assert!(body.len() <= 32_000, "{} bytes", body.len());
             let widgets = &payload["cardsV2"][0]["card"]["sections"];
             let texts = serde_json::to_string(widgets).expect("json")
                 + payload["text"].as_str().expect("text");

@@ -225,7 +225,11 @@ async fn tenants_spaces_and_error_codes_route_each_alert_to_its_own_channel() {
 
     let text = |v: &Value| v["text"].as_str().unwrap_or_default().to_owned();
     let prod_posts = bodies(&hooks, "/prod").await;
-    assert_eq!(prod_posts.len(), 2, "the reload and the automation run of this tenant");
+    assert_eq!(
+        prod_posts.len(),
+        2,
+        "the reload and the automation run of this tenant"
+    );
     assert!(
         text(&prod_posts[0]).contains("Sales Dashboard"),
         "{prod_posts:?}"
@@ -463,11 +467,12 @@ async fn a_webhook_answering_429_500_and_400_is_retried_or_dead_like_slack() {
         .respond_with(flaky)
         .mount(&hooks)
         .await;
+    // The answer echoes the credential, as some services' error pages do.
     accept(
         &hooks,
         "/broken",
         400,
-        "invalid payload: field `summary` is required",
+        "invalid payload: field `summary` is required (token tok-3f9a8b7c6d5e)",
     )
     .await;
     let h = hooks.uri();
@@ -484,7 +489,7 @@ async fn a_webhook_answering_429_500_and_400_is_retried_or_dead_like_slack() {
                 "\x20 - name: tickets\n    type: webhook\n    url: '{h}/tickets'\n    method: PUT\n\
                  \x20   headers: {{Authorization: 'Bearer ${{TICKET_TOKEN}}', X-Source: reload-butler}}\n\
                  \x20   template: '{}'\n    vars: {{team: bi}}\n    rate_limit: 0\n\
-                 \x20 - {{name: broken, type: webhook, url: '{h}/broken', template: '{}', rate_limit: 0}}\n",
+                 \x20 - {{name: broken, type: webhook, url: '{h}/broken', template: '{}', rate_limit: 0, headers: {{Authorization: 'Bearer ${{TICKET_TOKEN}}'}}}}\n",
                 template.display(),
                 template.display()
             )
@@ -512,8 +517,8 @@ async fn a_webhook_answering_429_500_and_400_is_retried_or_dead_like_slack() {
         "a 4xx is not retried"
     );
     assert_eq!(
-        rows[0][3], "HTTP 400 invalid payload: field `summary` is required",
-        "dead with the service's text"
+        rows[0][3], "HTTP 400 invalid payload: field `summary` is required (token <secret>)",
+        "dead with the service's text, without the credential it echoed"
     );
     assert_eq!(
         rows[1][..3],

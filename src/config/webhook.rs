@@ -151,6 +151,7 @@ pub(super) fn read_webhook(
             "is required with notify_recovery on a webhook destination (stock:pagerduty-recovered resolves a PagerDuty incident)",
         );
     }
+    check_pagerduty(s, &webhook);
     for (key, path) in [
         ("template", Some(&webhook.template)),
         ("digest_template", webhook.digest_template.as_ref()),
@@ -178,6 +179,47 @@ pub(super) fn read_webhook(
         }
     }
     webhook
+}
+
+/// The stock PagerDuty templates send `vars.routing_key` and `vars.severity`: without the key,
+/// or with a severity PagerDuty does not know, every page would be refused (HTTP 400).
+fn check_pagerduty(s: &Section, w: &WebhookConfig) {
+    let stock = |p: Option<&PathBuf>| {
+        p.and_then(|p| p.to_str())
+            .is_some_and(|p| p.starts_with(&format!("{STOCK_PREFIX}pagerduty")))
+    };
+    let uses = [
+        Some(&w.template),
+        w.automation_template.as_ref(),
+        w.recovery_template.as_ref(),
+    ]
+    .into_iter()
+    .any(stock);
+    if !uses {
+        return;
+    }
+    let var = |name: &str| {
+        w.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.expose())
+    };
+    if var("routing_key").is_none_or(|k| k.trim().is_empty()) {
+        s.problem(
+            "vars.routing_key",
+            "is required by the stock PagerDuty templates: the integration key of an Events API v2 integration",
+        );
+    }
+    if let Some(severity) = var("severity") {
+        if !["critical", "error", "warning", "info"].contains(&severity) {
+            s.problem(
+                "vars.severity",
+                format!(
+                    "`{severity}` is not a PagerDuty severity: critical, error, warning or info"
+                ),
+            );
+        }
+    }
 }
 
 /// A mapping of names to (secret) text, each name checked by `valid`.
@@ -283,6 +325,14 @@ mod tests {
             (
                 "url: 'https://x.example.com', template: t.hbs, headers: {X-A: \"a\\nb\"}",
                 "headers.X-A",
+            ),
+            (
+                "url: 'https://x.example.com', template: 'stock:pagerduty'",
+                "vars.routing_key: is required",
+            ),
+            (
+                "url: 'https://x.example.com', template: 'stock:pagerduty', vars: {routing_key: k, severity: high}",
+                "vars.severity: `high`",
             ),
         ] {
             let error = webhook(yaml).expect_err(yaml);

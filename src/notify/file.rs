@@ -1,6 +1,6 @@
 //! `delivery.dry_run_dir`: each payload is written as a file instead of sent. Email becomes a
 //! real RFC 5322 `.eml` (the very message the SMTP path would send), Slack and Teams pretty JSON,
-//! a webhook its body as rendered (`.txt`, `vars` left as placeholders).
+//! a webhook its body (`.json` pretty, or `.txt`) with its `vars` shown as `<vars.NAME>`.
 
 use std::path::{Path, PathBuf};
 
@@ -61,8 +61,13 @@ impl FileNotifier {
                 bytes.push(b'\n');
                 (bytes, None, "json")
             }
-            // The body as rendered, its `vars` still placeholders: a file must not hold secrets.
-            (Payload::Webhook { body }, _) => (body.clone().into_bytes(), None, "txt"),
+            // Its `vars` shown by name: a file must not hold secrets.
+            (Payload::Webhook { body }, _) => {
+                let json = serde_json::from_str::<serde_json::Value>(body).is_ok();
+                let mut bytes = crate::render::vars::shown(body).into_bytes();
+                bytes.push(b'\n');
+                (bytes, None, if json { "json" } else { "txt" })
+            }
             (Payload::Email { .. }, None) => return Err(wrong_kind(payload, self.kind)),
         };
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();

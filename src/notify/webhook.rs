@@ -97,13 +97,21 @@ impl WebhookNotifier {
         let content_type = HeaderValue::from_str(&config.content_type)
             .map_err(|_| NotifyError::new(destination, "content_type cannot be sent"))?;
         let mut poster = Poster::new(destination, config.url.as_ref())?;
-        // An answer that echoes a header or a variable must not carry it into a reason.
+        // An answer that echoes a header or a variable must not carry it into a reason: the
+        // whole value, and the credential after an auth scheme (`Bearer <token>`). Values under
+        // 8 characters (`bi`, `error`) would blank out ordinary words instead.
         poster.secrets = config
             .headers
             .iter()
             .chain(&config.vars)
-            .map(|(_, v)| v.expose().to_owned())
-            .filter(|v| v.len() >= 8)
+            .flat_map(|(_, v)| {
+                let value = v.expose();
+                let credential = value.split_once(' ').map(|(_, c)| c.trim());
+                [Some(value), credential]
+            })
+            .flatten()
+            .filter(|v| v.chars().count() >= 8)
+            .map(|v| Secret::new(v.to_owned()))
             .collect();
         Ok(WebhookNotifier {
             poster,
@@ -142,7 +150,7 @@ struct Poster {
     client: reqwest::Client,
     url: SecretUrl,
     /// Values redacted from answers besides the URL.
-    secrets: Vec<String>,
+    secrets: Vec<Secret>,
 }
 
 impl Poster {
@@ -202,7 +210,7 @@ impl Poster {
         let mut answer = String::from_utf8_lossy(&answer.bytes)
             .replace(self.url.expose().as_str(), "<webhook url>");
         for secret in &self.secrets {
-            answer = answer.replace(secret.as_str(), "<secret>");
+            answer = answer.replace(secret.expose(), "<secret>");
         }
         http_outcome(status, &answer, retry_after, success)
     }

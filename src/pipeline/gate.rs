@@ -1,38 +1,52 @@
-//! Per-destination gating, pure: app tags, email recipients, rate-limit keys. The rate-limit
+//! Per-destination gating, pure: routing (tags, `match`, `skip`, `escalate_after`), email
+//! recipients, rate-limit keys. The rate-limit
 //! *window* lives in the store; this only names it.
 
 use crate::config::{DestinationConfig, EmailConfig, Route};
-use crate::matcher::{Facts, Verdict};
+use crate::matcher::{Criteria, Facts, Judgement};
 
-/// Whether the app's tags let this destination alert. `tags` is `None` when they are unknown
-/// (the item look-up failed): the alert then goes out, because a failed look-up must never
-/// silence an alert. Tags compare case-insensitively.
-pub fn tags_allow(d: &DestinationConfig, tags: Option<&[String]>) -> Result<(), String> {
-    let Some(tags) = tags else {
-        return Ok(());
+/// Whether the destination lets this alert through: its tag shorthands (`only_apps_tagged`,
+/// `skip_apps_tagged`), `match`, `skip` and `escalate_after`, all by the one matcher. `match`
+/// and `only_apps_tagged` exclude only on a known fact; `skip` and `skip_apps_tagged` cover only
+/// on known facts: an unknown fact (a failed look-up) never keeps an alert from a destination.
+/// `streak` is the failure's place in its app's run of failures; 0 (not counted) escalates at
+/// once.
+pub fn allows(d: &DestinationConfig, facts: &Facts, streak: u64) -> Result<(), String> {
+    let only = Criteria {
+        app_tag: &d.only_apps_tagged,
+        ..Criteria::default()
     };
-    let has = |wanted: &String| tags.iter().any(|t| t.eq_ignore_ascii_case(wanted));
-    if let Some(tag) = d.skip_apps_tagged.iter().find(|t| has(t)) {
-        return Err(format!("app is tagged `{tag}` (skip_apps_tagged)"));
-    }
-    if !d.only_apps_tagged.is_empty() && !d.only_apps_tagged.iter().any(has) {
+    if let Judgement::Fails(_) = only.judge(facts) {
         return Err(format!(
             "app carries none of the tags {} (only_apps_tagged)",
             d.only_apps_tagged.join(", ")
         ));
     }
-    Ok(())
+    let skip = Criteria {
+        app_tag: &d.skip_apps_tagged,
+        ..Criteria::default()
+    };
+    if covers(&skip, facts) {
+        let tagged = |t: &&String| {
+            facts
+                .tags
+                .is_some_and(|tags| tags.iter().any(|have| have.trim().eq_ignore_ascii_case(t)))
+        };
+        let tag = d
+            .skip_apps_tagged
+            .iter()
+            .find(tagged)
+            .map_or("", |t| t.as_str());
+        return Err(format!("app is tagged `{tag}` (skip_apps_tagged)"));
+    }
+    route_allows(&d.route, facts, streak)
 }
 
-/// Whether the destination's `match`, `skip` and `escalate_after` let it hear of this alert.
-/// `match` excludes only on a known fact and `skip` covers only on known facts (an unknown fact
-/// never keeps an alert from a destination). `streak` is the failure's place in its app's run
-/// of failures; 0 (not counted) escalates at once.
-pub fn route_allows(route: &Route, facts: &Facts, streak: u64) -> Result<(), String> {
-    if let Verdict::Fails(key) = route.matches.criteria().judge(facts) {
+fn route_allows(route: &Route, facts: &Facts, streak: u64) -> Result<(), String> {
+    if let Judgement::Fails(key) = route.matches.criteria().judge(facts) {
         return Err(format!("match.{key} does not cover this alert"));
     }
-    if !route.skip.criteria().is_empty() && route.skip.criteria().judge(facts) == Verdict::Holds {
+    if covers(&route.skip.criteria(), facts) {
         return Err("skip covers this alert".to_owned());
     }
     let after = u64::from(route.escalate_after);
@@ -42,6 +56,11 @@ pub fn route_allows(route: &Route, facts: &Facts, streak: u64) -> Result<(), Str
         ));
     }
     Ok(())
+}
+
+/// Whether set criteria hold on known facts (unset criteria cover nothing here).
+fn covers(criteria: &Criteria, facts: &Facts) -> bool {
+    !criteria.is_empty() && criteria.judge(facts) == Judgement::Holds
 }
 
 /// The addresses an email destination sends to: its list, plus the app owner when
@@ -98,23 +117,53 @@ mod tests {
         list.iter().map(|t| (*t).to_owned()).collect()
     }
 
+    fn facts(tags: Option<&[String]>) -> Facts<'_> {
+        Facts {
+            tenant: "t",
+            space: None,
+            app_id: "a",
+            app_name: None,
+            tags,
+            owner_id: None,
+            owner_email: None,
+            error_code: None,
+            kind: crate::domain::AlertKind::Reload,
+        }
+    }
+
     #[test]
     fn tag_gating() {
         let d = destinations(
             "  - {name: s, type: slack, webhook_url: 'https://h.example.com/x', only_apps_tagged: [Finance, ops], skip_apps_tagged: [no-alerts]}\n",
         );
         let d = &d[0];
-        assert!(
-            tags_allow(d, Some(&tags(&["finance"]))).is_ok(),
-            "case-insensitive"
+        let allows = |t: Option<&[&str]>| {
+            let t = t.map(tags);
+            allows(d, &facts(t.as_deref()), 1)
+        };
+        assert!(allows(Some(&["finance"])).is_ok(), "case-insensitive");
+        assert!(allows(Some(&["sales"])).is_err());
+        assert!(allows(Some(&[])).is_err());
+        let skipped = allows(Some(&["ops", "NO-ALERTS"])).unwrap_err();
+        assert_eq!(skipped, "app is tagged `no-alerts` (skip_apps_tagged)");
+        assert!(allows(None).is_ok(), "unknown tags never silence an alert");
+    }
+
+    #[test]
+    fn escalation_waits_for_the_nth_failure_in_a_row() {
+        let d = destinations(
+            "  - {name: s, type: slack, webhook_url: 'https://h.example.com/x', escalate_after: 3}\n",
         );
-        assert!(tags_allow(d, Some(&tags(&["sales"]))).is_err());
-        assert!(tags_allow(d, Some(&tags(&[]))).is_err());
-        let skipped = tags_allow(d, Some(&tags(&["ops", "NO-ALERTS"]))).unwrap_err();
-        assert!(skipped.contains("skip_apps_tagged"), "{skipped}");
+        let f = facts(None);
+        assert_eq!(
+            allows(&d[0], &f, 2).unwrap_err(),
+            "failure 2 in a row; escalate_after is 3"
+        );
+        assert!(allows(&d[0], &f, 3).is_ok());
+        assert!(allows(&d[0], &f, 7).is_ok());
         assert!(
-            tags_allow(d, None).is_ok(),
-            "unknown tags never silence an alert"
+            allows(&d[0], &f, 0).is_ok(),
+            "an uncounted failure is never held back"
         );
     }
 

@@ -97,9 +97,7 @@ impl Router {
             if !d.enabled {
                 continue;
             }
-            let allowed = gate::tags_allow(d, tags)
-                .and_then(|()| gate::route_allows(&d.route, &facts, streak));
-            if let Err(reason) = allowed {
+            if let Err(reason) = gate::allows(d, &facts, streak) {
                 out.push(row(
                     d,
                     "",
@@ -375,10 +373,17 @@ fn alert_facts<'a>(
         tags,
         owner_id,
         owner_email,
-        error_code: event.error_code.as_deref().or(enrichment
-            .reload
-            .as_ref()
-            .and_then(|r| r.error_code.as_deref())),
+        // Known to be none for an automation (no engine error code) and for a reload the
+        // Reloads API answered about without one.
+        error_code: match event.kind {
+            EventKind::AutomationRun => Some(""),
+            EventKind::EngineAttempt | EventKind::FinalOutcome => {
+                event.error_code.as_deref().or(enrichment
+                    .reload
+                    .as_ref()
+                    .map(|r| r.error_code.as_deref().unwrap_or_default()))
+            }
+        },
         kind: match event.kind {
             EventKind::AutomationRun => crate::domain::AlertKind::Automation,
             EventKind::EngineAttempt | EventKind::FinalOutcome => crate::domain::AlertKind::Reload,

@@ -181,6 +181,10 @@ impl Renderer {
     }
 
     pub(super) fn stock_or_line(&self, i: usize, kind: Kind, ctx: &Value, line: &str) -> Rendered {
+        // No stock template fits a webhook's service: the line it is.
+        if matches!(self.destinations[i].kind, DestinationKind::Webhook(_)) {
+            return self.one_line(i, line, ctx);
+        }
         match self.render_stock(i, kind, ctx) {
             Ok((rendered, _)) => rendered,
             Err(error) => {

@@ -4,12 +4,12 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Matcher, SilenceConfig, WeeklyWindow};
-use crate::matcher::{Facts, Verdict};
+use crate::matcher::{Facts, Judgement};
 
 /// Whether the silence's matcher covers the alert: on known facts only (an unknown tag, name or
 /// error code never silences). The language is routing's (`crate::matcher`).
 pub fn matches(m: &Matcher, f: &Facts) -> bool {
-    m.criteria().judge(f) == Verdict::Holds
+    m.criteria().judge(f) == Judgement::Holds
 }
 
 /// Whether `s` is in force at `now`; weekly windows are read in `tz` (the system zone if none).

@@ -78,3 +78,46 @@ async fn dry_run_writes_eml_and_json_files_with_safe_names() {
         serde_json::from_slice(&std::fs::read(dir.join(json_name)).unwrap()).unwrap();
     assert_eq!(written, body);
 }
+
+#[tokio::test]
+async fn dry_run_writes_a_webhook_body_with_its_vars_by_name() {
+    let root = tempfile::tempdir().unwrap();
+    let yaml = "poll: {enabled: false}\nenrich: {enabled: false}\n\
+                tenants: [{id: t, url: 'https://t.example.com'}]\n\
+                destinations:\n  - {name: pd, type: webhook, url: 'https://events.example/v2', template: 'stock:pagerduty', vars: {routing_key: s3cret-r0uting}}\n";
+    let config = reload_butler::config::Config::from_yaml(
+        yaml,
+        std::path::Path::new("t.yaml"),
+        &reload_butler::config::Env::new(),
+    )
+    .expect("config");
+    let file = Notifier::for_destination(&config.destinations[0], Some(root.path())).expect("file");
+    let meta = SendMeta {
+        destination: "pd",
+        app_id: "a1",
+        reload_id: "r1",
+        job_id: 1,
+    };
+    let body = format!(
+        "{{\"routing_key\":\"{}\",\"event_action\":\"trigger\"}}",
+        reload_butler::render::vars::placeholder("routing_key")
+    );
+    file.send(&Payload::Webhook { body }, &meta)
+        .await
+        .expect("written");
+    let names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[0].extension().and_then(|e| e.to_str()), Some("json"));
+    let text = std::fs::read_to_string(&names[0]).unwrap();
+    assert!(
+        text.contains("\"routing_key\": \"<vars.routing_key>\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cret-r0uting") && !text.contains('\u{e000}'),
+        "{text}"
+    );
+}
