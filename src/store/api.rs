@@ -196,6 +196,15 @@ impl SharedStore {
         .await
     }
 
+    /// Renews this instance's claims on the rows it is sending (a shared store's lease); the
+    /// SQLite store has no claims.
+    pub async fn renew_claims(&self, busy: Vec<i64>) -> Result<()> {
+        match self.pg() {
+            Some(pg) => pg.renew_claims(&busy).await,
+            None => Ok(()),
+        }
+    }
+
     /// Records finished attempts (one transaction); returns the deliveries still waiting.
     pub async fn record_attempts(&self, outcomes: Vec<(i64, Outcome)>) -> Result<u64> {
         if let Some(pg) = self.pg() {

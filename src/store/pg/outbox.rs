@@ -19,16 +19,8 @@ impl PgStore {
     ) -> Result<DueWork, StoreError> {
         let now = now_ms();
         let until = now.saturating_add(self.lease_ms);
+        self.renew_claims(busy).await?;
         let client = self.client().await?;
-        if !busy.is_empty() {
-            client
-                .execute(
-                    "UPDATE outbox SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
-                    &[&until, &busy, &self.instance],
-                )
-                .await
-                .map_err(pg)?;
-        }
         let closed = if grouping {
             closed_groups(&client, destination, now).await?
         } else {
@@ -87,6 +79,23 @@ impl PgStore {
             next_due_at: next.get(0),
             closed,
         })
+    }
+
+    /// Renews this instance's leases on the `busy` rows it is sending.
+    pub async fn renew_claims(&self, busy: &[i64]) -> Result<(), StoreError> {
+        if busy.is_empty() {
+            return Ok(());
+        }
+        let until = now_ms().saturating_add(self.lease_ms);
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE outbox SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
+                &[&until, &busy, &self.instance],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
     }
 
     /// Records finished attempts in one transaction, each only while this instance holds the
