@@ -23,6 +23,8 @@ use crate::store::{SharedStore, Written};
 const LONGEST_RELOAD: chrono::Duration = chrono::Duration::hours(6);
 /// Each look overlaps the previous one by this much, for reloads the API lists late.
 const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+/// The lease that makes one instance at a time poll a shared store.
+const POLL_LEASE: &str = "poll";
 /// Pages of 100 reloads read per tenant and look, at most.
 const MAX_PAGES: usize = 20;
 
@@ -66,8 +68,27 @@ impl Poller {
                 tracing::warn!(tenant_id = %tenant.id, "tenant has no credentials: not polled");
             }
         }
+        // With a shared store one instance polls at a time; the others take over when its
+        // lease runs out (it stopped or died).
+        let lease = self.config.poll.interval + self.config.state.lease;
+        let mut polling = false;
         loop {
-            for (tenant, client) in &self.clients {
+            let turn = match self.store.hold_lease(POLL_LEASE, lease).await {
+                Ok(turn) => turn,
+                Err(error) => {
+                    inc(&self.metrics.poll_errors);
+                    tracing::warn!(%error, "cannot tell whose turn the poll is; trying again at the next interval");
+                    false
+                }
+            };
+            if turn != polling {
+                polling = turn;
+                match turn {
+                    true => tracing::info!("this instance runs the poll"),
+                    false => tracing::info!("another instance runs the poll"),
+                }
+            }
+            for (tenant, client) in self.clients.iter().filter(|_| turn) {
                 match self.poll_tenant(tenant, client, &statuses).await {
                     Ok(0) => tracing::debug!(tenant_id = %tenant, "poll found nothing new"),
                     Ok(found) => {
@@ -82,6 +103,11 @@ impl Poller {
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll.interval) => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        if polling {
+            if let Err(error) = self.store.release_lease(POLL_LEASE).await {
+                tracing::debug!(%error, "cannot let the poll's lease go; it runs out by itself");
             }
         }
     }

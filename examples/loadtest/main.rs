@@ -6,6 +6,7 @@
 //! cargo run --release --example loadtest -- --scenario all
 //! cargo run --release --example loadtest -- --scenario storm --events 1000
 //! cargo run --release --example loadtest -- --scenario storm-rate-limited --events 1000
+//! cargo run --release --example loadtest -- --scenario storm --state postgres://rb@127.0.0.1/rb
 //! ```
 //!
 //! Scenarios: `idle` (start to subscribed, RSS), `single` (publish → Slack latency at 4/s and
@@ -60,6 +61,11 @@ struct Args {
     /// Seconds of quiet after a storm before the RSS reading.
     #[arg(long, default_value_t = 30)]
     settle_secs: u64,
+    /// `postgres://…`: run every daemon on this PostgreSQL database (`state.url`) instead of a
+    /// SQLite file. Its reload-butler tables are dropped before each daemon starts. Plain
+    /// connections only (`sslmode=disable`): a load test runs on loopback.
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
 }
 
 /// One line of the results table.
@@ -153,6 +159,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(url) = &args.state {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            eprintln!("loadtest: --state takes a postgres:// URL");
+            return ExitCode::FAILURE;
+        }
+        let _ = procs::STATE_URL.set(url.clone());
+    }
     let run = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
     let settings = scenarios::Settings {
         binary,

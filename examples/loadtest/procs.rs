@@ -129,6 +129,28 @@ pub fn daemon_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
+/// `--state`: the PostgreSQL database every daemon of the run uses instead of a SQLite file.
+pub static STATE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The tables of reload-butler's PostgreSQL schema: dropped before each daemon starts, so each
+/// scenario starts from a fresh state as with SQLite (the daemon migrates anew).
+const TABLES: &str = "outbox, jobs, dedupe_keys, dead_letters, rate_limits, poll_watermarks, \
+                      silences, failing_apps, app_names, leases, schema_version";
+
+async fn empty_database(url: &str) -> Result<(), String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("--state: cannot connect: {e}"))?;
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {TABLES} CASCADE"))
+        .await
+        .map_err(|e| format!("--state: cannot empty the database: {e}"))?;
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
 /// `reload-butler run` with a generated config and a temp state dir.
 pub struct Daemon {
     pub admin_port: u16,
@@ -141,16 +163,26 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Writes the config made by `config(admin_port, state_path)` and spawns the daemon.
+    /// Writes the config made by `config(admin_port, state)` and spawns the daemon. `state` is
+    /// the value of the config's `state:` key: a fresh SQLite file in a temp dir, or (with
+    /// `--state postgres://…`) that database, emptied of reload-butler's tables first.
     pub fn spawn(
         binary: &Path,
-        config: impl FnOnce(u16, &Path) -> String,
+        config: impl FnOnce(u16, &str) -> String,
     ) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let admin_port = free_port()?;
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, config(admin_port, &dir.path().join("state.db")))
-            .map_err(|e| e.to_string())?;
+        let state = match STATE_URL.get() {
+            Some(url) => {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(empty_database(url))
+                })?;
+                format!("{{url: '{url}'}}")
+            }
+            None => format!("{{path: '{}'}}", dir.path().join("state.db").display()),
+        };
+        std::fs::write(&path, config(admin_port, &state)).map_err(|e| e.to_string())?;
         let log = dir.path().join("daemon.log");
         let stderr = std::fs::File::create(&log).map_err(|e| e.to_string())?;
         let spawned = Instant::now();

@@ -2,7 +2,7 @@
 //! returns rows for the table. `Err` only when the scenario could not run.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ struct Rig {
     subscribed_after: Duration,
 }
 
-fn config(rig: (u16, &str, &str, Option<u16>), admin: u16, state: &Path) -> String {
+fn config(rig: (u16, &str, &str, Option<u16>), admin: u16, state: &str) -> String {
     config_as(&format!("rb-load-{admin}"), rig, admin, state)
 }
 
@@ -77,7 +77,7 @@ fn config_as(
     client_id: &str,
     rig: (u16, &str, &str, Option<u16>),
     admin: u16,
-    state: &Path,
+    state: &str,
 ) -> String {
     let (broker, qlik, hooks, smtp) = rig;
     let mut text = format!(
@@ -85,13 +85,12 @@ fn config_as(
          mqtt: {{url: 'mqtt://127.0.0.1:{broker}', client_id: {client_id}, keep_alive: 30s}}\n\
          poll: {{enabled: false}}\n\
          enrich: {{enabled: true, timeout: 5s}}\n\
-         state: {{path: '{}'}}\n\
+         state: {state}\n\
          admin: {{listen: '127.0.0.1:{admin}'}}\n\
          tenants:\n  - {{id: {TENANT}, comment: Load test, url: '{qlik}', auth: {{api_key: load-test-key}}}}\n\
          destinations:\n\
          \x20 - {{name: chat, type: slack, webhook_url: '{hooks}/slack', rate_limit: 0}}\n\
-         \x20 - {{name: cards, type: teams, webhook_url: '{hooks}/teams', rate_limit: 0}}\n",
-        state.display()
+         \x20 - {{name: cards, type: teams, webhook_url: '{hooks}/teams', rate_limit: 0}}\n"
     );
     if let Some(port) = smtp {
         text.push_str(&format!(

@@ -100,12 +100,11 @@ async fn run(
              mqtt: {{url: 'mqtt://127.0.0.1:{}', client_id: rb-load-limited-{admin}, keep_alive: 30s}}\n\
              poll: {{enabled: false}}\n\
              enrich: {{enabled: true, timeout: {timeout}}}\n\
-             state: {{path: '{}'}}\n\
+             state: {state}\n\
              admin: {{listen: '127.0.0.1:{admin}'}}\n\
              tenants:\n  - {{id: {TENANT}, url: '{qlik}', auth: {{api_key: load-test-key}}}}\n\
              destinations:\n  - {{name: chat, type: slack, webhook_url: '{hooks_url}/slack', rate_limit: 0}}\n",
             broker.port,
-            state.display()
         )
     })?;
     daemon.wait_subscribed().await?;

@@ -11,7 +11,7 @@ use super::RunError;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::silence::SilenceKey;
-use crate::store::Store;
+use crate::store::StateStore;
 
 /// The alerting half of the daemon: the router and one outbox worker per destination.
 pub(super) struct Alerting {
@@ -33,6 +33,7 @@ impl Alerting {
 
 pub(super) async fn start(
     config: &Config,
+    state: &StateStore,
     metrics: &Arc<Metrics>,
     failing: Arc<crate::pipeline::FailingApps>,
     outbox_wake: Arc<tokio::sync::Notify>,
@@ -40,12 +41,7 @@ pub(super) async fn start(
 ) -> Result<Alerting, RunError> {
     let config = Arc::new(config.clone());
     let renderer = Arc::new(crate::render::Renderer::new(&config).map_err(RunError::Config)?);
-    let path = config.state.path.clone();
-    let ttl = config.state.dedupe_ttl;
-    let mut store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
-    store.track_failing_apps(config.tracks_failing_apps());
-    store.record_recoveries(config.recovery_enabled());
-    let store = crate::store::SharedStore::new(store)?;
+    let store = state.shared().await?;
     // API clients serve enrichment and the reconciliation poll.
     let clients = crate::qlik::enrich::clients_for(&config, metrics).map_err(RunError::Config)?;
     let notifiers = crate::notify::build_all(&config).map_err(RunError::Config)?;

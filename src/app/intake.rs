@@ -12,7 +12,7 @@ use crate::config::{Config, MqttConfig, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::mqtt::subscriber;
 use crate::pipeline::{run_batches, Ingest, Rules};
-use crate::store::Store;
+use crate::store::IngestStore;
 
 /// How long shutdown waits for the ingest thread to commit what it holds.
 const DRAIN_BOUND: Duration = Duration::from_secs(15);
@@ -28,7 +28,7 @@ pub(super) struct MqttIntake {
 impl MqttIntake {
     pub(super) async fn start(
         mqtt: &MqttConfig,
-        store: Store,
+        store: IngestStore,
         config: &Config,
         metrics: &Arc<Metrics>,
         jobs_committed: Arc<tokio::sync::Notify>,

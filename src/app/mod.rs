@@ -10,13 +10,15 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttError;
-use crate::store::{Store, StoreError};
+use crate::store::{StateStore, StoreError};
 
 mod alerting;
 mod intake;
 
 /// How long shutdown waits for the acks and the MQTT disconnect to go out.
 const DISCONNECT_BOUND: Duration = Duration::from_secs(5);
+/// How often the PostgreSQL state store is asked whether it answers (`/readyz`).
+const STORE_HEALTH_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -78,14 +80,15 @@ pub fn startup_warnings(config: &Config) -> Vec<crate::config::Problem> {
         .mqtt
         .as_ref()
         .is_some_and(|m| m.shared_group.is_some());
-    if shared && config.poll.enabled {
+    // A shared PostgreSQL store (`state.url`) dedupes across instances and polls on one.
+    if shared && config.poll.enabled && config.state.url.is_none() {
         warnings.push(crate::config::Problem {
             path: "mqtt.shared_group".to_owned(),
             message: "with poll.enabled, every instance of the group polls, and each remembers \
                       only its own alerts in its own state store: a failure the poll finds is \
                       alerted once per instance. Set poll.enabled: false on every instance but \
-                      one"
-            .to_owned(),
+                      one, or share a PostgreSQL store (state.url)"
+                .to_owned(),
         });
     }
     warnings
@@ -113,37 +116,35 @@ pub async fn run_until(
     let metrics = Arc::new(Metrics::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let store_path = config.state.path.clone();
-    let dedupe_ttl = config.state.dedupe_ttl;
-    let mut store =
-        tokio::task::spawn_blocking(move || Store::open(&store_path, dedupe_ttl)).await??;
-    let purged = store.purge_expired_keys()?;
     // Recovery notices and the console need to know which apps are failing; the set starts
     // from the store.
     let recovery = config.tracks_failing_apps();
-    store.track_failing_apps(recovery);
-    store.record_recoveries(config.recovery_enabled());
-    let failing = Arc::new(crate::pipeline::FailingApps::new(if recovery {
-        store.failing_apps()?
-    } else {
-        store.clear_failing_apps()?;
-        Vec::new()
-    }));
+    let state = StateStore::open(&config.state, recovery, config.recovery_enabled()).await?;
+    let (purged, failing) = state.start_up(recovery).await?;
+    let failing = Arc::new(crate::pipeline::FailingApps::new(failing));
+    let store = state.ingest().await?;
     metrics.store_open.store(true, Ordering::Relaxed);
-    tracing::info!(path = %config.state.path.display(), expired_keys_purged = purged, "state store open");
+    if let Some(pg) = state.postgres() {
+        tokio::spawn(crate::store::pg::watch_health(
+            pg,
+            metrics.clone(),
+            STORE_HEALTH_EVERY,
+            shutdown_rx.clone(),
+        ));
+    }
+    tracing::info!(store = %state.describe(), expired_keys_purged = purged, "state store open");
 
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let admin = match config.admin.listen {
         Some(address) => {
             // Its own connection, so a slow admin request never holds up the pipeline.
-            let (path, ttl) = (config.state.path.clone(), config.state.dedupe_ttl);
-            let store = tokio::task::spawn_blocking(move || Store::open(&path, ttl)).await??;
+            let store = state.shared().await?;
             let admin = crate::admin::Admin {
                 listen: address,
                 token: config.admin.token.clone(),
                 metrics: metrics.clone(),
                 mqtt_expected: config.mqtt.is_some(),
-                store: crate::store::SharedStore::new(store)?,
+                store,
                 facts: crate::admin::Facts {
                     tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
                     destinations: config
@@ -167,6 +168,7 @@ pub async fn run_until(
 
     let alerting = alerting::start(
         &config,
+        &state,
         &metrics,
         failing.clone(),
         outbox_wake,

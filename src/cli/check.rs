@@ -36,9 +36,28 @@ pub fn command(path: &Path) -> Outcome {
 /// templates: a config with no problem here starts.
 pub(super) fn all_problems(config: &Config) -> Vec<Problem> {
     let mut found = crate::app::startup_problems(config);
+    found.extend(state_problems(config));
     found.extend(crate::gateway::config_problems(config));
     found.extend(check_templates(config));
     found
+}
+
+/// With `state.url`, `run` connects to PostgreSQL first: so does `check`, changing nothing.
+fn state_problems(config: &Config) -> Vec<Problem> {
+    let Some(url) = &config.state.url else {
+        return Vec::new();
+    };
+    let probed = match super::exit::current_thread_runtime() {
+        Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(url.expose())),
+        Err(exit) => Err(crate::store::StoreError::Task(exit.message)),
+    };
+    match probed {
+        Ok(()) => Vec::new(),
+        Err(error) => vec![Problem {
+            path: "state.url".to_owned(),
+            message: format!("cannot use the PostgreSQL database: {error}"),
+        }],
+    }
 }
 
 /// Compiles every template and renders each destination with the sample failure and with its

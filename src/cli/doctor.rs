@@ -92,6 +92,18 @@ pub fn command(config_path: &Path, send: bool) -> Outcome {
 
 /// Opens the state store (creating it if needed) and takes its write lock.
 fn store(config: &Config) -> Verdict {
+    if let Some(url) = &config.state.url {
+        let probed = match current_thread_runtime() {
+            Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(url.expose())),
+            Err(exit) => Err(crate::store::StoreError::Task(exit.message)),
+        };
+        return match probed {
+            Ok(()) => Verdict::Ok("the PostgreSQL database (state.url) answers".into()),
+            Err(error) => Verdict::Problem(format!(
+                "{error}; check state.url, the server and its pg_hba.conf"
+            )),
+        };
+    }
     let path = &config.state.path;
     match crate::store::Store::open(path, config.state.dedupe_ttl).and_then(|mut s| s.probe_write())
     {

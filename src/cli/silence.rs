@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::exit::{current_thread_runtime, load, Exit, Outcome};
 use crate::silence::{self, AddError, NewSilence};
-use crate::store::{SharedStore, Store};
+use crate::store::{SharedStore, StateStore};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SilenceCommand {
@@ -46,10 +46,14 @@ pub enum SilenceCommand {
 
 pub fn command(config_path: &Path, command: SilenceCommand) -> Outcome {
     let config = load(config_path)?;
-    let store = Store::open(&config.state.path, config.state.dedupe_ttl)
-        .and_then(SharedStore::new)
+    current_thread_runtime()?.block_on(async {
+        let store = match StateStore::open(&config.state, false, false).await {
+            Ok(state) => state.shared().await,
+            Err(error) => Err(error),
+        }
         .map_err(|error| Exit::runtime(error.to_string()))?;
-    current_thread_runtime()?.block_on(on(&store, command))
+        on(&store, command).await
+    })
 }
 
 async fn on(store: &SharedStore, command: SilenceCommand) -> Outcome {

@@ -229,10 +229,30 @@ fn read_poll(s: &Section) -> PollConfig {
 }
 
 fn read_state(s: &Section) -> StateConfig {
+    let path: Option<PathBuf> = s.opt("path");
+    let url: Option<Secret> = s.opt("url");
     let state = StateConfig {
-        path: s.or("path", PathBuf::from("data/reload-butler.db")),
+        path: path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data/reload-butler.db")),
+        url: url.clone(),
+        lease: s.or("lease", Duration::from_secs(30)),
         dedupe_ttl: s.or("dedupe_ttl", Duration::from_secs(7 * 86_400)),
     };
+    if let Some(url) = &url {
+        if path.is_some() {
+            s.problem(
+                "url",
+                "give state.path (SQLite) or state.url (PostgreSQL), not both",
+            );
+        }
+        if let Err(why) = check_postgres_url(url.expose()) {
+            s.problem("url", why);
+        }
+    }
+    if state.lease < Duration::from_secs(5) {
+        s.problem("lease", "must be at least 5s");
+    }
     if state.path.as_os_str().is_empty() {
         s.problem("path", "must not be empty");
     }
@@ -243,6 +263,20 @@ fn read_state(s: &Section) -> StateConfig {
         );
     }
     state
+}
+
+/// A `postgres://` URL that cannot be used; the message never repeats the URL (it may hold a
+/// password).
+fn check_postgres_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("expected postgres://user:password@host:5432/database".into());
+    }
+    <tokio_postgres::Config as std::str::FromStr>::from_str(url)
+        .map(|_| ())
+        .map_err(|e| match std::error::Error::source(&e) {
+            Some(why) => format!("not usable as a PostgreSQL URL: {why}"),
+            None => format!("not usable as a PostgreSQL URL: {e}"),
+        })
 }
 
 fn read_tenants(root: &Section, credentials_needed: bool) -> Vec<TenantConfig> {

@@ -105,7 +105,13 @@ pub struct PollConfig {
 
 #[derive(Debug, Clone)]
 pub struct StateConfig {
+    /// The SQLite database (used unless `url` is set).
     pub path: PathBuf,
+    /// `postgres://…`: the PostgreSQL database that several instances share, instead of `path`.
+    pub url: Option<Secret>,
+    /// How long a claim on a job or an outbox row (and the poll's turn) lasts unless renewed:
+    /// how long work of an instance that died waits before another takes it over.
+    pub lease: Duration,
     /// How long an event id or reload id is remembered for deduplication.
     pub dedupe_ttl: Duration,
 }

@@ -26,6 +26,9 @@ const MAX_IN_FLIGHT: usize = 8;
 const IDLE_POLL_MS: i64 = 5_000;
 /// How long shutdown waits for sends in flight.
 pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
+/// While every slot is sending, the claims on the rows in flight are renewed this often (a
+/// shared store's lease is at least 5 s; each look for due rows renews them too).
+const RENEW_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Worker {
     pub destination: String,
@@ -60,6 +63,7 @@ impl Worker {
         let mut trouble = StoreTrouble::new(this.metrics.clone());
         // When the store may be tried again after an error.
         let mut retry_at = Instant::now();
+        let mut renewed = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -74,7 +78,14 @@ impl Worker {
                         None => continue,
                     }
                 }
+            } else if room == 0 && store_due && renewed.elapsed() >= RENEW_EVERY {
+                // All slots sending: with a shared store, keep the claims on them.
+                renewed = Instant::now();
+                if let Err(error) = this.store.renew_claims(busy.clone()).await {
+                    tracing::debug!(destination = %this.destination, %error, "cannot renew the claims on the rows in flight");
+                }
             } else if room > 0 && store_due {
+                renewed = Instant::now();
                 let (name, skip) = (this.destination.clone(), busy.clone());
                 let grouping = this.digests.is_some();
                 let lookup = this.store.due_work(&name, room, skip, grouping).await;
@@ -118,6 +129,10 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if room == 0 {
+                // Back in time to renew the claims of the rows in flight.
+                wait_ms = wait_ms.min(crate::domain::millis(RENEW_EVERY));
             }
             if let Some(left) = retry_at.checked_duration_since(Instant::now()) {
                 wait_ms = wait_ms.min(left.as_millis().try_into().unwrap_or(i64::MAX).max(1));

@@ -20,7 +20,7 @@ use crate::domain::Failure;
 use crate::metrics::{inc, DropReason, Label, Metrics};
 use crate::qlik::event::{decode, DecodeError, Disposal, ReloadEvent};
 use crate::store::health::StoreTrouble;
-use crate::store::{Record, Store, StoreError, Written};
+use crate::store::{IngestStore, Record, StoreError, Written};
 
 /// At most this many messages are committed in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -148,7 +148,7 @@ pub fn judge(payload: &[u8], rules: &Rules) -> Verdict {
 
 /// The stateful part of ingest: dedupe and commit, with the metrics and logs of each outcome.
 pub struct Ingest {
-    store: Store,
+    store: IngestStore,
     rules: Rules,
     metrics: Arc<Metrics>,
     /// Tenants already warned about (by hash: a sender chooses an id's length), so a busy
@@ -162,14 +162,14 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(
-        store: Store,
+        store: impl Into<IngestStore>,
         rules: Rules,
         metrics: Arc<Metrics>,
         jobs_committed: Arc<tokio::sync::Notify>,
         failing: Arc<FailingApps>,
     ) -> Self {
         Self {
-            store,
+            store: store.into(),
             rules,
             metrics,
             warned_tenants: HashSet::new(),

@@ -40,6 +40,9 @@ impl SharedStore {
     // The poll.
 
     pub async fn poll_watermark(&self, tenant: &str) -> Result<Option<i64>> {
+        if let Some(pg) = self.pg() {
+            return pg.poll_watermark(tenant).await;
+        }
         let tenant = tenant.to_owned();
         self.call(move |s| s.poll_watermark(&tenant)).await
     }
@@ -52,6 +55,9 @@ impl SharedStore {
         events: Vec<(ReloadEvent, Failure)>,
         until: i64,
     ) -> Result<Vec<Written>> {
+        if let Some(pg) = self.pg() {
+            return pg.commit_poll(tenant, &events, until).await;
+        }
         let tenant = tenant.to_owned();
         self.call(move |s| {
             let records: Vec<Record> = events
@@ -69,9 +75,30 @@ impl SharedStore {
         .await
     }
 
+    /// Takes or renews the named lease (work that one instance at a time does, such as the
+    /// poll) for `ttl`; returns whether this instance holds it. A SQLite file has one daemon,
+    /// which always holds it.
+    pub async fn hold_lease(&self, name: &str, ttl: std::time::Duration) -> Result<bool> {
+        match self.pg() {
+            Some(pg) => pg.hold_lease(name, ttl).await,
+            None => Ok(true),
+        }
+    }
+
+    /// Lets the named lease go (a clean shutdown), so another instance need not wait it out.
+    pub async fn release_lease(&self, name: &str) -> Result<()> {
+        match self.pg() {
+            Some(pg) => pg.release_lease(name).await,
+            None => Ok(()),
+        }
+    }
+
     // Routing.
 
     pub async fn unrouted_jobs(&self, limit: usize) -> Result<Vec<JobRow>> {
+        if let Some(pg) = self.pg() {
+            return pg.unrouted_jobs(limit).await;
+        }
         self.call(move |s| s.unrouted_jobs(limit)).await
     }
 
@@ -81,10 +108,16 @@ impl SharedStore {
         job_id: i64,
         deliveries: Vec<NewDelivery>,
     ) -> Result<Vec<NewDelivery>> {
+        if let Some(pg) = self.pg() {
+            return pg.route_job(job_id, deliveries).await;
+        }
         self.call(move |s| s.route_job(job_id, deliveries)).await
     }
 
     pub async fn app_name(&self, tenant: &str, app: &str) -> Result<Option<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.app_name(tenant, app).await;
+        }
         let (tenant, app) = (tenant.to_owned(), app.to_owned());
         self.call(move |s| s.app_name(&tenant, &app)).await
     }
@@ -97,6 +130,9 @@ impl SharedStore {
         destination: &str,
         since: i64,
     ) -> Result<Vec<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.alerted_recipients(tenant, app, destination, since).await;
+        }
         let (tenant, app, destination) =
             (tenant.to_owned(), app.to_owned(), destination.to_owned());
         self.call(move |s| s.alerted_recipients(&tenant, &app, &destination, since))
@@ -104,10 +140,16 @@ impl SharedStore {
     }
 
     pub async fn silence_filters(&self) -> Result<Vec<SilenceFilter>> {
+        if let Some(pg) = self.pg() {
+            return pg.silence_filters().await;
+        }
         self.call(|s| s.silence_filters()).await
     }
 
     pub async fn silence_comment(&self, id: i64) -> Result<String> {
+        if let Some(pg) = self.pg() {
+            return pg.silence_comment(id).await;
+        }
         self.call(move |s| s.silence_comment(id)).await
     }
 
@@ -117,6 +159,9 @@ impl SharedStore {
         notice: NewNotice,
         deliveries: Vec<NewDelivery>,
     ) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.raise_notice(&notice, deliveries).await;
+        }
         self.call(move |s| s.raise_notice(&notice, deliveries))
             .await
     }
@@ -132,6 +177,9 @@ impl SharedStore {
         busy: Vec<i64>,
         grouping: bool,
     ) -> Result<DueWork> {
+        if let Some(pg) = self.pg() {
+            return pg.due_work(destination, limit, &busy, grouping).await;
+        }
         let destination = destination.to_owned();
         self.call(move |s| {
             let closed = if grouping {
@@ -148,8 +196,20 @@ impl SharedStore {
         .await
     }
 
+    /// Renews this instance's claims on the rows it is sending (a shared store's lease); the
+    /// SQLite store has no claims.
+    pub async fn renew_claims(&self, busy: Vec<i64>) -> Result<()> {
+        match self.pg() {
+            Some(pg) => pg.renew_claims(&busy).await,
+            None => Ok(()),
+        }
+    }
+
     /// Records finished attempts (one transaction); returns the deliveries still waiting.
     pub async fn record_attempts(&self, outcomes: Vec<(i64, Outcome)>) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.record_attempts(&outcomes).await;
+        }
         self.call(move |s| {
             s.record_attempts(&outcomes)?;
             s.pending_count()
@@ -158,44 +218,71 @@ impl SharedStore {
     }
 
     pub async fn release_held(&self, releases: Vec<Release>) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.release_held(&releases).await;
+        }
         self.call(move |s| s.release_held(&releases)).await
     }
 
     pub async fn pending_count(&self) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.pending_count().await;
+        }
         self.call(|s| s.pending_count()).await
     }
 
     pub async fn purge_history(&self, retention_ms: i64) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            return pg.purge_history(retention_ms).await;
+        }
         self.call(move |s| s.purge_history(retention_ms)).await
     }
 
     // Silences.
 
     pub async fn silences(&self, include_expired: bool) -> Result<Vec<StoredSilence>> {
+        if let Some(pg) = self.pg() {
+            return pg.silences(include_expired).await;
+        }
         self.call(move |s| s.silences(include_expired)).await
     }
 
     /// Stores `silence` unless `max_active` are in force already (`None`), in one call.
     pub async fn add_silence(&self, silence: SilenceRow, max_active: u64) -> Result<Option<i64>> {
+        if let Some(pg) = self.pg() {
+            return pg.add_silence(&silence, max_active).await;
+        }
         self.call(move |s| s.add_silence_capped(&silence, max_active))
             .await
     }
 
     pub async fn remove_silence(&self, id: i64) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.remove_silence(id).await;
+        }
         self.call(move |s| s.remove_silence(id)).await
     }
 
     pub async fn end_silence(&self, id: i64) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.end_silence(id).await;
+        }
         self.call(move |s| s.end_silence(id)).await
     }
 
     /// The silence keys that silenced rows wait on.
     pub async fn resend_keys(&self) -> Result<Vec<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.resend_keys().await;
+        }
         self.call(|s| s.resend_keys()).await
     }
 
     /// Routes again the jobs that the silence `key` silenced; returns how many.
     pub async fn resend_silenced(&self, key: &str) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            return pg.resend_silenced(key).await;
+        }
         let key = key.to_owned();
         self.call(move |s| s.resend_silenced(&key)).await
     }
@@ -203,26 +290,44 @@ impl SharedStore {
     // The console.
 
     pub async fn failing_now(&self) -> Result<Vec<FailingApp>> {
+        if let Some(pg) = self.pg() {
+            return pg.failing_now().await;
+        }
         self.call(|s| s.failing_now()).await
     }
 
     pub async fn alerts(&self, filter: AlertFilter, limit: usize) -> Result<Vec<AlertRow>> {
+        if let Some(pg) = self.pg() {
+            return pg.alerts(&filter, limit).await;
+        }
         self.call(move |s| s.alerts(&filter, limit)).await
     }
 
     pub async fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        if let Some(pg) = self.pg() {
+            return pg.alert(id).await;
+        }
         self.call(move |s| s.alert(id)).await
     }
 
     pub async fn dead_deliveries(&self, limit: usize) -> Result<Vec<(AlertRow, bool)>> {
+        if let Some(pg) = self.pg() {
+            return pg.dead_deliveries(limit).await;
+        }
         self.call(move |s| s.dead_deliveries(limit)).await
     }
 
     pub async fn last_delivered(&self) -> Result<Vec<(String, i64)>> {
+        if let Some(pg) = self.pg() {
+            return pg.last_delivered().await;
+        }
         self.call(|s| s.last_delivered()).await
     }
 
     pub async fn resend_dead(&self, id: i64) -> Result<Resend> {
+        if let Some(pg) = self.pg() {
+            return pg.resend_dead(id).await;
+        }
         self.call(move |s| s.resend_dead(id)).await
     }
 }

@@ -43,7 +43,7 @@ pub(super) fn write(
 }
 
 /// At most [`MAX_TEXT`] bytes of `text`, cut at a character boundary.
-fn cut(text: &str) -> &str {
+pub(super) fn cut(text: &str) -> &str {
     let mut end = text.len().min(MAX_TEXT);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -17,6 +17,8 @@ mod deliveries;
 pub mod health;
 mod jobs;
 mod notices;
+mod open;
+pub mod pg;
 mod schema;
 mod service_notices;
 mod shared;
@@ -28,6 +30,7 @@ pub use console::{AlertFilter, AlertRow, DeliveryRow, FailingApp, Resend, ALERTS
 pub use deliveries::{DueDelivery, NewDelivery, NewState, Outcome};
 pub use jobs::{JobKind, JobRow};
 pub use notices::{HeldGroup, HeldRow, Release};
+pub use open::{IngestStore, StateStore};
 pub use service_notices::NewNotice;
 pub use shared::SharedStore;
 pub use silences::{SilenceFilter, StoredSilence};
@@ -74,6 +77,8 @@ pub enum StoreError {
         #[source]
         source: std::sync::Arc<std::io::Error>,
     },
+    #[error("state store (PostgreSQL): {0}")]
+    Postgres(String),
     #[error("cannot encode event for the state store: {0}")]
     Encode(#[from] serde_json::Error),
 }

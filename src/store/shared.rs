@@ -22,6 +22,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::pg::PgStore;
 use super::{Store, StoreError};
 
 /// At most this many calls run before the group's fsync, so a busy queue never holds a
@@ -38,10 +39,18 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// One queued call: runs on the store thread, returns how to answer its caller.
 type Job = Box<dyn FnOnce(&mut Store) -> Reply + Send>;
 
-/// One store connection shared by async tasks; each call runs on the store thread.
+/// The store the alerting half shares: one SQLite connection whose calls run on the store
+/// thread, or the PostgreSQL pool (`state.url`). Callers see only the typed methods of
+/// `api.rs`.
 #[derive(Clone)]
 pub struct SharedStore {
-    jobs: Sender<Job>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Sender<Job>),
+    Postgres(Arc<PgStore>),
 }
 
 impl SharedStore {
@@ -53,7 +62,24 @@ impl SharedStore {
             .name("store".into())
             .spawn(move || serve(store, queue, wal))
             .map_err(StoreError::Thread)?;
-        Ok(SharedStore { jobs })
+        Ok(SharedStore {
+            backend: Backend::Sqlite(jobs),
+        })
+    }
+
+    /// The PostgreSQL store, shared as it is (a pool).
+    pub fn postgres(store: Arc<PgStore>) -> SharedStore {
+        SharedStore {
+            backend: Backend::Postgres(store),
+        }
+    }
+
+    /// The PostgreSQL store behind this handle, if that is the backend.
+    pub(super) fn pg(&self) -> Option<&PgStore> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     pub(super) async fn call<T: Send + 'static>(
@@ -67,8 +93,13 @@ impl SharedStore {
                 let _ = answer.send(synced.and(result));
             })
         });
+        let Backend::Sqlite(jobs) = &self.backend else {
+            return Err(StoreError::Task(
+                "a SQLite call on the PostgreSQL store".into(),
+            ));
+        };
         // The thread is gone only after a closure panicked (as a poisoned mutex was before).
-        self.jobs.send(job).map_err(|_| StoreError::Poisoned)?;
+        jobs.send(job).map_err(|_| StoreError::Poisoned)?;
         answered.await.map_err(|_| StoreError::Poisoned)?
     }
 }

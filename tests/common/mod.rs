@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod gateway;
+pub mod postgres;
 pub mod qlik;
 pub mod qlik_budget;
 pub mod smtp;

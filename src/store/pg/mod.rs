@@ -1,0 +1,237 @@
+//! The PostgreSQL state store (`state.url`): the same questions and writes as the SQLite store,
+//! shared by any number of instances. `schema.rs` (versioned migrations, run once under an
+//! advisory lock), `ingest.rs` (the ingest transaction, the poll, app names, streaks),
+//! `jobs.rs` (jobs claimed with `FOR UPDATE SKIP LOCKED`, routing, rate-limit windows,
+//! notices), `outbox.rs` (outbox rows claimed with a lease, outcomes, digests, upkeep),
+//! `silences.rs`, `console.rs`.
+//!
+//! **Claims.** A job or an outbox row being worked on carries `lease_owner` (this instance's
+//! id) and `lease_until`. Another instance leaves it alone until the lease expires (its holder
+//! died), then takes it over. The outbox worker renews the leases of the rows it is sending on
+//! every pass; an outcome is written only while this instance still holds the row, so a row
+//! taken over is recorded by its new holder alone.
+//!
+//! **One at a time.** The poll holds a named lease (`leases` table) that its holder renews;
+//! when the holder stops, another instance takes it over once it expires.
+
+mod console;
+mod ingest;
+mod jobs;
+mod outbox;
+mod schema;
+mod silences;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+use super::StoreError;
+
+/// Connections this instance keeps open at most.
+const POOL_SIZE: usize = 16;
+/// A connection attempt (and a wait for a pooled one) gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pool of connections to the shared PostgreSQL database, and who this instance is.
+pub struct PgStore {
+    pool: Pool,
+    /// This instance's id in claims and leases: host name, process id and a random part.
+    instance: String,
+    lease_ms: i64,
+    dedupe_ttl_ms: i64,
+    /// Keep `failing_apps` up to date (recovery notices, the console).
+    track_failing: bool,
+    /// The end of a streak records a recovery job.
+    recovery_jobs: bool,
+}
+
+/// How [`PgStore::connect`] is to behave.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub dedupe_ttl: Duration,
+    pub lease: Duration,
+    pub track_failing: bool,
+    pub recovery_jobs: bool,
+}
+
+impl PgStore {
+    /// Connects (one connection is made now, so an unreachable server fails start-up) and
+    /// migrates the schema.
+    pub async fn connect(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
+        let store = PgStore::pool(url, options)?;
+        let mut client = store.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    /// Connects and reads the schema version without changing anything (`check`, `doctor`):
+    /// the server answers, the credentials are taken, and the schema is not newer than this
+    /// build's.
+    pub async fn probe(url: &str) -> Result<(), StoreError> {
+        let options = PgOptions {
+            dedupe_ttl: Duration::ZERO,
+            lease: Duration::ZERO,
+            track_failing: false,
+            recovery_jobs: false,
+        };
+        let store = PgStore::pool(url, &options)?;
+        let client = store.client().await?;
+        schema::check_version(&client).await
+    }
+
+    fn pool(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Postgres(format!("state.url: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        if config.get_application_name().is_none() {
+            config.application_name("reload-butler");
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config());
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Postgres(format!("connection pool: {e}")))?;
+        Ok(PgStore {
+            pool,
+            instance: instance_id(),
+            lease_ms: crate::domain::millis(options.lease),
+            dedupe_ttl_ms: crate::domain::millis(options.dedupe_ttl),
+            track_failing: options.track_failing,
+            recovery_jobs: options.recovery_jobs,
+        })
+    }
+
+    /// This instance's id in claims and leases.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| {
+            let text = match &e {
+                deadpool_postgres::PoolError::Backend(source) => describe(source),
+                other => other.to_string(),
+            };
+            StoreError::Postgres(text)
+        })
+    }
+
+    /// Answers when the server takes a query (`/readyz`, `doctor`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(pg)?;
+        Ok(())
+    }
+
+    /// Takes or renews the named lease for `ttl` when it is free, expired or already ours;
+    /// returns whether this instance holds it now.
+    pub async fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = super::now_ms();
+        let until = now.saturating_add(crate::domain::millis(ttl));
+        let client = self.client().await?;
+        let held = client
+            .query_opt(
+                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
+                 WHERE leases.owner = EXCLUDED.owner OR leases.until < $4
+                 RETURNING owner",
+                &[&name, &self.instance, &until, &now],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(held.is_some())
+    }
+
+    /// Lets the named lease go, if this instance holds it (a clean shutdown).
+    pub async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM leases WHERE name = $1 AND owner = $2",
+                &[&name, &self.instance],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+}
+
+/// Keeps `healthy` (the metric behind `/readyz`) telling whether the server answers, checking
+/// every `every` until `shutdown`.
+pub async fn watch_health(
+    store: Arc<PgStore>,
+    metrics: Arc<crate::metrics::Metrics>,
+    every: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut was_up = true;
+    loop {
+        let up = store.ping().await;
+        metrics.store_open.store(up.is_ok(), Ordering::Relaxed);
+        match (&up, was_up) {
+            (Err(error), true) => {
+                tracing::error!(%error, "the PostgreSQL state store does not answer; not ready")
+            }
+            (Ok(()), false) => tracing::info!("the PostgreSQL state store answers again"),
+            _ => {}
+        }
+        was_up = up.is_ok();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+}
+
+/// rustls with the system's roots (ring, as everywhere in the process): used when `sslmode`
+/// asks for TLS (`prefer`, the default, uses it when the server offers it; `require` insists).
+fn tls_config() -> rustls::ClientConfig {
+    crate::tls::ensure_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system store may hold a certificate rustls cannot use; skip it.
+        let _ = roots.add(cert);
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// A PostgreSQL error as a store error, with the server's message when there is one.
+pub(super) fn pg(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres(describe(&error))
+}
+
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}

@@ -1,0 +1,330 @@
+//! The PostgreSQL state store against a real server: two stores on one database stand for two
+//! instances. Migrations run once, a failure is one job whoever commits it, jobs and outbox rows
+//! are claimed by one instance at a time and taken over when a lease runs out, the poll's lease
+//! is held by one, and a rate-limit window opens once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic fails the test"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::*;
+use reload_butler::qlik::event::ReloadEvent;
+use reload_butler::store::pg::{PgOptions, PgStore};
+use reload_butler::store::{NewDelivery, NewState, Outcome, Record, SharedStore, Written};
+
+fn options(lease: Duration) -> PgOptions {
+    PgOptions {
+        dedupe_ttl: Duration::from_secs(3600),
+        lease,
+        track_failing: true,
+        recovery_jobs: true,
+    }
+}
+
+async fn two(url: &str, lease: Duration) -> (Arc<PgStore>, Arc<PgStore>) {
+    let options = options(lease);
+    let (a, b) = tokio::join!(
+        PgStore::connect(url, &options),
+        PgStore::connect(url, &options)
+    );
+    (Arc::new(a.unwrap()), Arc::new(b.unwrap()))
+}
+
+fn failure(n: usize) -> ReloadEvent {
+    reload_butler::qlik::event::decode(&distinct_failure(n)).unwrap()
+}
+
+fn slack_row(payload: &str) -> NewDelivery {
+    NewDelivery {
+        destination: "chat".into(),
+        recipient: String::new(),
+        payload: payload.into(),
+        state: NewState::Pending,
+        rate_limit: None,
+        hold: None,
+        silence_key: None,
+    }
+}
+
+async fn commit(store: &PgStore, event: &ReloadEvent) -> Written {
+    let failure = event.failure().unwrap();
+    store
+        .write(&[Record::Job {
+            event,
+            failure,
+            topic: "t",
+        }])
+        .await
+        .unwrap()[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_migrate_once() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let stores: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(
+                async move { PgStore::connect(&url, &options(Duration::from_secs(30))).await },
+            )
+        })
+        .collect();
+    for store in stores {
+        store.await.unwrap().unwrap();
+    }
+    let versions = server.query(&url, "SELECT version FROM schema_version");
+    assert_eq!(
+        versions,
+        vec![vec!["1".to_owned()]],
+        "one row, the current version"
+    );
+    PgStore::probe(&url).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_failure_committed_by_two_instances_at_once_is_one_job() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_secs(30)).await;
+    let events: Vec<ReloadEvent> = (0..50).map(failure).collect();
+    let (ea, eb) = (events.clone(), events.clone());
+    let (a2, b2) = (a.clone(), b.clone());
+    let from_a = tokio::spawn(async move {
+        let mut out = Vec::new();
+        for e in &ea {
+            out.push(commit(&a2, e).await);
+        }
+        out
+    });
+    let from_b = tokio::spawn(async move {
+        let mut out = Vec::new();
+        for e in eb.iter().rev() {
+            out.push(commit(&b2, e).await);
+        }
+        out
+    });
+    let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+    let jobs = from_a
+        .iter()
+        .chain(&from_b)
+        .filter(|w| matches!(w, Written::Job(_)))
+        .count();
+    assert_eq!(
+        jobs, 50,
+        "each failure became one job: {from_a:?} {from_b:?}"
+    );
+    assert_eq!(
+        server.query(&url, "SELECT count(*) FROM jobs"),
+        vec![vec!["50".to_owned()]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_is_routed_by_one_instance_and_taken_over_when_its_lease_runs_out() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_millis(500)).await;
+    for n in 0..10 {
+        commit(&a, &failure(n)).await;
+    }
+    let (mine, theirs) = tokio::join!(a.unrouted_jobs(6), b.unrouted_jobs(6));
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+    assert_eq!(mine.len() + theirs.len(), 10, "every job claimed once");
+    assert!(
+        mine.iter().all(|m| theirs.iter().all(|t| t.id != m.id)),
+        "no job claimed twice"
+    );
+    // A routes its jobs; B dies with its claims: A takes them over once their lease ran out.
+    for job in &mine {
+        a.route_job(job.id, vec![slack_row("x")]).await.unwrap();
+    }
+    let mut taken = std::collections::BTreeSet::new();
+    wait_until("A takes B's jobs over", Duration::from_secs(10), || {
+        let got = futures_block(a.unrouted_jobs(32));
+        taken.extend(got.into_iter().map(|j| j.id));
+        taken.len() >= theirs.len()
+    });
+    let expected: std::collections::BTreeSet<i64> = theirs.iter().map(|j| j.id).collect();
+    assert_eq!(taken, expected);
+}
+
+/// Runs a store future from a synchronous wait loop (inside a multi-threaded test runtime).
+fn futures_block<T>(
+    f: impl std::future::Future<Output = Result<T, reload_butler::store::StoreError>>,
+) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outbox_row_is_sent_by_its_claimant_and_taken_over_after_its_lease() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_millis(500)).await;
+    let Written::Job(job) = commit(&a, &failure(1)).await else {
+        panic!("a job")
+    };
+    a.unrouted_jobs(1).await.unwrap();
+    a.route_job(job, vec![slack_row("p")]).await.unwrap();
+    let claimed = a.due_work("chat", 8, &[], false).await.unwrap();
+    assert_eq!(claimed.due.len(), 1);
+    let row = claimed.due[0].id;
+    // While A holds it (and renews it as busy), B gets nothing.
+    let other = b.due_work("chat", 8, &[], false).await.unwrap();
+    assert!(other.due.is_empty(), "claimed by A: {:?}", other.due);
+    a.due_work("chat", 8, &[row], false).await.unwrap();
+    assert!(b
+        .due_work("chat", 8, &[], false)
+        .await
+        .unwrap()
+        .due
+        .is_empty());
+    // A dies mid-send: B takes the row over after the lease, and A's late outcome is ignored.
+    let mut taken = Vec::new();
+    wait_until("B takes the row over", Duration::from_secs(10), || {
+        taken = futures_block(b.due_work("chat", 8, &[], false)).due;
+        !taken.is_empty()
+    });
+    assert_eq!(taken[0].id, row);
+    let late = Outcome::Delivered {
+        detail: "from A".into(),
+    };
+    a.record_attempts(&[(row, late)]).await.unwrap();
+    let state = server.query(&url, &format!("SELECT state FROM outbox WHERE id = {row}"));
+    assert_eq!(
+        state,
+        vec![vec!["pending".to_owned()]],
+        "A no longer holds it"
+    );
+    let done = Outcome::Delivered {
+        detail: "from B".into(),
+    };
+    assert_eq!(b.record_attempts(&[(row, done)]).await.unwrap(), 0);
+    let state = server.query(
+        &url,
+        &format!("SELECT state, detail, attempts FROM outbox WHERE id = {row}"),
+    );
+    assert_eq!(
+        state,
+        vec![vec![
+            "delivered".to_owned(),
+            "from B".to_owned(),
+            "1".to_owned()
+        ]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_poll_lease_is_held_by_one_instance_until_it_lets_go() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_secs(30)).await;
+    let (a, b) = (SharedStore::postgres(a), SharedStore::postgres(b));
+    let ttl = Duration::from_secs(60);
+    assert!(a.hold_lease("poll", ttl).await.unwrap());
+    assert!(!b.hold_lease("poll", ttl).await.unwrap());
+    assert!(
+        a.hold_lease("poll", ttl).await.unwrap(),
+        "renewed by its holder"
+    );
+    a.release_lease("poll").await.unwrap();
+    assert!(b.hold_lease("poll", ttl).await.unwrap());
+    assert!(!a.hold_lease("poll", ttl).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limit_window_opens_once_across_instances() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_secs(30)).await;
+    let mut jobs = Vec::new();
+    for n in 0..20 {
+        let Written::Job(job) = commit(&a, &failure(n)).await else {
+            panic!("a job")
+        };
+        jobs.push(job);
+    }
+    let limited = || NewDelivery {
+        rate_limit: Some(("chat:app".into(), 3_600_000)),
+        ..slack_row("p")
+    };
+    let routes = jobs.iter().enumerate().map(|(i, job)| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let job = *job;
+        let row = limited();
+        tokio::spawn(async move { store.route_job(job, vec![row]).await.unwrap() })
+    });
+    let mut pending = 0;
+    for route in routes.collect::<Vec<_>>() {
+        pending += route
+            .await
+            .unwrap()
+            .iter()
+            .filter(|d| d.state == NewState::Pending)
+            .count();
+    }
+    assert_eq!(pending, 1, "one alert per window");
+    assert_eq!(
+        server.query(&url, "SELECT count(*) FROM outbox WHERE state = 'pending'"),
+        vec![vec!["1".to_owned()]]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_the_probe_without_the_password() {
+    let url = format!(
+        "postgres://rb:hunter2@127.0.0.1:{}/db?connect_timeout=2",
+        free_port()
+    );
+    let error = PgStore::probe(&url).await.unwrap_err().to_string();
+    assert!(!error.contains("hunter2"), "{error}");
+    assert!(error.contains("PostgreSQL"), "{error}");
+}
+
+/// `check` means `run` starts: with `state.url` it connects, and refuses a server that does not
+/// answer.
+#[test]
+fn check_connects_to_the_state_url() {
+    let server = Postgres::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let run_check = |url: &str| {
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\nstate: {{url: '{url}'}}\n\
+                 tenants:\n  - {{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}\n"
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+            .arg("--config")
+            .arg(&path)
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let ok = run_check(&server.database());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let down = format!("postgres://rb:hunter2@127.0.0.1:{}/db", free_port());
+    let refused = run_check(&down);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("state.url: cannot use the PostgreSQL database"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
