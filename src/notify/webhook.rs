@@ -34,9 +34,14 @@ impl SlackNotifier {
     /// Slack answers `200 ok`, and errors as plain-text words (`invalid_blocks`, ...).
     pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
         match payload {
-            Payload::Slack { body } => self.poster.post(body, &[StatusCode::OK]).await,
+            Payload::Slack { body } => self.send_json(encode(body)?).await,
             other => Err(wrong_kind(other, "slack")),
         }
+    }
+
+    /// Posts a message that is JSON text already (a stored payload's body).
+    pub async fn send_json(&self, body: Vec<u8>) -> Result<Receipt, SendError> {
+        self.poster.post(body, SLACK_SUCCESS).await
     }
 }
 
@@ -55,13 +60,14 @@ impl TeamsNotifier {
     /// Workflows answer `202 Accepted` and run the flow later; some endpoints answer 200.
     pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
         match payload {
-            Payload::Teams { body } => {
-                self.poster
-                    .post(body, &[StatusCode::OK, StatusCode::ACCEPTED])
-                    .await
-            }
+            Payload::Teams { body } => self.send_json(encode(body)?).await,
             other => Err(wrong_kind(other, "teams")),
         }
+    }
+
+    /// Posts a message that is JSON text already (a stored payload's body).
+    pub async fn send_json(&self, body: Vec<u8>) -> Result<Receipt, SendError> {
+        self.poster.post(body, TEAMS_SUCCESS).await
     }
 }
 
@@ -94,13 +100,8 @@ impl Poster {
         })
     }
 
-    async fn post(
-        &self,
-        body: &serde_json::Value,
-        success: &[StatusCode],
-    ) -> Result<Receipt, SendError> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))?;
+    /// POSTs `bytes`, a JSON document.
+    async fn post(&self, bytes: Vec<u8>, success: &[StatusCode]) -> Result<Receipt, SendError> {
         let response = self
             .client
             .post(self.url.expose().clone())
@@ -120,6 +121,15 @@ impl Poster {
             .replace(self.url.expose().as_str(), "<webhook url>");
         http_outcome(status, &answer, retry_after, success)
     }
+}
+
+/// Slack answers `200 ok`.
+const SLACK_SUCCESS: &[StatusCode] = &[StatusCode::OK];
+/// Workflows answer `202 Accepted` and run the flow later; some endpoints answer 200.
+const TEAMS_SUCCESS: &[StatusCode] = &[StatusCode::OK, StatusCode::ACCEPTED];
+
+fn encode(body: &serde_json::Value) -> Result<Vec<u8>, SendError> {
+    serde_json::to_vec(body).map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))
 }
 
 /// The answer of both webhooks, written once; `success` is where they differ. Another status is

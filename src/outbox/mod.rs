@@ -344,15 +344,11 @@ impl Worker {
 }
 
 async fn send(notifier: &Notifier, row: &DueDelivery) -> Result<Receipt, SendError> {
-    let payload: Payload =
-        serde_json::from_str(&row.payload).map_err(|e| SendError::Permanent {
-            reason: format!("stored payload does not decode: {e}"),
-        })?;
     let meta = SendMeta {
         destination: &row.destination,
         app_id: &row.app_id,
         reload_id: &row.reload_id,
         job_id: row.job_id,
     };
-    notifier.send(&payload, &meta).await
+    notifier.send_stored(&row.payload, &meta).await
 }
