@@ -40,6 +40,9 @@ use crate::qlik::event::ReloadEvent;
 
 pub use dead_letters::{DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_ROWS, DEAD_LETTER_PAYLOAD_BUDGET};
 
+/// Prepared statements kept per connection (there are ~35 `prepare_cached` statements in all).
+const STATEMENT_CACHE: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state store {path}: cannot create its directory: {source}")]
@@ -181,6 +184,9 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(sqlite)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+        // Room for every statement a connection runs (`prepare_cached`): the default 16 is
+        // fewer than the router's and the workers' together, which then prepared again.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "FULL")
