@@ -8,9 +8,19 @@ use serde_json::Value;
 
 /// The body of a JSON string literal for `text` (what goes between the quotes).
 pub fn json_string_body(text: &str) -> String {
-    let quoted = Value::String(text.to_owned()).to_string();
+    // What serde_json escapes: the quote, the backslash and control characters. Most values
+    // have none of them, and are their own body.
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return text.to_owned();
+    }
+    // Serializing a string cannot fail.
+    let mut quoted = serde_json::to_string(text).unwrap_or_default();
     // A serialized JSON string always starts and ends with a quote.
-    quoted[1..quoted.len() - 1].to_owned()
+    quoted.pop();
+    if !quoted.is_empty() {
+        quoted.remove(0);
+    }
+    quoted
 }
 
 /// Slack's control characters in mrkdwn and plain text: `&`, `<`, `>` (and nothing else).
