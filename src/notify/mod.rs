@@ -73,6 +73,12 @@ impl Payload {
         // A Payload holds strings and JSON values only; serializing it cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// A payload as an outbox row stores it ([`Payload::encode`]); one that does not decode is
+    /// a permanent send error.
+    pub fn decode(stored: &str) -> Result<Payload, SendError> {
+        serde_json::from_str(stored).map_err(undecodable)
+    }
 }
 
 /// Which delivery a send belongs to: names dry-run files, and goes into log lines.
@@ -199,18 +205,64 @@ impl Notifier {
             Notifier::Webhook(n) => n.send(payload).await,
             Notifier::File(n) => n.send(payload, meta).await,
         };
-        match &result {
-            Ok(receipt) => tracing::debug!(
-                destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
-                job_id = meta.job_id, detail = %receipt.detail, "sent"
-            ),
-            Err(e) => tracing::debug!(
-                destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
-                job_id = meta.job_id, transient = e.is_transient(), reason = %e, "send failed"
-            ),
-        }
-        result
+        logged(result, meta)
     }
+
+    /// Sends once a payload as an outbox row stores it ([`Payload::encode`]). A Slack or Teams
+    /// body is posted as the JSON text it was stored as: it is not decoded into a tree and
+    /// encoded again. A payload that does not decode, or of the wrong kind, is a permanent error.
+    pub async fn send_stored(
+        &self,
+        stored: &str,
+        meta: &SendMeta<'_>,
+    ) -> Result<Receipt, SendError> {
+        let result = match self {
+            Notifier::Slack(n) => n.send_json(chat_body(stored, "slack")?).await,
+            Notifier::Teams(n) => n.send_json(chat_body(stored, "teams")?).await,
+            _ => return self.send(&Payload::decode(stored)?, meta).await,
+        };
+        logged(result, meta)
+    }
+}
+
+/// The body of a stored Slack or Teams payload as its JSON text, checked to be of `kind`.
+fn chat_body(stored: &str, kind: &'static str) -> Result<Vec<u8>, SendError> {
+    /// What a stored chat payload is read as: its tag and its body's text, borrowed.
+    #[derive(Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        body: Option<&'a serde_json::value::RawValue>,
+    }
+    let decoded: Stored = serde_json::from_str(stored).map_err(undecodable)?;
+    match decoded.body {
+        Some(body) if decoded.kind == kind => Ok(body.get().as_bytes().to_vec()),
+        // Another kind (or a chat payload without a body): what the full decoder would say.
+        _ => {
+            let payload = Payload::decode(stored)?;
+            Err(wrong_kind(&payload, kind))
+        }
+    }
+}
+
+fn undecodable(e: serde_json::Error) -> SendError {
+    SendError::permanent(format!("stored payload does not decode: {e}"))
+}
+
+/// Logs a send's result at debug level and hands it on.
+fn logged(result: Result<Receipt, SendError>, meta: &SendMeta<'_>) -> Result<Receipt, SendError> {
+    match &result {
+        Ok(receipt) => tracing::debug!(
+            destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
+            job_id = meta.job_id, detail = %receipt.detail, "sent"
+        ),
+        Err(e) => tracing::debug!(
+            destination = meta.destination, app_id = meta.app_id, reload_id = meta.reload_id,
+            job_id = meta.job_id, transient = e.is_transient(), reason = %e, "send failed"
+        ),
+    }
+    result
 }
 
 /// The sender of every enabled destination, each with its index in `destinations`: what `run`
@@ -265,5 +317,33 @@ mod tests {
             serde_json::from_value::<Payload>(stored).expect("back"),
             payload
         );
+    }
+
+    #[test]
+    fn a_stored_chat_body_is_sent_as_the_json_it_was_stored_as() {
+        let body =
+            serde_json::json!({"text": "a \"quoted\" <name> ✓", "blocks": [{"type": "section"}]});
+        let stored = Payload::Slack { body: body.clone() }.encode();
+        let sent = chat_body(&stored, "slack").expect("a slack body");
+        assert_eq!(sent, serde_json::to_vec(&body).expect("json"));
+    }
+
+    #[test]
+    fn a_stored_payload_of_another_kind_or_not_json_is_refused_for_good() {
+        let teams = Payload::Teams {
+            body: serde_json::json!({"type": "message"}),
+        }
+        .encode();
+        let refused = chat_body(&teams, "slack").expect_err("wrong kind");
+        assert!(!refused.is_transient());
+        assert_eq!(
+            refused.reason(),
+            "a teams payload cannot be sent to a slack destination"
+        );
+        let broken = chat_body("{\"kind\": \"slack\", \"body\": ", "slack").expect_err("broken");
+        assert!(!broken.is_transient());
+        assert!(broken
+            .reason()
+            .starts_with("stored payload does not decode"));
     }
 }

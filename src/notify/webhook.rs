@@ -36,9 +36,14 @@ impl SlackNotifier {
     /// Slack answers `200 ok`, and errors as plain-text words (`invalid_blocks`, ...).
     pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
         match payload {
-            Payload::Slack { body } => self.poster.post_json(body, |s| s == StatusCode::OK).await,
+            Payload::Slack { body } => self.send_json(encode(body)?).await,
             other => Err(wrong_kind(other, "slack")),
         }
+    }
+
+    /// Posts a message that is JSON text already (a stored payload's body).
+    pub async fn send_json(&self, body: Vec<u8>) -> Result<Receipt, SendError> {
+        self.poster.post_json(body, slack_success).await
     }
 }
 
@@ -57,13 +62,14 @@ impl TeamsNotifier {
     /// Workflows answer `202 Accepted` and run the flow later; some endpoints answer 200.
     pub async fn send(&self, payload: &Payload) -> Result<Receipt, SendError> {
         match payload {
-            Payload::Teams { body } => {
-                self.poster
-                    .post_json(body, |s| s == StatusCode::OK || s == StatusCode::ACCEPTED)
-                    .await
-            }
+            Payload::Teams { body } => self.send_json(encode(body)?).await,
             other => Err(wrong_kind(other, "teams")),
         }
+    }
+
+    /// Posts a message that is JSON text already (a stored payload's body).
+    pub async fn send_json(&self, body: Vec<u8>) -> Result<Receipt, SendError> {
+        self.poster.post_json(body, teams_success).await
     }
 }
 
@@ -176,13 +182,12 @@ impl Poster {
         })
     }
 
+    /// POSTs `bytes`, a JSON document.
     async fn post_json(
         &self,
-        body: &serde_json::Value,
+        bytes: Vec<u8>,
         success: impl Fn(StatusCode) -> bool,
     ) -> Result<Receipt, SendError> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))?;
         let request = self
             .client
             .post(self.url.expose().clone())
@@ -214,6 +219,20 @@ impl Poster {
         }
         http_outcome(status, &answer, retry_after, success)
     }
+}
+
+/// Slack answers `200 ok`.
+fn slack_success(status: StatusCode) -> bool {
+    status == StatusCode::OK
+}
+
+/// Workflows answer `202 Accepted` and run the flow later; some endpoints answer 200.
+fn teams_success(status: StatusCode) -> bool {
+    status == StatusCode::OK || status == StatusCode::ACCEPTED
+}
+
+fn encode(body: &serde_json::Value) -> Result<Vec<u8>, SendError> {
+    serde_json::to_vec(body).map_err(|e| SendError::permanent(format!("payload is not JSON: {e}")))
 }
 
 /// The answer of every webhook, written once; `success` is where they differ. Another status is

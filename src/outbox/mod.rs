@@ -304,7 +304,9 @@ impl Worker {
                 self.metrics
                     .delivery_seconds
                     .observe(Duration::from_millis((now - row.created_at).max(0) as u64));
-                tracing::info!(destination = %row.destination, job_id = row.job_id, recipient = ?row.recipient, attempt, detail = ?receipt.detail, "alert delivered");
+                // Debug, not info: one line per delivery cost a storm ~2 % of its CPU; counted in
+                // `alerts_total{outcome="delivered"}`.
+                tracing::debug!(destination = %row.destination, job_id = row.job_id, recipient = ?row.recipient, attempt, detail = ?receipt.detail, "alert delivered");
                 Outcome::Delivered {
                     detail: receipt.detail,
                 }
@@ -345,15 +347,11 @@ impl Worker {
 }
 
 async fn send(notifier: &Notifier, row: &DueDelivery) -> Result<Receipt, SendError> {
-    let payload: Payload =
-        serde_json::from_str(&row.payload).map_err(|e| SendError::Permanent {
-            reason: format!("stored payload does not decode: {e}"),
-        })?;
     let meta = SendMeta {
         destination: &row.destination,
         app_id: &row.app_id,
         reload_id: &row.reload_id,
         job_id: row.job_id,
     };
-    notifier.send(&payload, &meta).await
+    notifier.send_stored(&row.payload, &meta).await
 }

@@ -124,7 +124,7 @@ async fn route(router: Arc<Router>, job: JobRow) -> Result<(), (i64, StoreError)
                     }
                 }
             }
-            tracing::info!(job_id, app_id = ?job.event.app_id, deliveries = pending, "alert routed");
+            tracing::debug!(job_id, app_id = ?job.event.app_id, deliveries = pending, "alert routed");
             Ok(())
         }
         Err(error) => Err((job_id, error)),

@@ -8,9 +8,19 @@ use serde_json::Value;
 
 /// The body of a JSON string literal for `text` (what goes between the quotes).
 pub fn json_string_body(text: &str) -> String {
-    let quoted = Value::String(text.to_owned()).to_string();
+    // What serde_json escapes: the quote, the backslash and control characters. Most values
+    // have none of them, and are their own body.
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return text.to_owned();
+    }
+    // Serializing a string cannot fail.
+    let mut quoted = serde_json::to_string(text).unwrap_or_default();
     // A serialized JSON string always starts and ends with a quote.
-    quoted[1..quoted.len() - 1].to_owned()
+    quoted.pop();
+    if !quoted.is_empty() {
+        quoted.remove(0);
+    }
+    quoted
 }
 
 /// Slack's control characters in mrkdwn and plain text: `&`, `<`, `>` (and nothing else).
@@ -50,7 +60,11 @@ fn is_visible(c: char) -> bool {
 /// Drops, in place, what no message should carry from a value that came from Qlik users (see
 /// [`is_visible`]); newlines and tabs stay.
 pub fn keep_visible(text: &mut String) {
-    if !text.chars().all(is_visible) {
+    // Printable ASCII, newlines and tabs are visible; most texts are only that.
+    let plain = text
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~' | b'\n' | b'\t'));
+    if !plain && !text.chars().all(is_visible) {
         text.retain(is_visible);
     }
 }
@@ -110,6 +124,17 @@ mod tests {
         let mut text = "a\u{0}b\u{7}c\u{202E}gnp.exe\u{2066}\r\nline\ttab\u{85}".to_owned();
         keep_visible(&mut text);
         assert_eq!(text, "abcgnp.exe\nline\ttab");
+    }
+
+    #[test]
+    fn every_ascii_character_is_judged_as_by_the_full_check() {
+        for byte in 0u8..128 {
+            let mut text = format!("x{}y", byte as char);
+            let mut expected = text.clone();
+            expected.retain(is_visible);
+            keep_visible(&mut text);
+            assert_eq!(text, expected, "byte {byte:#04x}");
+        }
     }
 
     #[test]

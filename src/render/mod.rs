@@ -21,7 +21,7 @@ use crate::qlik::event::EventKind;
 use chat::{basic_slack, basic_teams, with_strings, Escapes};
 use context::AlertInput;
 use escape::{json_string_body, single_line, slack_entities, slack_fences, teams_markdown};
-use templates::{Part, TemplateId, Templates};
+use templates::{Data, Part, TemplateId, Templates};
 
 /// What one destination sends for one alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,27 +190,33 @@ impl Renderer {
             source,
         };
         match &d.kind {
-            DestinationKind::Email(_) => Ok((
-                Rendered::Email {
-                    subject: single_line(self.templates.render(names.subject, ctx)?.trim()),
-                    html: self.templates.render(names.html, ctx)?,
-                    text: self.templates.render(names.text, ctx)?,
-                },
-                0,
-            )),
+            DestinationKind::Email(_) => {
+                // One copy of the context for the three templates.
+                let data = Data::from(ctx.clone());
+                Ok((
+                    Rendered::Email {
+                        subject: single_line(
+                            self.templates.render_data(names.subject, &data)?.trim(),
+                        ),
+                        html: self.templates.render_data(names.html, &data)?,
+                        text: self.templates.render_data(names.text, &data)?,
+                    },
+                    0,
+                ))
+            }
             DestinationKind::Slack(s) => {
                 let mut payload = match (&names.basic, s.format) {
                     (Some(basic), MessageFormat::Basic) => {
-                        let text = self.templates.render(
+                        let text = self.templates.render_data(
                             *basic,
-                            &with_strings(
+                            &Data::from(with_strings(
                                 ctx,
                                 &Escapes {
                                     text: &|t| slack_entities(&slack_fences(t)),
                                     url: &|t| t.to_owned(),
                                     label: &|t| slack_entities(t),
                                 },
-                            ),
+                            )),
                         )?;
                         basic_slack(&text, ctx)
                     }
@@ -241,16 +247,16 @@ impl Renderer {
             DestinationKind::Teams(t) => {
                 let mut payload = match (&names.basic, t.format) {
                     (Some(basic), MessageFormat::Basic) => {
-                        let text = self.templates.render(
+                        let text = self.templates.render_data(
                             *basic,
-                            &with_strings(
+                            &Data::from(with_strings(
                                 ctx,
                                 &Escapes {
                                     text: &teams_markdown,
                                     url: &|t| t.to_owned(),
                                     label: &|t| t.to_owned(),
                                 },
-                            ),
+                            )),
                         )?;
                         basic_teams(&text, ctx)
                     }
@@ -354,7 +360,9 @@ impl Renderer {
         escapes: &Escapes,
     ) -> Result<Value, RenderError> {
         let escaped = with_strings(ctx, escapes);
-        let rendered = self.templates.render(names.json, &escaped)?;
+        let rendered = self
+            .templates
+            .render_data(names.json, &Data::from(escaped))?;
         serde_json::from_str(&rendered).map_err(|e| RenderError::InvalidJson {
             template: names.origin.to_owned(),
             message: e.to_string(),

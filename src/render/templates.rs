@@ -85,6 +85,10 @@ impl TemplateId {
     }
 }
 
+/// A template context as Handlebars holds it: `Data::from` takes a value as it is, with no copy
+/// (Handlebars' `render` copies the value it is lent into one of these each time).
+pub(super) type Data = handlebars::Context;
+
 pub(super) struct Templates {
     html: Handlebars<'static>,
     raw: Handlebars<'static>,
@@ -222,13 +226,19 @@ impl Templates {
 
     /// Renders template `id` with `ctx` (HTML-escaping only for email HTML bodies).
     pub(super) fn render(&self, id: TemplateId, ctx: &Value) -> Result<String, RenderError> {
+        self.render_data(id, &Data::from(ctx.clone()))
+    }
+
+    /// Renders template `id` with a context already handed to Handlebars: several templates
+    /// rendered from one context share one copy of it.
+    pub(super) fn render_data(&self, id: TemplateId, data: &Data) -> Result<String, RenderError> {
         let registry = match id.part() {
             Part::Html => &self.html,
             _ => &self.raw,
         };
         let name = id.name();
         registry
-            .render(&name, ctx)
+            .render_with_context(&name, data)
             .map_err(|e| RenderError::Template {
                 template: name,
                 message: e.to_string(),

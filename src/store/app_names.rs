@@ -14,11 +14,11 @@ pub(super) fn remember(
     name: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO app_names (tenant_id, app_id, name, seen_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (tenant_id, app_id) DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at",
-        params![tenant, app, name, now],
-    )
+    )?
+    .execute(params![tenant, app, name, now])
     .map(|_| ())
 }
 
@@ -26,11 +26,8 @@ impl Store {
     /// The last name an event carried for the app, if one ever did.
     pub fn app_name(&self, tenant: &str, app: &str) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT name FROM app_names WHERE tenant_id = ?1 AND app_id = ?2",
-                params![tenant, app],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT name FROM app_names WHERE tenant_id = ?1 AND app_id = ?2")
+            .and_then(|mut stmt| stmt.query_row(params![tenant, app], |r| r.get(0)))
             .optional()
             .map_err(|e| self.sqlite(e))
     }

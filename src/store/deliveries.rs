@@ -70,10 +70,8 @@ impl Store {
         let now = now_ms();
         self.in_transaction(|tx| {
             insert_rows(tx, job_id, &mut deliveries, now)?;
-            tx.execute(
-                "UPDATE jobs SET state = 'routed' WHERE id = ?1",
-                params![job_id],
-            )?;
+            tx.prepare_cached("UPDATE jobs SET state = 'routed' WHERE id = ?1")?
+                .execute(params![job_id])?;
             Ok(())
         })?;
         Ok(deliveries)
@@ -128,12 +126,11 @@ impl Store {
     /// closes, if there is any.
     pub fn next_due_at(&self, destination: &str) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT min(next_attempt_at) FROM outbox
                  WHERE destination = ?1 AND state IN ('pending', 'held')",
-                params![destination],
-                |r| r.get(0),
             )
+            .and_then(|mut stmt| stmt.query_row(params![destination], |r| r.get(0)))
             .map_err(|e| self.sqlite(e))
     }
 
@@ -142,20 +139,18 @@ impl Store {
     pub fn record_attempts(&mut self, outcomes: &[(i64, Outcome)]) -> Result<(), StoreError> {
         let now = now_ms();
         self.in_transaction(|tx| {
+            // Prepared once per connection (the statement cache), not once per outcome.
             for (id, outcome) in outcomes {
                 match outcome {
-                    Outcome::Delivered { detail } => tx.execute(
+                    Outcome::Delivered { detail } => tx.prepare_cached(
                         "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, updated_at = ?2, detail = ?3 WHERE id = ?1",
-                        params![id, now, detail],
-                    ),
-                    Outcome::Retry { next_attempt_at, error } => tx.execute(
+                    )?.execute(params![id, now, detail]),
+                    Outcome::Retry { next_attempt_at, error } => tx.prepare_cached(
                         "UPDATE outbox SET attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
-                        params![id, now, next_attempt_at, error],
-                    ),
-                    Outcome::Dead { error } => tx.execute(
+                    )?.execute(params![id, now, next_attempt_at, error]),
+                    Outcome::Dead { error } => tx.prepare_cached(
                         "UPDATE outbox SET state = 'dead', attempts = attempts + 1, updated_at = ?2, last_error = ?3 WHERE id = ?1",
-                        params![id, now, error],
-                    ),
+                    )?.execute(params![id, now, error]),
                 }?;
             }
             Ok(())
@@ -165,11 +160,8 @@ impl Store {
     /// Deliveries waiting to be sent (held ones included), all destinations.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row(
-                "SELECT count(*) FROM outbox WHERE state IN ('pending', 'held')",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT count(*) FROM outbox WHERE state IN ('pending', 'held')")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
             .map_err(|e| self.sqlite(e))
     }
 

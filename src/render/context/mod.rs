@@ -310,6 +310,10 @@ fn final_status(status: Status) -> &'static str {
 
 /// Cuts a text at [`MAX_FIELD_CHARS`] with a visible marker.
 pub fn cap(text: String) -> String {
+    // No more bytes than the limit in characters: nothing to cut, nothing to count.
+    if text.len() <= MAX_FIELD_CHARS {
+        return text;
+    }
     match text.char_indices().nth(MAX_FIELD_CHARS) {
         Some((at, _)) => format!("{}{CUT_MARKER}", &text[..at]),
         None => text,
