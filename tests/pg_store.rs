@@ -328,3 +328,192 @@ fn check_connects_to_the_state_url() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// Every other question and write of the shared store, as the console, the silences, the
+/// router, the credential watch and the poll ask them, on PostgreSQL: the answers the SQLite
+/// store gives for the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_silences_notices_and_poll_work_on_the_shared_store() {
+    use reload_butler::config::Matcher;
+    use reload_butler::store::{AlertFilter, NewNotice, Release, Resend, SilenceRow};
+
+    let server = Postgres::shared();
+    let url = server.database();
+    let (pg, _) = two(&url, Duration::from_secs(30)).await;
+    let store = SharedStore::postgres(pg.clone());
+    let event = failure(7);
+    let Written::Job(job) = commit(&pg, &event).await else {
+        panic!("a job")
+    };
+    assert_eq!(store.unrouted_jobs(8).await.unwrap().len(), 1);
+    let held = NewDelivery {
+        destination: "digest".into(),
+        hold: Some((0, Some("{\"n\":1}".into()))),
+        ..slack_row("h")
+    };
+    let dead = NewDelivery {
+        destination: "mail".into(),
+        recipient: "ops@acme.com".into(),
+        state: NewState::Dead("no template".into()),
+        ..slack_row("d")
+    };
+    let silenced = NewDelivery {
+        destination: "quiet".into(),
+        state: NewState::Silenced("silence 1".into()),
+        silence_key: Some("stored:1".into()),
+        ..slack_row("s")
+    };
+    store
+        .route_job(job, vec![slack_row("p"), held, dead, silenced])
+        .await
+        .unwrap();
+    assert!(store.unrouted_jobs(8).await.unwrap().is_empty(), "routed");
+
+    // The outbox: the pending row delivered, the held group released on its own.
+    let work = store.due_work("chat", 8, Vec::new(), false).await.unwrap();
+    let row = work.due[0].id;
+    let delivered = Outcome::Delivered {
+        detail: "ok".into(),
+    };
+    store.record_attempts(vec![(row, delivered)]).await.unwrap();
+    let digest = store.due_work("digest", 8, Vec::new(), true).await.unwrap();
+    assert_eq!(digest.closed.len(), 1, "{:?}", digest.closed);
+    let ids = digest.closed[0].rows.iter().map(|r| r.id).collect();
+    store.release_held(vec![Release::Each(ids)]).await.unwrap();
+    assert_eq!(
+        store
+            .due_work("digest", 8, Vec::new(), false)
+            .await
+            .unwrap()
+            .due
+            .len(),
+        1
+    );
+
+    // The console.
+    let alerts = store.alerts(AlertFilter::default(), 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].deliveries.len(), 4);
+    let only_dead = AlertFilter {
+        outcome: Some("dead".into()),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        store.alerts(only_dead, 10).await.unwrap()[0]
+            .deliveries
+            .len(),
+        1
+    );
+    let one = store.alert(job).await.unwrap().unwrap();
+    assert!(one
+        .deliveries
+        .iter()
+        .any(|d| d.payload.as_deref() == Some("p")));
+    assert_eq!(store.failing_now().await.unwrap().len(), 1);
+    let dead_rows = store.dead_deliveries(10).await.unwrap();
+    assert_eq!(dead_rows.len(), 1);
+    let dead_id = dead_rows[0].0.deliveries[0].id;
+    assert_eq!(store.last_delivered().await.unwrap()[0].0, "chat");
+    assert!(matches!(
+        store.resend_dead(dead_id).await.unwrap(),
+        Resend::Queued { .. }
+    ));
+    assert!(matches!(
+        store.resend_dead(dead_id).await.unwrap(),
+        Resend::NotDead { .. }
+    ));
+    assert!(matches!(
+        store.resend_dead(-1).await.unwrap(),
+        Resend::Unknown
+    ));
+
+    // Silences, and resending what one silenced.
+    let now = chrono::Utc::now().timestamp_millis();
+    let silence = SilenceRow {
+        matcher: Matcher {
+            app: Some("a".into()),
+            ..Matcher::default()
+        },
+        starts_at: now - 1000,
+        ends_at: now + 3_600_000,
+        comment: "upgrade".into(),
+        resend: true,
+    };
+    let id = store
+        .add_silence(silence.clone(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .add_silence(silence.clone(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.add_silence(silence, 2).await.unwrap(),
+        None,
+        "at most 2"
+    );
+    assert_eq!(store.silences(false).await.unwrap().len(), 2);
+    assert_eq!(store.silence_filters().await.unwrap().len(), 2);
+    assert_eq!(store.silence_comment(id).await.unwrap(), "upgrade");
+    assert!(store.end_silence(id).await.unwrap());
+    assert!(store.remove_silence(id).await.unwrap());
+    assert_eq!(
+        store.resend_keys().await.unwrap(),
+        vec!["stored:1".to_owned()]
+    );
+    assert_eq!(store.resend_silenced("stored:1").await.unwrap(), 1);
+    assert_eq!(
+        store.unrouted_jobs(8).await.unwrap().len(),
+        1,
+        "to be routed again"
+    );
+
+    // The router's look-ups, a credential notice once per interval, the poll.
+    assert!(store
+        .app_name(&event.tenant_id, &event.app_id)
+        .await
+        .unwrap()
+        .is_some());
+    let told = store
+        .alerted_recipients(&event.tenant_id, &event.app_id, "chat", 0)
+        .await
+        .unwrap();
+    assert_eq!(told, vec![String::new()]);
+    let notice = || NewNotice {
+        tenant: "t1".into(),
+        label: "credential_expiring",
+        key: "credential:expiring:t1".into(),
+        every_ms: 86_400_000,
+    };
+    assert!(store
+        .raise_notice(notice(), vec![slack_row("n")])
+        .await
+        .unwrap());
+    assert!(!store
+        .raise_notice(notice(), vec![slack_row("n")])
+        .await
+        .unwrap());
+    assert_eq!(store.poll_watermark("t1").await.unwrap(), None);
+    let found = store
+        .commit_poll(
+            "t1",
+            vec![
+                (failure(7), event.failure().unwrap()),
+                (failure(8), event.failure().unwrap()),
+            ],
+            42,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(found[0], Written::Duplicate { .. }), "{found:?}");
+    assert!(matches!(found[1], Written::Job(_)), "{found:?}");
+    assert_eq!(store.poll_watermark("t1").await.unwrap(), Some(42));
+    assert!(store.pending_count().await.unwrap() >= 1);
+    store.purge_history(0).await.unwrap();
+    assert_eq!(pg.purge_expired_keys().await.unwrap(), 0);
+    // Both failures are of the fixture's app: one streak of two.
+    assert_eq!(pg.failing_apps().await.unwrap().len(), 1);
+    assert_eq!(store.failing_now().await.unwrap()[0].failures, 2);
+}

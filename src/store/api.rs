@@ -9,8 +9,7 @@ use crate::qlik::event::ReloadEvent;
 
 use super::{
     AlertFilter, AlertRow, DueDelivery, FailingApp, HeldGroup, JobRow, NewDelivery, NewNotice,
-    Outcome, Record, Release, Resend, SharedStore, SilenceFilter, StoreError, StoredSilence,
-    Written,
+    Outcome, Release, Resend, SharedStore, SilenceFilter, StoreError, StoredSilence, Written,
 };
 
 /// What an outbox worker looks at on each pass.
@@ -60,15 +59,7 @@ impl SharedStore {
         }
         let tenant = tenant.to_owned();
         self.call(move |s| {
-            let records: Vec<Record> = events
-                .iter()
-                .map(|(event, failure)| Record::Job {
-                    event,
-                    failure: *failure,
-                    topic: "poll",
-                })
-                .collect();
-            let written = s.write(&records)?;
+            let written = s.write(&super::polled(&events))?;
             s.set_poll_watermark(&tenant, until)?;
             Ok(written)
         })

@@ -4,7 +4,8 @@
 
 use super::{pg, PgStore};
 use crate::store::api::DueWork;
-use crate::store::{now_ms, DueDelivery, HeldGroup, HeldRow, Outcome, Release, StoreError};
+use crate::store::notices::group_held;
+use crate::store::{now_ms, DueDelivery, HeldGroup, Outcome, Release, StoreError};
 
 impl PgStore {
     /// Claims up to `limit` due rows of `destination` for this instance (renewing the leases of
@@ -227,22 +228,9 @@ async fn closed_groups(
         )
         .await
         .map_err(pg)?;
-    let mut groups: Vec<HeldGroup> = Vec::new();
-    for r in rows {
-        let recipient: String = r.get(1);
-        let item: Option<String> = r.get(3);
-        let row = HeldRow {
-            id: r.get(0),
-            created_at: r.get(2),
-            item: item.and_then(|json| serde_json::from_str(&json).ok()),
-        };
-        match groups.last_mut() {
-            Some(group) if group.recipient == recipient => group.rows.push(row),
-            _ => groups.push(HeldGroup {
-                recipient,
-                rows: vec![row],
-            }),
-        }
-    }
-    Ok(groups)
+    Ok(group_held(
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
+    ))
 }
