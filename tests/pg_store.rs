@@ -289,29 +289,32 @@ async fn an_unreachable_server_fails_the_probe_without_the_password() {
     assert!(error.contains("PostgreSQL"), "{error}");
 }
 
+/// `reload-butler <args>` with a config whose store is `url`.
+fn cli(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Output {
+    let path = dir.join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\nstate: {{url: '{url}'}}\n\
+             tenants:\n  - {{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// `check` means `run` starts: with `state.url` it connects, and refuses a server that does not
 /// answer.
 #[test]
 fn check_connects_to_the_state_url() {
     let server = Postgres::shared();
     let dir = tempfile::tempdir().unwrap();
-    let run_check = |url: &str| {
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\nstate: {{url: '{url}'}}\n\
-                 tenants:\n  - {{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}\n"
-            ),
-        )
-        .unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
-            .arg("--config")
-            .arg(&path)
-            .arg("check")
-            .output()
-            .unwrap()
-    };
+    let run_check = |url: &str| cli(dir.path(), url, &["check"]);
     let ok = run_check(&server.database());
     assert!(
         ok.status.success(),
@@ -516,4 +519,54 @@ async fn the_console_silences_notices_and_poll_work_on_the_shared_store() {
     // Both failures are of the fixture's app: one streak of two.
     assert_eq!(pg.failing_apps().await.unwrap().len(), 1);
     assert_eq!(store.failing_now().await.unwrap()[0].failures, 2);
+}
+
+/// `silence add|list|remove` and `doctor` use the shared store too: a silence added from one
+/// machine's CLI is in the database every instance reads.
+#[test]
+fn the_cli_silences_and_doctor_use_the_shared_store() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let added = cli(
+        dir.path(),
+        &url,
+        &[
+            "silence",
+            "add",
+            "--app",
+            "a1",
+            "--for",
+            "2h",
+            "--comment",
+            "db upgrade",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    let listed = cli(dir.path(), &url, &["silence", "list"]);
+    assert!(text(&listed).contains("db upgrade"), "{}", text(&listed));
+    assert_eq!(
+        server.query(&url, "SELECT comment FROM silences"),
+        vec![vec!["db upgrade".to_owned()]]
+    );
+    let id = server.query(&url, "SELECT id FROM silences")[0][0].clone();
+    let removed = cli(dir.path(), &url, &["silence", "remove", &id]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert_eq!(
+        server.query(&url, "SELECT count(*) FROM silences"),
+        vec![vec!["0".to_owned()]]
+    );
+    let doctor = cli(dir.path(), &url, &["doctor"]);
+    assert!(
+        text(&doctor).contains("ok    state store: the PostgreSQL database (state.url) answers"),
+        "{}",
+        text(&doctor)
+    );
 }
