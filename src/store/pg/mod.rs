@@ -11,6 +11,9 @@
 //! every pass; an outcome is written only while this instance still holds the row, so a row
 //! taken over is recorded by its new holder alone.
 //!
+//! **The database's clock.** Lease times are the server's (`rb_now_ms()`), not each instance's,
+//! so instances whose clocks disagree still agree on whether a lease ran out.
+//!
 //! **One at a time.** The poll holds a named lease (`leases` table) that its holder renews;
 //! when the holder stops, another instance takes it over once it expires.
 
@@ -138,16 +141,15 @@ impl PgStore {
     /// Takes or renews the named lease for `ttl` when it is free, expired or already ours;
     /// returns whether this instance holds it now.
     pub async fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let now = super::now_ms();
-        let until = now.saturating_add(crate::domain::millis(ttl));
+        let ttl = crate::domain::millis(ttl);
         let client = self.client().await?;
         let held = client
             .query_opt(
-                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
+                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, rb_now_ms() + $3)
                  ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
-                 WHERE leases.owner = EXCLUDED.owner OR leases.until < $4
+                 WHERE leases.owner = EXCLUDED.owner OR leases.until < rb_now_ms()
                  RETURNING owner",
-                &[&name, &self.instance, &until, &now],
+                &[&name, &self.instance, &ttl],
             )
             .await
             .map_err(pg)?;

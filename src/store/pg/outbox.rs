@@ -19,7 +19,6 @@ impl PgStore {
         grouping: bool,
     ) -> Result<DueWork, StoreError> {
         let now = now_ms();
-        let until = now.saturating_add(self.lease_ms);
         self.renew_claims(busy).await?;
         let client = self.client().await?;
         let closed = if grouping {
@@ -30,10 +29,10 @@ impl PgStore {
         let rows = client
             .query(
                 "WITH claimed AS (
-                    UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (
+                    UPDATE outbox SET lease_owner = $1, lease_until = rb_now_ms() + $2 WHERE id IN (
                         SELECT id FROM outbox
                         WHERE destination = $3 AND state = 'pending' AND next_attempt_at <= $4
-                          AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)
+                          AND (lease_until IS NULL OR lease_until < rb_now_ms() OR lease_owner = $1)
                           AND NOT (id = ANY($5))
                         ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
                     RETURNING id, job_id, destination, recipient, payload, attempts, created_at,
@@ -44,7 +43,7 @@ impl PgStore {
                  ORDER BY c.next_attempt_at, c.id",
                 &[
                     &self.instance,
-                    &until,
+                    &self.lease_ms,
                     &destination,
                     &now,
                     &busy,
@@ -87,12 +86,12 @@ impl PgStore {
         if busy.is_empty() {
             return Ok(());
         }
-        let until = now_ms().saturating_add(self.lease_ms);
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
-                &[&until, &busy, &self.instance],
+                "UPDATE outbox SET lease_until = rb_now_ms() + $1
+                 WHERE id = ANY($2) AND lease_owner = $3",
+                &[&self.lease_ms, &busy, &self.instance],
             )
             .await
             .map_err(pg)?;
