@@ -99,6 +99,7 @@ impl PgStore {
             written.push(outcome);
         }
         tx.commit().await.map_err(pg)?;
+        self.worked();
         Ok(written)
     }
 

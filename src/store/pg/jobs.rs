@@ -69,6 +69,7 @@ impl PgStore {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
+        self.worked();
         Ok(deliveries)
     }
 

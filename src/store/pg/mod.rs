@@ -52,8 +52,8 @@ pub struct PgStore {
     track_failing: bool,
     /// The end of a streak records a recovery job.
     recovery_jobs: bool,
-    /// Connections handed out so far (not counting health checks): how [`watch_health`] tells
-    /// that the alerting went quiet, to give memory back.
+    /// Work done so far ([`PgStore::worked`]): how [`watch_health`] tells that the alerting
+    /// went quiet, to give memory back.
     used: AtomicU64,
 }
 
@@ -130,8 +130,13 @@ impl PgStore {
     }
 
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.used.fetch_add(1, Ordering::Relaxed);
         self.checked_out().await
+    }
+
+    /// Counts work done (a commit of alerts, routes or outcomes): the idle looks of the router
+    /// and the workers do not count, so they neither postpone nor repeat the memory release.
+    pub(super) fn worked(&self) {
+        self.used.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn checked_out(&self) -> Result<deadpool_postgres::Object, StoreError> {

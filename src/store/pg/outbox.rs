@@ -134,6 +134,7 @@ impl PgStore {
             }
         }
         tx.commit().await.map_err(pg)?;
+        self.worked();
         drop(client);
         self.pending_count().await
     }
