@@ -570,3 +570,51 @@ fn the_cli_silences_and_doctor_use_the_shared_store() {
         text(&doctor)
     );
 }
+
+/// Two instances release the same closed storm group: the first one's digest goes out; the
+/// second, which saw one more row, marks nothing digested into a digest that does not list it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_group_is_released_once_across_instances() {
+    use reload_butler::store::Release;
+
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_secs(30)).await;
+    let mut rows = Vec::new();
+    for n in 0..3 {
+        let Written::Job(job) = commit(&a, &failure(n)).await else {
+            panic!("a job")
+        };
+        let held = NewDelivery {
+            hold: Some((0, Some("{}".into()))),
+            ..slack_row("one")
+        };
+        a.route_job(job, vec![held]).await.unwrap();
+        rows.push(
+            server.query(&url, &format!("SELECT id FROM outbox WHERE job_id = {job}"))[0][0]
+                .parse::<i64>()
+                .unwrap(),
+        );
+    }
+    let first = Release::Digest {
+        carrier: rows[0],
+        payload: "digest of two".into(),
+        listed: vec![rows[1]],
+    };
+    a.release_held(&[first]).await.unwrap();
+    let late = Release::Digest {
+        carrier: rows[0],
+        payload: "digest of three".into(),
+        listed: vec![rows[1], rows[2]],
+    };
+    b.release_held(&[late]).await.unwrap();
+    let states = server.query(&url, "SELECT state, payload FROM outbox ORDER BY id");
+    assert_eq!(
+        states,
+        vec![
+            vec!["pending".to_owned(), "digest of two".to_owned()],
+            vec!["digested".to_owned(), "one".to_owned()],
+            vec!["held".to_owned(), "one".to_owned()],
+        ]
+    );
+}

@@ -140,7 +140,8 @@ impl PgStore {
     }
 
     /// Applies the releases in one transaction; rows no longer held are left alone (another
-    /// instance released them first).
+    /// instance released them first), and a digest whose carrier is no longer held lists
+    /// nothing, so no row is marked digested into a digest that does not name it.
     pub async fn release_held(&self, releases: &[Release]) -> Result<(), StoreError> {
         let now = now_ms();
         let mut client = self.client().await?;
@@ -162,7 +163,7 @@ impl PgStore {
                     listed,
                 } => {
                     let detail = format!("digest of {} alerts", listed.len() + 1);
-                    tx.execute(
+                    let carried = tx.execute(
                         "UPDATE outbox SET state = 'pending', next_attempt_at = $2, updated_at = $2,
                             payload = $3, detail = $4
                          WHERE id = $1 AND state = 'held'",
@@ -170,6 +171,11 @@ impl PgStore {
                     )
                     .await
                     .map_err(pg)?;
+                    if carried == 0 {
+                        // Another instance released this group first (its digest may not list
+                        // what this one would): leave the rest to their own groups.
+                        continue;
+                    }
                     let detail = format!("listed in the digest sent as outbox row {carrier}");
                     tx.execute(
                         "UPDATE outbox SET state = 'digested', updated_at = $2, detail = $3
