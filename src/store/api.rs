@@ -1,7 +1,8 @@
-//! What the alerting half may ask of the shared store: one typed method per question or
-//! write, so no caller outside `store/` sees a connection, SQL or a transaction. Each method is
-//! one call on the store thread (one transaction where it writes), so what was atomic stays
-//! atomic.
+//! What the alerting half, the admin endpoint and the CLI may ask of the shared store: one
+//! typed method per question or write, so no caller outside `store/` sees a connection, SQL or
+//! a transaction. With SQLite each method is one call on the store thread (one transaction
+//! where it writes), so what was atomic stays atomic; with PostgreSQL it is the same question
+//! asked of the pool (`pg/`), under the same transaction boundaries.
 
 use crate::config::Matcher;
 use crate::domain::Failure;
