@@ -314,3 +314,24 @@ fn no_source_file_outgrows_a_reader() {
         .collect();
     assert!(long.is_empty(), "split these files: {long:?}");
 }
+
+/// The store is one interface with two implementations: outside `src/store/` nothing names a
+/// database driver, so every caller goes through the typed methods (`store/api.rs`) and works
+/// on SQLite and PostgreSQL alike. (`config/` parses `state.url` with tokio-postgres's own
+/// parser, so that `check` and `run` agree on it.)
+#[test]
+fn only_the_store_talks_to_a_database() {
+    let leaks: Vec<String> = modules()
+        .into_iter()
+        .filter(|(module, _)| module.first().is_none_or(|top| top != "store"))
+        .filter(|(module, _)| module != &["config", "build"])
+        .filter_map(|(_, path)| {
+            let code = code(&path);
+            ["rusqlite", "tokio_postgres", "deadpool_postgres"]
+                .iter()
+                .find(|driver| code.contains(*driver))
+                .map(|driver| format!("{} uses {driver}", path.display()))
+        })
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:?}");
+}

@@ -289,29 +289,32 @@ async fn an_unreachable_server_fails_the_probe_without_the_password() {
     assert!(error.contains("PostgreSQL"), "{error}");
 }
 
+/// `reload-butler <args>` with a config whose store is `url`.
+fn cli(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Output {
+    let path = dir.join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\nstate: {{url: '{url}'}}\n\
+             tenants:\n  - {{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// `check` means `run` starts: with `state.url` it connects, and refuses a server that does not
 /// answer.
 #[test]
 fn check_connects_to_the_state_url() {
     let server = Postgres::shared();
     let dir = tempfile::tempdir().unwrap();
-    let run_check = |url: &str| {
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
-            format!(
-                "mqtt: {{url: 'mqtt://127.0.0.1:1883'}}\nstate: {{url: '{url}'}}\n\
-                 tenants:\n  - {{id: t1, url: 'https://t1.eu.qlikcloud.com', auth: {{api_key: k}}}}\n"
-            ),
-        )
-        .unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_reload-butler"))
-            .arg("--config")
-            .arg(&path)
-            .arg("check")
-            .output()
-            .unwrap()
-    };
+    let run_check = |url: &str| cli(dir.path(), url, &["check"]);
     let ok = run_check(&server.database());
     assert!(
         ok.status.success(),
@@ -327,4 +330,291 @@ fn check_connects_to_the_state_url() {
         "{err}"
     );
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// Every other question and write of the shared store, as the console, the silences, the
+/// router, the credential watch and the poll ask them, on PostgreSQL: the answers the SQLite
+/// store gives for the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_silences_notices_and_poll_work_on_the_shared_store() {
+    use reload_butler::config::Matcher;
+    use reload_butler::store::{AlertFilter, NewNotice, Release, Resend, SilenceRow};
+
+    let server = Postgres::shared();
+    let url = server.database();
+    let (pg, _) = two(&url, Duration::from_secs(30)).await;
+    let store = SharedStore::postgres(pg.clone());
+    let event = failure(7);
+    let Written::Job(job) = commit(&pg, &event).await else {
+        panic!("a job")
+    };
+    assert_eq!(store.unrouted_jobs(8).await.unwrap().len(), 1);
+    let held = NewDelivery {
+        destination: "digest".into(),
+        hold: Some((0, Some("{\"n\":1}".into()))),
+        ..slack_row("h")
+    };
+    let dead = NewDelivery {
+        destination: "mail".into(),
+        recipient: "ops@acme.com".into(),
+        state: NewState::Dead("no template".into()),
+        ..slack_row("d")
+    };
+    let silenced = NewDelivery {
+        destination: "quiet".into(),
+        state: NewState::Silenced("silence 1".into()),
+        silence_key: Some("stored:1".into()),
+        ..slack_row("s")
+    };
+    store
+        .route_job(job, vec![slack_row("p"), held, dead, silenced])
+        .await
+        .unwrap();
+    assert!(store.unrouted_jobs(8).await.unwrap().is_empty(), "routed");
+
+    // The outbox: the pending row delivered, the held group released on its own.
+    let work = store.due_work("chat", 8, Vec::new(), false).await.unwrap();
+    let row = work.due[0].id;
+    let delivered = Outcome::Delivered {
+        detail: "ok".into(),
+    };
+    store.record_attempts(vec![(row, delivered)]).await.unwrap();
+    let digest = store.due_work("digest", 8, Vec::new(), true).await.unwrap();
+    assert_eq!(digest.closed.len(), 1, "{:?}", digest.closed);
+    let ids = digest.closed[0].rows.iter().map(|r| r.id).collect();
+    store.release_held(vec![Release::Each(ids)]).await.unwrap();
+    assert_eq!(
+        store
+            .due_work("digest", 8, Vec::new(), false)
+            .await
+            .unwrap()
+            .due
+            .len(),
+        1
+    );
+
+    // The console.
+    let alerts = store.alerts(AlertFilter::default(), 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].deliveries.len(), 4);
+    let only_dead = AlertFilter {
+        outcome: Some("dead".into()),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        store.alerts(only_dead, 10).await.unwrap()[0]
+            .deliveries
+            .len(),
+        1
+    );
+    let one = store.alert(job).await.unwrap().unwrap();
+    assert!(one
+        .deliveries
+        .iter()
+        .any(|d| d.payload.as_deref() == Some("p")));
+    assert_eq!(store.failing_now().await.unwrap().len(), 1);
+    let dead_rows = store.dead_deliveries(10).await.unwrap();
+    assert_eq!(dead_rows.len(), 1);
+    let dead_id = dead_rows[0].0.deliveries[0].id;
+    assert_eq!(store.last_delivered().await.unwrap()[0].0, "chat");
+    assert!(matches!(
+        store.resend_dead(dead_id).await.unwrap(),
+        Resend::Queued { .. }
+    ));
+    assert!(matches!(
+        store.resend_dead(dead_id).await.unwrap(),
+        Resend::NotDead { .. }
+    ));
+    assert!(matches!(
+        store.resend_dead(-1).await.unwrap(),
+        Resend::Unknown
+    ));
+
+    // Silences, and resending what one silenced.
+    let now = chrono::Utc::now().timestamp_millis();
+    let silence = SilenceRow {
+        matcher: Matcher {
+            app: Some("a".into()),
+            ..Matcher::default()
+        },
+        starts_at: now - 1000,
+        ends_at: now + 3_600_000,
+        comment: "upgrade".into(),
+        resend: true,
+    };
+    let id = store
+        .add_silence(silence.clone(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .add_silence(silence.clone(), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.add_silence(silence, 2).await.unwrap(),
+        None,
+        "at most 2"
+    );
+    assert_eq!(store.silences(false).await.unwrap().len(), 2);
+    assert_eq!(store.silence_filters().await.unwrap().len(), 2);
+    assert_eq!(store.silence_comment(id).await.unwrap(), "upgrade");
+    assert!(store.end_silence(id).await.unwrap());
+    assert!(store.remove_silence(id).await.unwrap());
+    assert_eq!(
+        store.resend_keys().await.unwrap(),
+        vec!["stored:1".to_owned()]
+    );
+    assert_eq!(store.resend_silenced("stored:1").await.unwrap(), 1);
+    assert_eq!(
+        store.unrouted_jobs(8).await.unwrap().len(),
+        1,
+        "to be routed again"
+    );
+
+    // The router's look-ups, a credential notice once per interval, the poll.
+    assert!(store
+        .app_name(&event.tenant_id, &event.app_id)
+        .await
+        .unwrap()
+        .is_some());
+    let told = store
+        .alerted_recipients(&event.tenant_id, &event.app_id, "chat", 0)
+        .await
+        .unwrap();
+    assert_eq!(told, vec![String::new()]);
+    let notice = || NewNotice {
+        tenant: "t1".into(),
+        label: "credential_expiring",
+        key: "credential:expiring:t1".into(),
+        every_ms: 86_400_000,
+    };
+    assert!(store
+        .raise_notice(notice(), vec![slack_row("n")])
+        .await
+        .unwrap());
+    assert!(!store
+        .raise_notice(notice(), vec![slack_row("n")])
+        .await
+        .unwrap());
+    assert_eq!(store.poll_watermark("t1").await.unwrap(), None);
+    let found = store
+        .commit_poll(
+            "t1",
+            vec![
+                (failure(7), event.failure().unwrap()),
+                (failure(8), event.failure().unwrap()),
+            ],
+            42,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(found[0], Written::Duplicate { .. }), "{found:?}");
+    assert!(matches!(found[1], Written::Job(_)), "{found:?}");
+    assert_eq!(store.poll_watermark("t1").await.unwrap(), Some(42));
+    assert!(store.pending_count().await.unwrap() >= 1);
+    store.purge_history(0).await.unwrap();
+    assert_eq!(pg.purge_expired_keys().await.unwrap(), 0);
+    // Both failures are of the fixture's app: one streak of two.
+    assert_eq!(pg.failing_apps().await.unwrap().len(), 1);
+    assert_eq!(store.failing_now().await.unwrap()[0].failures, 2);
+}
+
+/// `silence add|list|remove` and `doctor` use the shared store too: a silence added from one
+/// machine's CLI is in the database every instance reads.
+#[test]
+fn the_cli_silences_and_doctor_use_the_shared_store() {
+    let server = Postgres::shared();
+    let url = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let added = cli(
+        dir.path(),
+        &url,
+        &[
+            "silence",
+            "add",
+            "--app",
+            "a1",
+            "--for",
+            "2h",
+            "--comment",
+            "db upgrade",
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    let listed = cli(dir.path(), &url, &["silence", "list"]);
+    assert!(text(&listed).contains("db upgrade"), "{}", text(&listed));
+    assert_eq!(
+        server.query(&url, "SELECT comment FROM silences"),
+        vec![vec!["db upgrade".to_owned()]]
+    );
+    let id = server.query(&url, "SELECT id FROM silences")[0][0].clone();
+    let removed = cli(dir.path(), &url, &["silence", "remove", &id]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert_eq!(
+        server.query(&url, "SELECT count(*) FROM silences"),
+        vec![vec!["0".to_owned()]]
+    );
+    let doctor = cli(dir.path(), &url, &["doctor"]);
+    assert!(
+        text(&doctor).contains("ok    state store: the PostgreSQL database (state.url) answers"),
+        "{}",
+        text(&doctor)
+    );
+}
+
+/// Two instances release the same closed storm group: the first one's digest goes out; the
+/// second, which saw one more row, marks nothing digested into a digest that does not list it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_group_is_released_once_across_instances() {
+    use reload_butler::store::Release;
+
+    let server = Postgres::shared();
+    let url = server.database();
+    let (a, b) = two(&url, Duration::from_secs(30)).await;
+    let mut rows = Vec::new();
+    for n in 0..3 {
+        let Written::Job(job) = commit(&a, &failure(n)).await else {
+            panic!("a job")
+        };
+        let held = NewDelivery {
+            hold: Some((0, Some("{}".into()))),
+            ..slack_row("one")
+        };
+        a.route_job(job, vec![held]).await.unwrap();
+        rows.push(
+            server.query(&url, &format!("SELECT id FROM outbox WHERE job_id = {job}"))[0][0]
+                .parse::<i64>()
+                .unwrap(),
+        );
+    }
+    let first = Release::Digest {
+        carrier: rows[0],
+        payload: "digest of two".into(),
+        listed: vec![rows[1]],
+    };
+    a.release_held(&[first]).await.unwrap();
+    let late = Release::Digest {
+        carrier: rows[0],
+        payload: "digest of three".into(),
+        listed: vec![rows[1], rows[2]],
+    };
+    b.release_held(&[late]).await.unwrap();
+    let states = server.query(&url, "SELECT state, payload FROM outbox ORDER BY id");
+    assert_eq!(
+        states,
+        vec![
+            vec!["pending".to_owned(), "digest of two".to_owned()],
+            vec!["digested".to_owned(), "one".to_owned()],
+            vec!["held".to_owned(), "one".to_owned()],
+        ]
+    );
 }

@@ -70,9 +70,14 @@ async fn fakes() -> MockServer {
     let server = MockServer::start().await;
     list_reloads(&server, 0, 5).await;
     mount_enrichment(&server, 404).await;
+    // Slow as well as failing, so that sends are in flight whenever a daemon is killed.
     Mock::given(method("POST"))
         .and(path("/slack"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("internal_error"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_string("internal_error")
+                .set_delay(Duration::from_millis(300)),
+        )
         .mount(&server)
         .await;
     server
@@ -177,14 +182,16 @@ async fn a_daemon_killed_with_deliveries_pending_loses_nothing_and_the_polls_add
     )
     .await;
 
-    // A dies with its claims: the rows it was sending stay claimed until their lease runs out.
+    // A dies while it sends: the rows it was sending stay claimed until their lease runs out.
     let a_pid = a.pid();
+    let claimed_by_a = format!("SELECT count(*) FROM outbox WHERE lease_owner LIKE '%:{a_pid}:%'");
+    eventually("A sending", Duration::from_secs(30), || async {
+        count(&server, &url, &claimed_by_a) > 0
+    })
+    .await;
     a.sigkill();
-    let in_flight = count(
-        &server,
-        &url,
-        &format!("SELECT count(*) FROM outbox WHERE lease_owner LIKE '%:{a_pid}:%'"),
-    );
+    let in_flight = count(&server, &url, &claimed_by_a);
+    assert!(in_flight > 0, "A was killed with sends in flight");
     let (_, after) = slack_recovers(&fakes).await;
     eventually(
         "every alert delivered by the survivor",

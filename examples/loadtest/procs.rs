@@ -143,7 +143,9 @@ async fn empty_database(url: &str) -> Result<(), String> {
         .map_err(|e| format!("--state: cannot connect: {e}"))?;
     let connection = tokio::spawn(connection);
     client
-        .batch_execute(&format!("DROP TABLE IF EXISTS {TABLES} CASCADE"))
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {TABLES} CASCADE; DROP FUNCTION IF EXISTS rb_now_ms()"
+        ))
         .await
         .map_err(|e| format!("--state: cannot empty the database: {e}"))?;
     drop(client);

@@ -1,7 +1,8 @@
-//! What the alerting half may ask of the shared store: one typed method per question or
-//! write, so no caller outside `store/` sees a connection, SQL or a transaction. Each method is
-//! one call on the store thread (one transaction where it writes), so what was atomic stays
-//! atomic.
+//! What the alerting half, the admin endpoint and the CLI may ask of the shared store: one
+//! typed method per question or write, so no caller outside `store/` sees a connection, SQL or
+//! a transaction. With SQLite each method is one call on the store thread (one transaction
+//! where it writes), so what was atomic stays atomic; with PostgreSQL it is the same question
+//! asked of the pool (`pg/`), under the same transaction boundaries.
 
 use crate::config::Matcher;
 use crate::domain::Failure;
@@ -9,8 +10,7 @@ use crate::qlik::event::ReloadEvent;
 
 use super::{
     AlertFilter, AlertRow, DueDelivery, FailingApp, HeldGroup, JobRow, NewDelivery, NewNotice,
-    Outcome, Record, Release, Resend, SharedStore, SilenceFilter, StoreError, StoredSilence,
-    Written,
+    Outcome, Release, Resend, SharedStore, SilenceFilter, StoreError, StoredSilence, Written,
 };
 
 /// What an outbox worker looks at on each pass.
@@ -60,15 +60,7 @@ impl SharedStore {
         }
         let tenant = tenant.to_owned();
         self.call(move |s| {
-            let records: Vec<Record> = events
-                .iter()
-                .map(|(event, failure)| Record::Job {
-                    event,
-                    failure: *failure,
-                    topic: "poll",
-                })
-                .collect();
-            let written = s.write(&records)?;
+            let written = s.write(&super::polled(&events))?;
             s.set_poll_watermark(&tenant, until)?;
             Ok(written)
         })

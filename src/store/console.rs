@@ -113,15 +113,26 @@ fn delivery(r: &Row) -> rusqlite::Result<DeliveryRow> {
 const JOB_COLUMNS: &str = "j.id, j.created_at, j.kind, j.failure, j.tenant_id, j.app_id,
     j.reload_id, j.event, n.name";
 
-/// A job row into an [`AlertRow`] without deliveries. A stored event that no longer decodes
-/// leaves the name and the error out.
-fn alert(r: &Row) -> rusqlite::Result<AlertRow> {
-    let event: Option<ReloadEvent> = serde_json::from_str(&r.get::<_, String>(7)?).ok();
-    let remembered: Option<String> = r.get(8)?;
+/// What an alert list shows of a stored event (JSON): the app's name (the event's, else the
+/// `remembered` one), the error code and the error message. A stored event that no longer
+/// decodes leaves the name to `remembered` and the error out.
+pub(super) fn summary(
+    event: Option<&str>,
+    remembered: Option<String>,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let event: Option<ReloadEvent> = event.and_then(|json| serde_json::from_str(json).ok());
     let (name, (code, message)) = match event {
         Some(e) => (e.app_name.clone(), e.error_summary()),
         None => (None, (None, None)),
     };
+    (name.filter(|n| !n.is_empty()).or(remembered), code, message)
+}
+
+/// A job row into an [`AlertRow`] without deliveries. A stored event that no longer decodes
+/// leaves the name and the error out.
+fn alert(r: &Row) -> rusqlite::Result<AlertRow> {
+    let json: String = r.get(7)?;
+    let (name, code, message) = summary(Some(&json), r.get(8)?);
     Ok(AlertRow {
         id: r.get(0)?,
         created_at: r.get(1)?,
@@ -129,7 +140,7 @@ fn alert(r: &Row) -> rusqlite::Result<AlertRow> {
         failure: r.get(3)?,
         tenant_id: r.get(4)?,
         app_id: r.get(5)?,
-        app_name: name.filter(|n| !n.is_empty()).or(remembered),
+        app_name: name,
         reload_id: r.get(6)?,
         error_code: code,
         error_message: message,
@@ -155,20 +166,14 @@ impl Store {
             .map_err(|e| self.sqlite(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let event: Option<ReloadEvent> = r
-                    .get::<_, Option<String>>(5)?
-                    .and_then(|json| serde_json::from_str(&json).ok());
-                let remembered: Option<String> = r.get(4)?;
-                let (name, (code, message)) = match event {
-                    Some(e) => (e.app_name.clone(), e.error_summary()),
-                    None => (None, (None, None)),
-                };
+                let json: Option<String> = r.get(5)?;
+                let (name, code, message) = summary(json.as_deref(), r.get(4)?);
                 Ok(FailingApp {
                     tenant_id: r.get(0)?,
                     app_id: r.get(1)?,
                     since: r.get(2)?,
                     failures: r.get(3)?,
-                    app_name: name.filter(|n| !n.is_empty()).or(remembered),
+                    app_name: name,
                     last_error_code: code,
                     last_error: message,
                 })

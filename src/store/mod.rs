@@ -117,6 +117,18 @@ pub enum Record<'a> {
     },
 }
 
+/// What a poll found, as the records of one ingest batch (topic `poll`).
+pub(crate) fn polled(events: &[(ReloadEvent, Failure)]) -> Vec<Record<'_>> {
+    events
+        .iter()
+        .map(|(event, failure)| Record::Job {
+            event,
+            failure: *failure,
+            topic: "poll",
+        })
+        .collect()
+}
+
 /// What became of one [`Record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {

@@ -56,23 +56,8 @@ impl Store {
                 ))
             })
             .map_err(|e| self.sqlite(e))?;
-        let mut groups: Vec<HeldGroup> = Vec::new();
-        for row in rows {
-            let (id, recipient, created_at, item) = row.map_err(|e| self.sqlite(e))?;
-            let row = HeldRow {
-                id,
-                created_at,
-                item: item.and_then(|json| serde_json::from_str(&json).ok()),
-            };
-            match groups.last_mut() {
-                Some(group) if group.recipient == recipient => group.rows.push(row),
-                _ => groups.push(HeldGroup {
-                    recipient,
-                    rows: vec![row],
-                }),
-            }
-        }
-        Ok(groups)
+        let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?;
+        Ok(group_held(rows))
     }
 
     /// Applies the releases in one transaction. Rows no longer held are left alone.
@@ -160,6 +145,27 @@ impl Store {
             .map_err(|e| self.sqlite(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))
     }
+}
+
+/// Held rows `(id, recipient, created_at, digest item JSON)`, ordered by recipient, as one
+/// group per recipient.
+pub(super) fn group_held(rows: Vec<(i64, String, i64, Option<String>)>) -> Vec<HeldGroup> {
+    let mut groups: Vec<HeldGroup> = Vec::new();
+    for (id, recipient, created_at, item) in rows {
+        let row = HeldRow {
+            id,
+            created_at,
+            item: item.and_then(|json| serde_json::from_str(&json).ok()),
+        };
+        match groups.last_mut() {
+            Some(group) if group.recipient == recipient => group.rows.push(row),
+            _ => groups.push(HeldGroup {
+                recipient,
+                rows: vec![row],
+            }),
+        }
+    }
+    groups
 }
 
 /// A failure job was written: the app's failing streak starts or goes on. The job records its

@@ -4,7 +4,7 @@
 use tokio_postgres::Row;
 
 use super::{pg, PgStore};
-use crate::qlik::event::ReloadEvent;
+use crate::store::console::summary;
 use crate::store::{
     now_ms, AlertFilter, AlertRow, DeliveryRow, FailingApp, Resend, StoreError, ALERTS_MAX,
 };
@@ -34,12 +34,7 @@ fn delivery(r: &Row, at: usize) -> DeliveryRow {
 
 /// The job columns as an alert without deliveries; see `store/console.rs`.
 fn alert(r: &Row) -> AlertRow {
-    let event: Option<ReloadEvent> = serde_json::from_str(r.get::<_, &str>(7)).ok();
-    let remembered: Option<String> = r.get(8);
-    let (name, (code, message)) = match event {
-        Some(e) => (e.app_name.clone(), e.error_summary()),
-        None => (None, (None, None)),
-    };
+    let (name, code, message) = summary(Some(r.get(7)), r.get(8));
     AlertRow {
         id: r.get(0),
         created_at: r.get(1),
@@ -47,7 +42,7 @@ fn alert(r: &Row) -> AlertRow {
         failure: r.get(3),
         tenant_id: r.get(4),
         app_id: r.get(5),
-        app_name: name.filter(|n| !n.is_empty()).or(remembered),
+        app_name: name,
         reload_id: r.get(6),
         error_code: code,
         error_message: message,
@@ -74,20 +69,13 @@ impl PgStore {
         Ok(rows
             .iter()
             .map(|r| {
-                let event: Option<ReloadEvent> = r
-                    .get::<_, Option<&str>>(5)
-                    .and_then(|json| serde_json::from_str(json).ok());
-                let remembered: Option<String> = r.get(4);
-                let (name, (code, message)) = match event {
-                    Some(e) => (e.app_name.clone(), e.error_summary()),
-                    None => (None, (None, None)),
-                };
+                let (name, code, message) = summary(r.get(5), r.get(4));
                 FailingApp {
                     tenant_id: r.get(0),
                     app_id: r.get(1),
                     since: r.get(2),
                     failures: r.get(3),
-                    app_name: name.filter(|n| !n.is_empty()).or(remembered),
+                    app_name: name,
                     last_error_code: code,
                     last_error: message,
                 }

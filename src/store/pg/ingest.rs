@@ -12,7 +12,7 @@ use tokio_postgres::Transaction;
 use super::{pg, PgStore};
 use crate::domain::Failure;
 use crate::qlik::event::ReloadEvent;
-use crate::store::{dead_letters, dedupe_keys, now_ms, Record, StoreError, Written};
+use crate::store::{dead_letters, dedupe_keys, now_ms, polled, Record, StoreError, Written};
 
 impl PgStore {
     /// Writes a batch in one transaction: all of it is committed when this returns `Ok`.
@@ -110,6 +110,7 @@ impl PgStore {
             written.push(outcome);
         }
         tx.commit().await.map_err(pg)?;
+        self.worked();
         Ok(written)
     }
 
@@ -167,15 +168,7 @@ impl PgStore {
         events: &[(ReloadEvent, Failure)],
         until: i64,
     ) -> Result<Vec<Written>, StoreError> {
-        let records: Vec<Record> = events
-            .iter()
-            .map(|(event, failure)| Record::Job {
-                event,
-                failure: *failure,
-                topic: "poll",
-            })
-            .collect();
-        let written = self.write(&records).await?;
+        let written = self.write(&polled(events)).await?;
         let client = self.client().await?;
         client
             .execute(

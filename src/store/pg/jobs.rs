@@ -12,18 +12,16 @@ impl PgStore {
     /// Claims up to `limit` jobs waiting to be routed (new, and not claimed by another instance
     /// whose lease still runs), oldest first.
     pub async fn unrouted_jobs(&self, limit: usize) -> Result<Vec<JobRow>, StoreError> {
-        let now = now_ms();
-        let until = now.saturating_add(self.lease_ms);
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id IN (
+                "UPDATE jobs SET lease_owner = $1, lease_until = rb_now_ms() + $2 WHERE id IN (
                     SELECT id FROM jobs
                     WHERE state = 'new'
-                      AND (lease_until IS NULL OR lease_until < $3 OR lease_owner = $1)
-                    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                      AND (lease_until IS NULL OR lease_until < rb_now_ms() OR lease_owner = $1)
+                    ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
                  RETURNING id, event, kind, failing_since, failures",
-                &[&self.instance, &until, &now, &(limit as i64)],
+                &[&self.instance, &self.lease_ms, &(limit as i64)],
             )
             .await
             .map_err(pg)?;
@@ -73,6 +71,7 @@ impl PgStore {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
+        self.worked();
         Ok(deliveries)
     }
 

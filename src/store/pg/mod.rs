@@ -11,6 +11,9 @@
 //! every pass; an outcome is written only while this instance still holds the row, so a row
 //! taken over is recorded by its new holder alone.
 //!
+//! **The database's clock.** Lease times are the server's (`rb_now_ms()`), not each instance's,
+//! so instances whose clocks disagree still agree on whether a lease ran out.
+//!
 //! **One at a time.** The poll holds a named lease (`leases` table) that its holder renews;
 //! when the holder stops, another instance takes it over once it expires.
 
@@ -22,8 +25,9 @@ mod schema;
 mod silences;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
@@ -31,6 +35,9 @@ use super::StoreError;
 
 /// Connections this instance keeps open at most.
 const POOL_SIZE: usize = 16;
+/// The second release of memory after work, past the HTTP clients' idle-connection timeout
+/// (as `shared.rs` does for SQLite).
+const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(13);
 /// A connection attempt (and a wait for a pooled one) gives up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -45,6 +52,9 @@ pub struct PgStore {
     track_failing: bool,
     /// The end of a streak records a recovery job.
     recovery_jobs: bool,
+    /// Work done so far ([`PgStore::worked`]): how [`watch_health`] tells that the alerting
+    /// went quiet, to give memory back.
+    used: AtomicU64,
 }
 
 /// How [`PgStore::connect`] is to behave.
@@ -110,6 +120,7 @@ impl PgStore {
             dedupe_ttl_ms: crate::domain::millis(options.dedupe_ttl),
             track_failing: options.track_failing,
             recovery_jobs: options.recovery_jobs,
+            used: AtomicU64::new(0),
         })
     }
 
@@ -119,6 +130,16 @@ impl PgStore {
     }
 
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.checked_out().await
+    }
+
+    /// Counts work done (a commit of alerts, routes or outcomes): the idle looks of the router
+    /// and the workers do not count, so they neither postpone nor repeat the memory release.
+    pub(super) fn worked(&self) {
+        self.used.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn checked_out(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| {
             let text = match &e {
                 deadpool_postgres::PoolError::Backend(source) => describe(source),
@@ -130,7 +151,7 @@ impl PgStore {
 
     /// Answers when the server takes a query (`/readyz`, `doctor`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
+        let client = self.checked_out().await?;
         client.simple_query("SELECT 1").await.map_err(pg)?;
         Ok(())
     }
@@ -138,16 +159,15 @@ impl PgStore {
     /// Takes or renews the named lease for `ttl` when it is free, expired or already ours;
     /// returns whether this instance holds it now.
     pub async fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let now = super::now_ms();
-        let until = now.saturating_add(crate::domain::millis(ttl));
+        let ttl = crate::domain::millis(ttl);
         let client = self.client().await?;
         let held = client
             .query_opt(
-                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
+                "INSERT INTO leases (name, owner, until) VALUES ($1, $2, rb_now_ms() + $3)
                  ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
-                 WHERE leases.owner = EXCLUDED.owner OR leases.until < $4
+                 WHERE leases.owner = EXCLUDED.owner OR leases.until < rb_now_ms()
                  RETURNING owner",
-                &[&name, &self.instance, &until, &now],
+                &[&name, &self.instance, &ttl],
             )
             .await
             .map_err(pg)?;
@@ -168,17 +188,31 @@ impl PgStore {
     }
 }
 
-/// Keeps `healthy` (the metric behind `/readyz`) telling whether the server answers, checking
-/// every `every` until `shutdown`.
+/// Keeps `store_open` (the metric behind `/readyz`) telling whether the server answers,
+/// checking every `every` until `shutdown`. Like the SQLite store thread, it also gives freed
+/// heap memory back to the system once the store has not been used for a check's interval (a
+/// storm is over), and once more [`RELEASE_AGAIN_AFTER`] later.
 pub async fn watch_health(
     store: Arc<PgStore>,
     metrics: Arc<crate::metrics::Metrics>,
     every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    use std::sync::atomic::Ordering;
     let mut was_up = true;
+    let mut seen = store.used.load(Ordering::Relaxed);
+    let mut release_at: Option<Instant> = None;
+    let mut released_once = false;
     loop {
+        let used = store.used.load(Ordering::Relaxed);
+        if used != seen {
+            seen = used;
+            release_at = Some(Instant::now() + every);
+            released_once = false;
+        } else if release_at.is_some_and(|at| Instant::now() >= at) {
+            crate::memory::give_back();
+            release_at = (!released_once).then(|| Instant::now() + RELEASE_AGAIN_AFTER);
+            released_once = true;
+        }
         let up = store.ping().await;
         metrics.store_open.store(up.is_ok(), Ordering::Relaxed);
         match (&up, was_up) {

@@ -4,7 +4,8 @@
 
 use super::{pg, PgStore};
 use crate::store::api::DueWork;
-use crate::store::{now_ms, DueDelivery, HeldGroup, HeldRow, Outcome, Release, StoreError};
+use crate::store::notices::group_held;
+use crate::store::{now_ms, DueDelivery, HeldGroup, Outcome, Release, StoreError};
 
 impl PgStore {
     /// Claims up to `limit` due rows of `destination` for this instance (renewing the leases of
@@ -18,7 +19,6 @@ impl PgStore {
         grouping: bool,
     ) -> Result<DueWork, StoreError> {
         let now = now_ms();
-        let until = now.saturating_add(self.lease_ms);
         self.renew_claims(busy).await?;
         let client = self.client().await?;
         let closed = if grouping {
@@ -29,10 +29,10 @@ impl PgStore {
         let rows = client
             .query(
                 "WITH claimed AS (
-                    UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (
+                    UPDATE outbox SET lease_owner = $1, lease_until = rb_now_ms() + $2 WHERE id IN (
                         SELECT id FROM outbox
                         WHERE destination = $3 AND state = 'pending' AND next_attempt_at <= $4
-                          AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)
+                          AND (lease_until IS NULL OR lease_until < rb_now_ms() OR lease_owner = $1)
                           AND NOT (id = ANY($5))
                         ORDER BY next_attempt_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
                     RETURNING id, job_id, destination, recipient, payload, attempts, created_at,
@@ -43,7 +43,7 @@ impl PgStore {
                  ORDER BY c.next_attempt_at, c.id",
                 &[
                     &self.instance,
-                    &until,
+                    &self.lease_ms,
                     &destination,
                     &now,
                     &busy,
@@ -86,12 +86,12 @@ impl PgStore {
         if busy.is_empty() {
             return Ok(());
         }
-        let until = now_ms().saturating_add(self.lease_ms);
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3",
-                &[&until, &busy, &self.instance],
+                "UPDATE outbox SET lease_until = rb_now_ms() + $1
+                 WHERE id = ANY($2) AND lease_owner = $3",
+                &[&self.lease_ms, &busy, &self.instance],
             )
             .await
             .map_err(pg)?;
@@ -134,12 +134,14 @@ impl PgStore {
             }
         }
         tx.commit().await.map_err(pg)?;
+        self.worked();
         drop(client);
         self.pending_count().await
     }
 
     /// Applies the releases in one transaction; rows no longer held are left alone (another
-    /// instance released them first).
+    /// instance released them first), and a digest whose carrier is no longer held lists
+    /// nothing, so no row is marked digested into a digest that does not name it.
     pub async fn release_held(&self, releases: &[Release]) -> Result<(), StoreError> {
         let now = now_ms();
         let mut client = self.client().await?;
@@ -161,7 +163,7 @@ impl PgStore {
                     listed,
                 } => {
                     let detail = format!("digest of {} alerts", listed.len() + 1);
-                    tx.execute(
+                    let carried = tx.execute(
                         "UPDATE outbox SET state = 'pending', next_attempt_at = $2, updated_at = $2,
                             payload = $3, detail = $4
                          WHERE id = $1 AND state = 'held'",
@@ -169,6 +171,11 @@ impl PgStore {
                     )
                     .await
                     .map_err(pg)?;
+                    if carried == 0 {
+                        // Another instance released this group first (its digest may not list
+                        // what this one would): leave the rest to their own groups.
+                        continue;
+                    }
                     let detail = format!("listed in the digest sent as outbox row {carrier}");
                     tx.execute(
                         "UPDATE outbox SET state = 'digested', updated_at = $2, detail = $3
@@ -227,22 +234,9 @@ async fn closed_groups(
         )
         .await
         .map_err(pg)?;
-    let mut groups: Vec<HeldGroup> = Vec::new();
-    for r in rows {
-        let recipient: String = r.get(1);
-        let item: Option<String> = r.get(3);
-        let row = HeldRow {
-            id: r.get(0),
-            created_at: r.get(2),
-            item: item.and_then(|json| serde_json::from_str(&json).ok()),
-        };
-        match groups.last_mut() {
-            Some(group) if group.recipient == recipient => group.rows.push(row),
-            _ => groups.push(HeldGroup {
-                recipient,
-                rows: vec![row],
-            }),
-        }
-    }
-    Ok(groups)
+    Ok(group_held(
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
+    ))
 }

@@ -25,7 +25,7 @@ const MIGRATIONS: &[&str] = &[
         failing_since  BIGINT,
         failures       BIGINT,
         lease_owner    TEXT,                       -- the instance routing it
-        lease_until    BIGINT
+        lease_until    BIGINT                      -- unix ms by rb_now_ms()
     );
     CREATE INDEX jobs_state ON jobs (state, id);
     CREATE INDEX jobs_app ON jobs (tenant_id, app_id, created_at);
@@ -105,6 +105,10 @@ const MIGRATIONS: &[&str] = &[
         seen_at    BIGINT NOT NULL,
         PRIMARY KEY (tenant_id, app_id)
     );
+
+    -- The server's clock in unix ms: what every lease is measured against.
+    CREATE FUNCTION rb_now_ms() RETURNS BIGINT LANGUAGE SQL VOLATILE
+        AS 'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT';
 
     -- Work that one instance at a time does (the poll): who holds it, until when.
     CREATE TABLE leases (
