@@ -378,7 +378,10 @@ async fn the_console_silences_notices_and_poll_work_on_the_shared_store() {
     let delivered = Outcome::Delivered {
         detail: "ok".into(),
     };
-    store.record_attempts(vec![(row, delivered)]).await.unwrap();
+    store
+        .record_attempts(vec![(row, delivered)], true)
+        .await
+        .unwrap();
     let digest = store.due_work("digest", 8, Vec::new(), true).await.unwrap();
     assert_eq!(digest.closed.len(), 1, "{:?}", digest.closed);
     let ids = digest.closed[0].rows.iter().map(|r| r.id).collect();

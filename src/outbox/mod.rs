@@ -24,6 +24,8 @@ use crate::store::{
 const MAX_IN_FLIGHT: usize = 8;
 /// Longest sleep between looks at the outbox when nothing wakes the worker.
 const IDLE_POLL_MS: i64 = 5_000;
+/// How often the pending gauge is counted while a destination's sends keep finishing.
+const PENDING_GAUGE_EVERY: Duration = Duration::from_millis(250);
 /// How long shutdown waits for sends in flight.
 pub const DRAIN_BOUND: Duration = Duration::from_secs(10);
 /// While every slot is sending, the claims on the rows in flight are renewed this often (a
@@ -64,6 +66,7 @@ impl Worker {
         // When the store may be tried again after an error.
         let mut retry_at = Instant::now();
         let mut renewed = Instant::now();
+        let mut counted_at = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -73,7 +76,10 @@ impl Worker {
             let store_due = Instant::now() >= retry_at;
             if !unwritten.is_empty() {
                 if store_due {
-                    match this.record(&mut unwritten, &mut busy, &mut trouble).await {
+                    match this
+                        .record(&mut unwritten, &mut busy, &mut trouble, true)
+                        .await
+                    {
                         Some(retry_in) => retry_at = Instant::now() + retry_in,
                         None => continue,
                     }
@@ -148,7 +154,13 @@ impl Worker {
                         .filter_map(Result::ok);
                     unwritten.extend(finished.map(|(row, result)| (row.id, this.outcome(&row, result))));
                     if Instant::now() >= retry_at {
-                        if let Some(retry_in) = this.record(&mut unwritten, &mut busy, &mut trouble).await {
+                        // The pending gauge is a count over the outbox: once a batch is done,
+                        // and at most every PENDING_GAUGE_EVERY while sends keep finishing.
+                        let count = in_flight.is_empty() || counted_at.elapsed() >= PENDING_GAUGE_EVERY;
+                        if count {
+                            counted_at = Instant::now();
+                        }
+                        if let Some(retry_in) = this.record(&mut unwritten, &mut busy, &mut trouble, count).await {
                             retry_at = Instant::now() + retry_in;
                         }
                     }
@@ -165,7 +177,8 @@ impl Worker {
                 }
             }
             if !unwritten.is_empty() {
-                this.record(&mut unwritten, &mut busy, &mut trouble).await;
+                this.record(&mut unwritten, &mut busy, &mut trouble, true)
+                    .await;
             }
         };
         if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
@@ -251,25 +264,28 @@ impl Worker {
         }
     }
 
-    /// Writes the outcomes of finished sends (one transaction for all of them), then the
-    /// pending gauge; written rows are no longer busy. When the write fails the outcomes stay in
+    /// Writes the outcomes of finished sends (one transaction for all of them), then (with
+    /// `count`) the pending gauge; written rows are no longer busy. When the write fails the outcomes stay in
     /// `unwritten` and their rows busy, and this returns how long to wait before trying again.
     async fn record(
         &self,
         unwritten: &mut Vec<(i64, Outcome)>,
         busy: &mut Vec<i64>,
         trouble: &mut StoreTrouble,
+        count: bool,
     ) -> Option<Duration> {
         let outcomes = unwritten.clone();
-        let recorded = self.store.record_attempts(outcomes).await;
+        let recorded = self.store.record_attempts(outcomes, count).await;
         match recorded {
             Ok(pending) => {
                 self.wrote_again(trouble);
                 busy.retain(|id| !unwritten.iter().any(|(row, _)| row == id));
                 unwritten.clear();
-                self.metrics
-                    .outbox_pending
-                    .store(pending, Ordering::Relaxed);
+                if let Some(pending) = pending {
+                    self.metrics
+                        .outbox_pending
+                        .store(pending, Ordering::Relaxed);
+                }
                 None
             }
             // Never sent again while the outcome waits: the rows stay busy.

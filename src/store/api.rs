@@ -198,13 +198,22 @@ impl SharedStore {
     }
 
     /// Records finished attempts (one transaction); returns the deliveries still waiting.
-    pub async fn record_attempts(&self, outcomes: Vec<(i64, Outcome)>) -> Result<u64> {
+    /// Records the outcomes of finished sends in one transaction; with `count`, also how many
+    /// rows are pending then (for the gauge).
+    pub async fn record_attempts(
+        &self,
+        outcomes: Vec<(i64, Outcome)>,
+        count: bool,
+    ) -> Result<Option<u64>> {
         if let Some(pg) = self.pg() {
-            return pg.record_attempts(&outcomes).await;
+            return pg
+                .record_attempts(&outcomes)
+                .await
+                .map(|pending| count.then_some(pending));
         }
         self.call(move |s| {
             s.record_attempts(&outcomes)?;
-            s.pending_count()
+            count.then(|| s.pending_count()).transpose()
         })
         .await
     }

@@ -91,31 +91,34 @@ impl Store {
                         j.app_id, j.reload_id
                  FROM outbox o JOIN jobs j ON j.id = o.job_id
                  WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
-                 ORDER BY o.next_attempt_at, o.id LIMIT ?3",
+                 ORDER BY o.next_attempt_at, o.id",
             )
             .map_err(|e| self.sqlite(e))?;
+        // No `LIMIT ?`: SQLite prepares a statement whose LIMIT is a bound parameter again each
+        // time it is bound (the planner reads the value). The index yields the rows in order, one
+        // at a time, so stopping after `limit` of them reads no more than a LIMIT would.
         let rows = stmt
-            .query_map(
-                params![destination, now_ms(), (limit + busy.len()) as i64],
-                |r| {
-                    Ok(DueDelivery {
-                        id: r.get(0)?,
-                        job_id: r.get(1)?,
-                        destination: r.get(2)?,
-                        recipient: r.get(3)?,
-                        payload: r.get(4)?,
-                        attempts: r.get(5)?,
-                        created_at: r.get(6)?,
-                        app_id: r.get(7)?,
-                        reload_id: r.get(8)?,
-                    })
-                },
-            )
+            .query_map(params![destination, now_ms()], |r| {
+                Ok(DueDelivery {
+                    id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    destination: r.get(2)?,
+                    recipient: r.get(3)?,
+                    payload: r.get(4)?,
+                    attempts: r.get(5)?,
+                    created_at: r.get(6)?,
+                    app_id: r.get(7)?,
+                    reload_id: r.get(8)?,
+                })
+            })
             .map_err(|e| self.sqlite(e))?;
         let mut due = Vec::with_capacity(limit);
         for row in rows {
+            if due.len() == limit {
+                break;
+            }
             let row = row.map_err(|e| self.sqlite(e))?;
-            if !busy.contains(&row.id) && due.len() < limit {
+            if !busy.contains(&row.id) {
                 due.push(row);
             }
         }

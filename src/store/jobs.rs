@@ -33,15 +33,19 @@ impl Store {
                 .conn
                 .prepare_cached(
                     "SELECT id, event, kind, failing_since, failures FROM jobs
-                     WHERE state = 'new' ORDER BY id LIMIT ?1",
+                     WHERE state = 'new' ORDER BY id",
                 )
                 .map_err(|e| self.sqlite(e))?;
+            // `take`, not `LIMIT ?`, which makes SQLite prepare the statement again at every
+            // call; the index yields the rows in order, one at a time.
             let rows = stmt
-                .query_map(params![limit as i64], |r| {
+                .query_map([], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .map_err(|e| self.sqlite(e))?;
-            rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?
+            rows.take(limit)
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.sqlite(e))?
         };
         let mut jobs = Vec::with_capacity(rows.len());
         for (id, json, kind, failing_since, failures) in rows {
