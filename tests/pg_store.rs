@@ -22,6 +22,7 @@ use reload_butler::store::{NewDelivery, NewState, Outcome, Record, SharedStore, 
 
 fn options(lease: Duration) -> PgOptions {
     PgOptions {
+        ca_file: None,
         dedupe_ttl: Duration::from_secs(3600),
         lease,
         track_failing: true,
@@ -87,7 +88,7 @@ async fn instances_starting_together_migrate_once() {
         vec![vec!["1".to_owned()]],
         "one row, the current version"
     );
-    PgStore::probe(&url).await.unwrap();
+    PgStore::probe(&url, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -284,7 +285,7 @@ async fn an_unreachable_server_fails_the_probe_without_the_password() {
         "postgres://rb:hunter2@127.0.0.1:{}/db?connect_timeout=2",
         free_port()
     );
-    let error = PgStore::probe(&url).await.unwrap_err().to_string();
+    let error = PgStore::probe(&url, None).await.unwrap_err().to_string();
     assert!(!error.contains("hunter2"), "{error}");
     assert!(error.contains("PostgreSQL"), "{error}");
 }
@@ -620,4 +621,36 @@ async fn a_held_group_is_released_once_across_instances() {
             vec!["held".to_owned(), "one".to_owned()],
         ]
     );
+}
+
+/// `sslmode=require` over rustls: the server's certificate is checked against `state.ca_file`
+/// (or the system's roots without it), so a server whose CA is not trusted is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_server_is_checked_against_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(dir.path());
+    let server = Postgres::start_tls(&pki);
+    let url = server
+        .database()
+        .replace("sslmode=disable", "sslmode=require");
+    PgStore::probe(&url, Some(&pki.ca_file)).await.unwrap();
+    let options = PgOptions {
+        ca_file: Some(pki.ca_file.clone()),
+        ..options(Duration::from_secs(30))
+    };
+    let store = PgStore::connect(&url, &options).await.unwrap();
+    let connections = "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+                       WHERE a.application_name = 'reload-butler'";
+    assert_eq!(
+        server.query(&url, connections),
+        vec![vec!["t".to_owned()]],
+        "the store's one connection is TLS"
+    );
+    drop(store);
+    let wrong = PgStore::probe(&url, Some(&pki.other_ca_file))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("certificate"), "{wrong}");
+    let system = PgStore::probe(&url, None).await.unwrap_err();
+    assert!(system.to_string().contains("certificate"), "{system}");
 }

@@ -48,7 +48,10 @@ fn state_problems(config: &Config) -> Vec<Problem> {
         return Vec::new();
     };
     let probed = match super::exit::current_thread_runtime() {
-        Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(url.expose())),
+        Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(
+            url.expose(),
+            config.state.ca_file.as_deref(),
+        )),
         Err(exit) => Err(crate::store::StoreError::Task(exit.message)),
     };
     match probed {

@@ -94,7 +94,10 @@ pub fn command(config_path: &Path, send: bool) -> Outcome {
 fn store(config: &Config) -> Verdict {
     if let Some(url) = &config.state.url {
         let probed = match current_thread_runtime() {
-            Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(url.expose())),
+            Ok(runtime) => runtime.block_on(crate::store::pg::PgStore::probe(
+                url.expose(),
+                config.state.ca_file.as_deref(),
+            )),
             Err(exit) => Err(crate::store::StoreError::Task(exit.message)),
         };
         return match probed {

@@ -236,6 +236,7 @@ fn read_state(s: &Section) -> StateConfig {
             .clone()
             .unwrap_or_else(|| PathBuf::from("data/reload-butler.db")),
         url: url.clone(),
+        ca_file: s.opt("ca_file"),
         lease: s.or("lease", Duration::from_secs(30)),
         dedupe_ttl: s.or("dedupe_ttl", Duration::from_secs(7 * 86_400)),
     };
@@ -249,6 +250,12 @@ fn read_state(s: &Section) -> StateConfig {
         if let Err(why) = check_postgres_url(url.expose()) {
             s.problem("url", why);
         }
+    }
+    if state.ca_file.is_some() && url.is_none() {
+        s.problem(
+            "ca_file",
+            "is only used with state.url (PostgreSQL over TLS)",
+        );
     }
     if state.lease < Duration::from_secs(5) {
         s.problem("lease", "must be at least 5s");

@@ -109,6 +109,9 @@ pub struct StateConfig {
     pub path: PathBuf,
     /// `postgres://…`: the PostgreSQL database that several instances share, instead of `path`.
     pub url: Option<Secret>,
+    /// With `url`: the certificates (PEM) to trust for TLS to the server, instead of the
+    /// system's roots (a private CA, or a cloud provider's bundle).
+    pub ca_file: Option<PathBuf>,
     /// How long a claim on a job or an outbox row (and the poll's turn) lasts unless renewed:
     /// how long work of an instance that died waits before another takes it over.
     pub lease: Duration,

@@ -43,6 +43,7 @@ impl StateStore {
         match &state.url {
             Some(url) => {
                 let options = PgOptions {
+                    ca_file: state.ca_file.clone(),
                     dedupe_ttl: state.dedupe_ttl,
                     lease: state.lease,
                     track_failing,

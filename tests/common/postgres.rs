@@ -17,6 +17,8 @@ pub struct Postgres {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Serves TLS (with the test PKI's server certificate) as well as plain connections.
+    tls: bool,
 }
 
 /// A PostgreSQL program: on PATH, else in Debian's versioned directory.
@@ -72,7 +74,24 @@ impl Postgres {
 
     /// A server of the caller's own (to stop and start again).
     pub fn start() -> Postgres {
+        Self::start_with(None)
+    }
+
+    /// A server of the caller's own that also offers TLS with `pki`'s server certificate.
+    pub fn start_tls(pki: &super::TestPki) -> Postgres {
+        Self::start_with(Some(pki))
+    }
+
+    fn start_with(pki: Option<&super::TestPki>) -> Postgres {
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(pki) = pki {
+            std::fs::copy(&pki.server_cert, dir.path().join("server.crt")).expect("copy cert");
+            let key = dir.path().join("server.key");
+            std::fs::copy(&pki.server_key, &key).expect("copy key");
+            // The server refuses a key that others can read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
         if is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -97,6 +116,7 @@ impl Postgres {
             port: free_port(),
             dir,
             child: None,
+            tls: pki.is_some(),
         };
         server.resume();
         server
@@ -106,9 +126,17 @@ impl Postgres {
     pub fn resume(&mut self) {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("postgres.log");
+        let tls = if self.tls {
+            format!(
+                "-c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                self.dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         // The watchdog: when the test process is gone, the server is stopped.
         let script = format!(
-            "{} -D {} -p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 >>{} 2>&1 & pg=$!; \
+            "{} -D {} -p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 {tls} >>{} 2>&1 & pg=$!; \
              while [ -d /proc/{} ] && kill -0 $pg 2>/dev/null; do sleep 0.2; done; kill -INT $pg 2>/dev/null; wait $pg",
             binary("postgres").display(),
             data.display(),
@@ -172,6 +200,7 @@ impl Postgres {
     /// Runs `sql` in `database`; the rows, tab-separated columns as text.
     pub fn psql(&self, database: &str, sql: &str) -> Vec<Vec<String>> {
         let out = Command::new(binary("psql"))
+            .env("PGSSLMODE", "disable")
             .args([
                 "-h",
                 "127.0.0.1",

@@ -60,6 +60,8 @@ pub struct PgStore {
 /// How [`PgStore::connect`] is to behave.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
+    /// `state.ca_file`: the certificates to trust for TLS instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub dedupe_ttl: Duration,
     pub lease: Duration,
     pub track_failing: bool,
@@ -79,8 +81,9 @@ impl PgStore {
     /// Connects and reads the schema version without changing anything (`check`, `doctor`):
     /// the server answers, the credentials are taken, and the schema is not newer than this
     /// build's.
-    pub async fn probe(url: &str) -> Result<(), StoreError> {
+    pub async fn probe(url: &str, ca_file: Option<&std::path::Path>) -> Result<(), StoreError> {
         let options = PgOptions {
+            ca_file: ca_file.map(ToOwned::to_owned),
             dedupe_ttl: Duration::ZERO,
             lease: Duration::ZERO,
             track_failing: false,
@@ -98,7 +101,8 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("reload-butler");
         }
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config());
+        let tls =
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(options.ca_file.as_deref())?);
         let manager = Manager::from_config(
             config,
             tls,
@@ -230,18 +234,32 @@ pub async fn watch_health(
     }
 }
 
-/// rustls with the system's roots (ring, as everywhere in the process): used when `sslmode`
-/// asks for TLS (`prefer`, the default, uses it when the server offers it; `require` insists).
-fn tls_config() -> rustls::ClientConfig {
+/// rustls (ring, as everywhere in the process) trusting `ca_file`'s certificates, else the
+/// system's roots: used when `sslmode` asks for TLS (`prefer`, the default, uses it when the
+/// server offers it; `require` insists). The server's name is checked either way.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, StoreError> {
     crate::tls::ensure_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system store may hold a certificate rustls cannot use; skip it.
-        let _ = roots.add(cert);
+    match ca_file {
+        Some(path) => {
+            let certs = crate::tls::read_certs(path, "state.ca_file")
+                .map_err(|e| StoreError::Postgres(e.to_string()))?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| StoreError::Postgres(format!("state.ca_file: {e}")))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A system store may hold a certificate rustls cannot use; skip it.
+                let _ = roots.add(cert);
+            }
+        }
     }
-    rustls::ClientConfig::builder()
+    Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
-        .with_no_client_auth()
+        .with_no_client_auth())
 }
 
 fn instance_id() -> String {
