@@ -60,6 +60,9 @@ struct Args {
     /// Seconds of quiet after a storm before the RSS reading.
     #[arg(long, default_value_t = 30)]
     settle_secs: u64,
+    /// Recipients of the email destination in `storm-email`.
+    #[arg(long, default_value_t = 2)]
+    recipients: usize,
 }
 
 /// One line of the results table.
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         events: args.events,
         idle_secs: args.idle_secs,
         settle_secs: args.settle_secs,
+        recipients: args.recipients,
     };
     let mut rows = Vec::new();
     let mut failed = Vec::new();
