@@ -66,6 +66,9 @@ struct Args {
     /// connections only (`sslmode=disable`): a load test runs on loopback.
     #[arg(long, value_name = "URL")]
     state: Option<String>,
+    /// Recipients of the email destination in `storm-email`.
+    #[arg(long, default_value_t = 2)]
+    recipients: usize,
 }
 
 /// One line of the results table.
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
         events: args.events,
         idle_secs: args.idle_secs,
         settle_secs: args.settle_secs,
+        recipients: args.recipients,
     };
     let mut rows = Vec::new();
     let mut failed = Vec::new();
