@@ -25,7 +25,7 @@ pub use routes::{Route, RouteMatch};
 pub use secret::{Secret, SecretUrl};
 pub use silences::{Matcher, SilenceConfig, WeeklyWindow};
 pub use values::http_url;
-pub use webhook::{HttpMethod, WebhookConfig, STOCK_PREFIX, STOCK_WEBHOOK_TEMPLATES};
+pub use webhook::{stock_name, HttpMethod, WebhookConfig, STOCK_PREFIX, STOCK_WEBHOOK_TEMPLATES};
 
 use crate::domain::Failure;
 

@@ -24,6 +24,11 @@ pub const STOCK_WEBHOOK_TEMPLATES: &[&str] = &[
 /// The prefix of a template key's value that names a built-in template instead of a file.
 pub const STOCK_PREFIX: &str = "stock:";
 
+/// The built-in template a template key names (`stock:NAME` → `NAME`); `None` for a file.
+pub fn stock_name(path: &std::path::Path) -> Option<&str> {
+    path.to_str()?.strip_prefix(STOCK_PREFIX)
+}
+
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     /// A secret (it often carries a token). `None` only on a disabled destination.
@@ -158,10 +163,7 @@ pub(super) fn read_webhook(
         ("recovery_template", webhook.recovery_template.as_ref()),
         ("automation_template", webhook.automation_template.as_ref()),
     ] {
-        let Some(name) = path
-            .and_then(|p| p.to_str())
-            .and_then(|p| p.strip_prefix(STOCK_PREFIX))
-        else {
+        let Some(name) = path.and_then(|p| stock_name(p)) else {
             continue;
         };
         if !STOCK_WEBHOOK_TEMPLATES.contains(&name) {
@@ -185,8 +187,8 @@ pub(super) fn read_webhook(
 /// or with a severity PagerDuty does not know, every page would be refused (HTTP 400).
 fn check_pagerduty(s: &Section, w: &WebhookConfig) {
     let stock = |p: Option<&PathBuf>| {
-        p.and_then(|p| p.to_str())
-            .is_some_and(|p| p.starts_with(&format!("{STOCK_PREFIX}pagerduty")))
+        p.and_then(|p| stock_name(p))
+            .is_some_and(|name| name.starts_with("pagerduty"))
     };
     let uses = [
         Some(&w.template),

@@ -163,7 +163,12 @@ impl Poster {
     /// `url` is `None` only for a disabled destination (config requires it otherwise).
     fn new(destination: &str, url: Option<&SecretUrl>) -> Result<Poster, NotifyError> {
         crate::tls::ensure_crypto_provider();
-        let url = url.ok_or_else(|| NotifyError::new(destination, "the url is not set"))?;
+        let url = url.ok_or_else(|| {
+            NotifyError::new(
+                destination,
+                "no URL is set (webhook_url, or url for type: webhook)",
+            )
+        })?;
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             // A webhook that redirects is misconfigured; following it would re-POST elsewhere.

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::{stock, uses, Kind, RenderError};
 use crate::config::{
-    Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig, WebhookConfig,
-    STOCK_PREFIX,
+    stock_name, Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig,
+    WebhookConfig, STOCK_PREFIX,
 };
 
 /// One part of a message.
@@ -351,7 +351,7 @@ fn webhook_set(w: &WebhookConfig, kind: Kind) -> TemplateSet {
     };
     // Config requires the digest and recovery templates a webhook uses.
     let path = path.unwrap_or(&w.template);
-    let source = match path.to_str().and_then(|p| p.strip_prefix(STOCK_PREFIX)) {
+    let source = match stock_name(path) {
         Some(name) => match stock::webhook(name) {
             Some((file, text)) => Source::Stock(file, text),
             None => Source::Missing(format!("`{STOCK_PREFIX}{name}` is no built-in template")),
