@@ -68,6 +68,49 @@ impl Payload {
         }
     }
 
+    /// The JSON an outbox row stores for a rendered message and one recipient: what
+    /// `Payload::to(rendered, recipient).encode()` gives, without copying the message.
+    pub fn encode_for(rendered: &crate::render::Rendered, recipient: &str) -> String {
+        use crate::render::Rendered;
+        /// [`Payload`]'s encoding over borrowed parts.
+        #[derive(Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Borrowed<'a> {
+            Email {
+                to: &'a str,
+                subject: &'a str,
+                html: &'a str,
+                text: &'a str,
+            },
+            Slack {
+                body: &'a serde_json::Value,
+            },
+            Teams {
+                body: &'a serde_json::Value,
+            },
+            Webhook {
+                body: &'a str,
+            },
+        }
+        let borrowed = match rendered {
+            Rendered::Email {
+                subject,
+                html,
+                text,
+            } => Borrowed::Email {
+                to: recipient,
+                subject,
+                html,
+                text,
+            },
+            Rendered::Slack(body) => Borrowed::Slack { body },
+            Rendered::Teams(body) => Borrowed::Teams { body },
+            Rendered::Webhook(body) => Borrowed::Webhook { body },
+        };
+        // Strings and JSON values only: serializing cannot fail.
+        serde_json::to_string(&borrowed).unwrap_or_default()
+    }
+
     /// The JSON an outbox row stores.
     pub fn encode(&self) -> String {
         // A Payload holds strings and JSON values only; serializing it cannot fail.
@@ -317,6 +360,30 @@ mod tests {
             serde_json::from_value::<Payload>(stored).expect("back"),
             payload
         );
+    }
+
+    #[test]
+    fn a_message_is_stored_as_its_payload_encodes() {
+        use crate::render::Rendered;
+        let email = Rendered::Email {
+            subject: "s \"q\"".to_owned(),
+            html: "<p>h</p>".to_owned(),
+            text: "t\n".to_owned(),
+        };
+        let body = serde_json::json!({"text": "hi", "blocks": [{"type": "section"}]});
+        for (rendered, to) in [
+            (email, "ops@example.com"),
+            (Rendered::Slack(body.clone()), ""),
+            (Rendered::Teams(body), ""),
+            (Rendered::Webhook("{\"a\":1}".to_owned()), ""),
+        ] {
+            let stored = Payload::encode_for(&rendered, to);
+            assert_eq!(stored, Payload::to(&rendered, to).encode());
+            assert_eq!(
+                Payload::decode(&stored).expect("decodes"),
+                Payload::to(&rendered, to)
+            );
+        }
     }
 
     #[test]

@@ -223,7 +223,7 @@ impl Worker {
                 timezone: digester.timezone,
             };
             let rendered = digester.renderer.render_digest(digester.index, &digest);
-            let payload = Payload::to(&rendered, &group.recipient).encode();
+            let payload = Payload::encode_for(&rendered, &group.recipient);
             tracing::info!(destination = %self.destination, recipient = ?group.recipient, alerts = items.len(), "storm: one digest instead of single alerts");
             digested += items.len() - 1;
             releases.push(Release::Digest {

@@ -15,7 +15,7 @@ use crate::qlik::api::QlikClient;
 use crate::qlik::enrich::enrich;
 use crate::qlik::event::{EventKind, ReloadEvent};
 use crate::qlik::model::Enrichment;
-use crate::render::context::{self, AlertInput};
+use crate::render::context::{self, AlertInput, Contexts};
 use crate::render::notice;
 use crate::render::{Rendered, Renderer};
 use crate::silence::{in_force, matches, SilenceKey};
@@ -86,12 +86,13 @@ impl Router {
         }
         let owner_email = enrichment.owner.as_ref().and_then(|o| o.email.as_deref());
         // What a storm digest would list for this alert, when some destination groups.
+        let mut contexts = Contexts::new(&input);
         let digest_item = self
             .config
             .destinations
             .iter()
             .any(|d| d.enabled && d.grouping.is_some())
-            .then(|| notice::digest_item(&context::build(&input, "", NO_SCRIPT_LOG)).to_string());
+            .then(|| notice::digest_item(contexts.for_destination("", NO_SCRIPT_LOG)).to_string());
         let mut out = Vec::new();
         for (i, d) in self.config.destinations.iter().enumerate() {
             if !d.enabled {
@@ -107,7 +108,7 @@ impl Router {
                 ));
                 continue;
             }
-            let rendered = match self.renderer.render(i, &input) {
+            let rendered = match self.renderer.render_shared(i, &mut contexts) {
                 Ok(rendered) => rendered,
                 Err(error) => {
                     tracing::warn!(destination = %d.name, job_id = job.id, %error, "the template failed for this alert; sending the built-in message instead");
@@ -206,7 +207,7 @@ impl Router {
                 let mut row = row(
                     d,
                     &to,
-                    Payload::to(&rendered, &to).encode(),
+                    Payload::encode_for(&rendered, &to),
                     NewState::Pending,
                     None,
                 );
@@ -282,7 +283,7 @@ impl Router {
                 recipients
                     .into_iter()
                     .map(|to| {
-                        let payload = Payload::to(&rendered, &to).encode();
+                        let payload = Payload::encode_for(&rendered, &to);
                         let rate = limit(Some(&to));
                         row(d, &to, payload, NewState::Pending, rate)
                     })
@@ -291,7 +292,7 @@ impl Router {
             (Rendered::Slack(_) | Rendered::Teams(_) | Rendered::Webhook(_), _) => vec![row(
                 d,
                 "",
-                Payload::to(&rendered, "").encode(),
+                Payload::encode_for(&rendered, ""),
                 NewState::Pending,
                 limit(None),
             )],

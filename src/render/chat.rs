@@ -1,6 +1,8 @@
 //! What Slack and Teams receive apart from the template: the context's strings escaped for a
 //! JSON payload, and the built-in basic message (one line and the buttons).
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 /// Context keys whose values are URLs: JSON-escaped but never given Slack entities, so links work.
@@ -27,11 +29,11 @@ fn is_label_key(key: &str) -> bool {
 /// How each kind of context string is escaped for one destination.
 pub(super) struct Escapes<'a> {
     /// Values from Qlik (names, errors, logs): made safe for where they are shown.
-    pub text: &'a dyn Fn(&str) -> String,
+    pub text: &'a dyn Fn(&str) -> Cow<'_, str>,
     /// URL keys.
-    pub url: &'a dyn Fn(&str) -> String,
+    pub url: &'a dyn Fn(&str) -> Cow<'_, str>,
     /// Link labels (button titles).
-    pub label: &'a dyn Fn(&str) -> String,
+    pub label: &'a dyn Fn(&str) -> Cow<'_, str>,
 }
 
 /// A copy of the context with every string passed through the escape its key calls for.
@@ -39,10 +41,18 @@ pub(super) fn with_strings(ctx: &Value, escapes: &Escapes) -> Value {
     fn walk(value: &mut Value, key: Option<&str>, e: &Escapes) {
         match value {
             Value::String(s) => {
-                *s = match key {
-                    Some(k) if is_url_key(k) => (e.url)(s),
-                    Some(k) if is_label_key(k) => (e.label)(s),
-                    _ => (e.text)(s),
+                let escape = match key {
+                    Some(k) if is_url_key(k) => e.url,
+                    Some(k) if is_label_key(k) => e.label,
+                    _ => e.text,
+                };
+                // Most values need no escaping: the copy is then the only allocation.
+                let escaped = match escape(s) {
+                    Cow::Owned(escaped) => Some(escaped),
+                    Cow::Borrowed(_) => None,
+                };
+                if let Some(escaped) = escaped {
+                    *s = escaped;
                 }
             }
             // A list's items are escaped as their key says (`appTags`, `engineErrors`: text).

@@ -4,14 +4,31 @@
 //! escaped before rendering (JSON string escaping, plus Slack's `& < >` entities), so `{{x}}` and
 //! `{{{x}}}` are equally safe inside a JSON string of the template.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
+/// `f` applied to what an earlier escape gave: borrowed as long as neither changed anything,
+/// so a value with nothing to escape is never copied.
+pub fn then<'a>(text: Cow<'a, str>, f: impl Fn(&str) -> Cow<'_, str>) -> Cow<'a, str> {
+    let changed = match f(&text) {
+        Cow::Owned(changed) => Some(changed),
+        Cow::Borrowed(_) => None,
+    };
+    changed.map_or(text, Cow::Owned)
+}
+
+/// No escaping: for the keys a destination shows as they are.
+pub fn unchanged(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
+
 /// The body of a JSON string literal for `text` (what goes between the quotes).
-pub fn json_string_body(text: &str) -> String {
+pub fn json_string_body(text: &str) -> Cow<'_, str> {
     // What serde_json escapes: the quote, the backslash and control characters. Most values
     // have none of them, and are their own body.
     if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     // Serializing a string cannot fail.
     let mut quoted = serde_json::to_string(text).unwrap_or_default();
@@ -20,13 +37,13 @@ pub fn json_string_body(text: &str) -> String {
     if !quoted.is_empty() {
         quoted.remove(0);
     }
-    quoted
+    Cow::Owned(quoted)
 }
 
 /// Slack's control characters in mrkdwn and plain text: `&`, `<`, `>` (and nothing else).
-pub fn slack_entities(text: &str) -> String {
+pub fn slack_entities(text: &str) -> Cow<'_, str> {
     if !text.contains(['&', '<', '>']) {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -37,7 +54,7 @@ pub fn slack_entities(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Text that goes into a single-line header (an email subject): line breaks and other control
@@ -72,12 +89,12 @@ pub fn keep_visible(text: &mut String) {
 /// Teams renders TextBlock texts and fact values as Markdown: a value's own `[text](url)`,
 /// `![image](url)`, `<url>`, emphasis or code marks are escaped with a backslash, so only the
 /// template's own Markdown has effect.
-pub fn teams_markdown(text: &str) -> String {
+pub fn teams_markdown(text: &str) -> Cow<'_, str> {
     // `[` and `]` are enough to stop links and images (`](` and `![` need them), `<` `>` stop
     // autolinks; the rest are emphasis and code marks.
     const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '~'];
     if !text.contains(SPECIAL) {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -86,14 +103,14 @@ pub fn teams_markdown(text: &str) -> String {
         }
         out.push(c);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A value inside a Slack code block must not close it: a run of three or more backticks gets a
 /// zero-width space after each backtick, so it reads the same and fences nothing.
-pub fn slack_fences(text: &str) -> String {
+pub fn slack_fences(text: &str) -> Cow<'_, str> {
     if !text.contains("```") {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -102,7 +119,7 @@ pub fn slack_fences(text: &str) -> String {
             out.push('\u{200B}');
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Applies `f` to every string of a JSON tree, in place.

@@ -144,7 +144,19 @@ fn fit_bytes(payload: &mut Value, limit: usize) -> Result<usize, LimitError> {
 }
 
 fn serialized_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
+    /// Counts the bytes instead of keeping them.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(usize::MAX, |()| count.0)
 }
 
 fn longest_string(value: &mut Value) -> Option<&mut String> {

@@ -19,8 +19,10 @@ use serde_json::{json, Value};
 use crate::config::{Config, DestinationConfig, DestinationKind, MessageFormat, Problem};
 use crate::qlik::event::EventKind;
 use chat::{basic_slack, basic_teams, with_strings, Escapes};
-use context::AlertInput;
-use escape::{json_string_body, single_line, slack_entities, slack_fences, teams_markdown};
+use context::{AlertInput, Contexts};
+use escape::{
+    json_string_body, single_line, slack_entities, slack_fences, teams_markdown, then, unchanged,
+};
 use templates::{Data, Part, TemplateId, Templates};
 
 /// What one destination sends for one alert.
@@ -118,10 +120,19 @@ impl Renderer {
 
     /// Renders the alert for destination number `i`.
     pub fn render(&self, i: usize, input: &AlertInput) -> Result<Rendered, RenderError> {
+        self.render_shared(i, &mut Contexts::new(input))
+    }
+
+    /// The same from an alert's shared contexts: what a job's destinations render from.
+    pub fn render_shared(
+        &self,
+        i: usize,
+        contexts: &mut Contexts,
+    ) -> Result<Rendered, RenderError> {
         let d = &self.destinations[i];
-        let ctx = context::build(input, &d.name, d.script_log);
-        self.render_kind(i, alert_kind(input), &ctx)
-            .map(|(rendered, _)| rendered)
+        let kind = alert_kind(contexts.input());
+        let ctx = contexts.for_destination(&d.name, d.script_log);
+        self.render_kind(i, kind, ctx).map(|(rendered, _)| rendered)
     }
 
     /// Renders a template context of `kind` for destination `i` with its configured templates.
@@ -212,9 +223,9 @@ impl Renderer {
                             &Data::from(with_strings(
                                 ctx,
                                 &Escapes {
-                                    text: &|t| slack_entities(&slack_fences(t)),
-                                    url: &|t| t.to_owned(),
-                                    label: &|t| slack_entities(t),
+                                    text: &|t| then(slack_fences(t), slack_entities),
+                                    url: &unchanged,
+                                    label: &slack_entities,
                                 },
                             )),
                         )?;
@@ -224,9 +235,11 @@ impl Renderer {
                         names,
                         ctx,
                         &Escapes {
-                            text: &|t| json_string_body(&slack_entities(&slack_fences(t))),
-                            url: &|t| json_string_body(t),
-                            label: &|t| json_string_body(&slack_entities(t)),
+                            text: &|t| {
+                                then(then(slack_fences(t), slack_entities), json_string_body)
+                            },
+                            url: &json_string_body,
+                            label: &|t| then(slack_entities(t), json_string_body),
                         },
                     )?,
                 };
@@ -253,8 +266,8 @@ impl Renderer {
                                 ctx,
                                 &Escapes {
                                     text: &teams_markdown,
-                                    url: &|t| t.to_owned(),
-                                    label: &|t| t.to_owned(),
+                                    url: &unchanged,
+                                    label: &unchanged,
                                 },
                             )),
                         )?;
@@ -264,10 +277,10 @@ impl Renderer {
                         names,
                         ctx,
                         &Escapes {
-                            text: &|t| json_string_body(&teams_markdown(t)),
-                            url: &|t| json_string_body(t),
+                            text: &|t| then(teams_markdown(t), json_string_body),
+                            url: &json_string_body,
                             // Button titles are plain text in Adaptive Cards.
-                            label: &|t| json_string_body(t),
+                            label: &json_string_body,
                         },
                     )?,
                 };
@@ -333,9 +346,9 @@ impl Renderer {
                     &with_strings(
                         ctx,
                         &Escapes {
-                            text: &|t| t.to_owned(),
-                            url: &|t| t.to_owned(),
-                            label: &|t| t.to_owned(),
+                            text: &unchanged,
+                            url: &unchanged,
+                            label: &unchanged,
                         },
                     ),
                 );

@@ -1,10 +1,12 @@
 //! The body of a `type: webhook` destination: its template with every value escaped for the
 //! body's content type, `vars` as placeholders (the sender fills them in), JSON checked.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use super::chat::{with_strings, Escapes};
-use super::escape::json_string_body;
+use super::escape::{json_string_body, then};
 use super::templates::{TemplateId, Templates};
 use super::{vars, RenderError};
 use crate::config::WebhookConfig;
@@ -18,7 +20,9 @@ pub(super) fn render(
     w: &WebhookConfig,
 ) -> Result<String, RenderError> {
     let mut escaped = if w.is_json() {
-        let json = |t: &str| json_string_body(&vars::strip_marks(t));
+        fn json(t: &str) -> Cow<'_, str> {
+            then(vars::strip_marks(t), json_string_body)
+        }
         with_strings(
             ctx,
             &Escapes {
@@ -28,13 +32,13 @@ pub(super) fn render(
             },
         )
     } else {
-        let plain = |t: &str| vars::strip_marks(t).into_owned();
+        let plain = &vars::strip_marks;
         with_strings(
             ctx,
             &Escapes {
-                text: &plain,
-                url: &plain,
-                label: &plain,
+                text: plain,
+                url: plain,
+                label: plain,
             },
         )
     };

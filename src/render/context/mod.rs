@@ -66,6 +66,47 @@ impl<'a> AlertInput<'a> {
     }
 }
 
+/// One alert's contexts for all its destinations. Destinations differ only in
+/// `destinationName` and the script-log lines they show, so a context is built once for each
+/// setting of the lines in use and given each destination's name when asked for.
+pub struct Contexts<'i, 'a> {
+    input: &'i AlertInput<'a>,
+    built: Vec<(ScriptLogLines, Value)>,
+}
+
+impl<'i, 'a> Contexts<'i, 'a> {
+    pub fn new(input: &'i AlertInput<'a>) -> Self {
+        Self {
+            input,
+            built: Vec::new(),
+        }
+    }
+
+    pub fn input(&self) -> &'i AlertInput<'a> {
+        self.input
+    }
+
+    /// The context for `destination`, as [`build`] makes it.
+    pub fn for_destination(&mut self, destination: &str, lines: ScriptLogLines) -> &Value {
+        let at = match self.built.iter().position(|(l, _)| *l == lines) {
+            Some(at) => {
+                if let Some(slot) = self.built[at].1.get_mut("destinationName") {
+                    let mut name = destination.to_owned();
+                    super::escape::keep_visible(&mut name);
+                    *slot = Value::String(name);
+                }
+                at
+            }
+            None => {
+                self.built
+                    .push((lines, build(self.input, destination, lines)));
+                self.built.len() - 1
+            }
+        };
+        &self.built[at].1
+    }
+}
+
 /// Builds the template context for one destination, as the JSON value templates render.
 pub fn build(input: &AlertInput, destination: &str, lines: ScriptLogLines) -> Value {
     // Serialising plain strings, numbers and maps cannot fail.
@@ -361,6 +402,34 @@ pub fn local_formats(t: DateTime<Utc>, tz: Option<Tz>) -> [String; 5] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_contexts_are_each_destinations_own() {
+        let (event, enrichment) = (
+            crate::render::sample::event(),
+            crate::render::sample::enrichment(),
+        );
+        let input = AlertInput {
+            event: &event,
+            enrichment: &enrichment,
+            tenant: None,
+            links: &[],
+            timezone: Some(chrono_tz::UTC),
+            remembered_name: None,
+        };
+        let mut contexts = Contexts::new(&input);
+        let (short, long) = (
+            ScriptLogLines { head: 0, tail: 2 },
+            ScriptLogLines { head: 5, tail: 25 },
+        );
+        for (name, lines) in [("ops", short), ("dev\u{202E}", long), ("owners", short)] {
+            assert_eq!(
+                *contexts.for_destination(name, lines),
+                build(&input, name, lines),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn thousands_separators() {
