@@ -146,6 +146,11 @@ fn all_strings(rendered: &Rendered) -> Vec<String> {
             strings(payload, &mut out);
             out
         }
+        Rendered::ChatText { body, .. } => {
+            let mut out = Vec::new();
+            strings(&serde_json::from_str(body.json()).expect("json"), &mut out);
+            out
+        }
         Rendered::Webhook(body) => match serde_json::from_str(body) {
             Ok(payload) => {
                 let mut out = Vec::new();

@@ -10,13 +10,15 @@
 use std::path::{Path, PathBuf};
 
 use reload_butler::config::{Config, Env};
+use reload_butler::notify::Payload;
+use reload_butler::qlik::event::EventKind;
 use reload_butler::qlik::event::{decode, ReloadEvent};
 use reload_butler::qlik::model::Enrichment;
-use reload_butler::render::context::AlertInput;
+use reload_butler::render::context::{self, AlertInput, Contexts};
 use reload_butler::render::limits::{
     SLACK_FIELD_CHARS, SLACK_HEADER_CHARS, SLACK_MAX_BLOCKS, SLACK_SECTION_CHARS, TEAMS_MAX_BYTES,
 };
-use reload_butler::render::{sample, Rendered, Renderer};
+use reload_butler::render::{sample, Kind, Rendered, Renderer};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -157,6 +159,7 @@ fn stock_templates_match_their_golden_files() {
         let event = fixture_event(file);
         let input = input(&config, &event, &enrichment);
         for (i, d) in renderer.destinations().iter().enumerate() {
+            kept_as_rendered_is_what_the_full_path_makes(&renderer, i, &input, case);
             match renderer
                 .render(i, &input)
                 .unwrap_or_else(|e| panic!("{case}/{}: {e}", d.name))
@@ -176,6 +179,7 @@ fn stock_templates_match_their_golden_files() {
                     let pretty = serde_json::to_string_pretty(&payload).expect("json");
                     golden(&format!("{case}.{}.json", d.name), &format!("{pretty}\n"));
                 }
+                Rendered::ChatText { .. } => panic!("render gives chat messages as trees"),
                 Rendered::Webhook(body) => {
                     assert!(!body.contains("R0UT1NGKEY"), "vars are filled in when sent");
                     let shown = reload_butler::render::vars::shown(&body);
@@ -184,6 +188,51 @@ fn stock_templates_match_their_golden_files() {
             }
         }
     }
+}
+
+/// The routing path keeps a stock JSON chat message as its rendered text: the same message
+/// and the same stored payload as rendering, fitting and encoding the tree.
+fn kept_as_rendered_is_what_the_full_path_makes(
+    renderer: &Renderer,
+    i: usize,
+    input: &AlertInput,
+    case: &str,
+) {
+    let d = &renderer.destinations()[i];
+    let shared = renderer
+        .render_shared(i, &mut Contexts::new(input))
+        .unwrap_or_else(|e| panic!("{case}/{}: {e}", d.name));
+    let kind = match input.event.kind {
+        EventKind::AutomationRun => Kind::Automation,
+        EventKind::EngineAttempt | EventKind::FinalOutcome => Kind::Alert,
+    };
+    let (full, _) = renderer
+        .render_kind(i, kind, &context::build(input, &d.name, d.script_log))
+        .unwrap_or_else(|e| panic!("{case}/{}: {e}", d.name));
+    // `format: basic` destinations send the JSON template for automation runs.
+    let json_chat = match d.name.as_str() {
+        "data-slack" | "ops-teams" => true,
+        "slack-basic" | "teams-basic" => kind == Kind::Automation,
+        _ => false,
+    };
+    assert_eq!(
+        matches!(shared, Rendered::ChatText { .. }),
+        json_chat,
+        "{case}/{}: kept as rendered",
+        d.name
+    );
+    let to = if matches!(full, Rendered::Email { .. }) {
+        "ops@acme.com"
+    } else {
+        ""
+    };
+    assert_eq!(
+        Payload::decode(&Payload::encode_for(&shared, to)).expect("stored payload decodes"),
+        Payload::to(&full, to),
+        "{case}/{}",
+        d.name
+    );
+    assert_eq!(shared.tree(), full, "{case}/{}", d.name);
 }
 
 fn strings(value: &Value, out: &mut Vec<String>) {
@@ -286,6 +335,7 @@ fn hostile_content_never_breaks_a_payload() {
                     "Teams text is literal"
                 );
             }
+            Rendered::ChatText { .. } => panic!("render gives chat messages as trees"),
         }
     }
 }

@@ -153,6 +153,7 @@ fn recovery_notices_say_how_long_and_how_often() {
             Rendered::Email { subject, text, .. } => format!("{subject}\n{text}"),
             Rendered::Slack(body) | Rendered::Teams(body) => body.to_string(),
             Rendered::Webhook(body) => body,
+            Rendered::ChatText { body, .. } => body.json().to_owned(),
         };
         assert!(message.contains("2h 13m"), "{message}");
         assert!(message.contains("3 failed reloads in between"), "{message}");

@@ -105,6 +105,7 @@ pub fn command(
                 );
             }
             Ok(Rendered::Webhook(body)) => println!("{}", crate::render::vars::shown(&body)),
+            Ok(Rendered::ChatText { body, .. }) => println!("{}", body.json()),
             Err(error) => {
                 eprintln!("error: {}: {error}", d.name);
                 failed = true;

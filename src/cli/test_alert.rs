@@ -65,9 +65,15 @@ async fn send_all(config: &Config, renderer: &Renderer, only: Option<&str>) -> b
                     })
                     .collect()
             }
-            (Ok(Rendered::Slack(body)), _) => vec![Payload::Slack { body }],
-            (Ok(Rendered::Teams(body)), _) => vec![Payload::Teams { body }],
-            (Ok(Rendered::Webhook(body)), _) => vec![Payload::Webhook { body }],
+            (
+                Ok(
+                    rendered @ (Rendered::Slack(_)
+                    | Rendered::Teams(_)
+                    | Rendered::Webhook(_)
+                    | Rendered::ChatText { .. }),
+                ),
+                _,
+            ) => vec![Payload::to(&rendered, "")],
             (Ok(Rendered::Email { .. }), _) => Vec::new(),
             (Err(error), _) => {
                 println!("{}: cannot render: {error}", d.name);

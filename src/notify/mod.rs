@@ -65,6 +65,14 @@ impl Payload {
             Rendered::Slack(body) => Payload::Slack { body },
             Rendered::Teams(body) => Payload::Teams { body },
             Rendered::Webhook(body) => Payload::Webhook { body },
+            Rendered::ChatText { teams, body } => {
+                // Valid JSON by construction.
+                let body = serde_json::from_str(body.json()).unwrap_or_default();
+                match teams {
+                    true => Payload::Teams { body },
+                    false => Payload::Slack { body },
+                }
+            }
         }
     }
 
@@ -106,6 +114,11 @@ impl Payload {
             Rendered::Slack(body) => Borrowed::Slack { body },
             Rendered::Teams(body) => Borrowed::Teams { body },
             Rendered::Webhook(body) => Borrowed::Webhook { body },
+            // One JSON value, stored as the message's body the way serde would write it.
+            Rendered::ChatText { teams, body } => {
+                let kind = if *teams { "teams" } else { "slack" };
+                return format!("{{\"kind\":\"{kind}\",\"body\":{}}}", body.json());
+            }
         };
         // Strings and JSON values only: serializing cannot fail.
         serde_json::to_string(&borrowed).unwrap_or_default()

@@ -289,7 +289,13 @@ impl Router {
                     })
                     .collect()
             }
-            (Rendered::Slack(_) | Rendered::Teams(_) | Rendered::Webhook(_), _) => vec![row(
+            (
+                Rendered::Slack(_)
+                | Rendered::Teams(_)
+                | Rendered::Webhook(_)
+                | Rendered::ChatText { .. },
+                _,
+            ) => vec![row(
                 d,
                 "",
                 Payload::encode_for(&rendered, ""),

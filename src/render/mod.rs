@@ -2,6 +2,7 @@
 //! destination needs, held to the service's limits. The templates are compiled once at start-up
 //! (`templates.rs`); chat payloads outside templates are built in `chat.rs`.
 
+mod as_is;
 mod chat;
 pub mod context;
 pub mod escape;
@@ -37,6 +38,40 @@ pub enum Rendered {
     Teams(Value),
     /// A webhook destination's body, `vars` still placeholders.
     Webhook(String),
+    /// A Slack or Teams message that keeps every limit as its template rendered it (see
+    /// `as_is.rs`): stored and sent as this text. [`Rendered::tree`] gives the `Slack` or
+    /// `Teams` form.
+    ChatText {
+        teams: bool,
+        body: ChatText,
+    },
+}
+
+/// A rendered chat message as text: one JSON value (checked when it was made).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatText(String);
+
+impl ChatText {
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Rendered {
+    /// The message with a chat text as its JSON tree (`Slack` or `Teams`).
+    pub fn tree(self) -> Rendered {
+        match self {
+            // Valid JSON by construction: it parsed when it was made.
+            Rendered::ChatText { teams, body } => {
+                let tree = serde_json::from_str(&body.0).unwrap_or_default();
+                match teams {
+                    true => Rendered::Teams(tree),
+                    false => Rendered::Slack(tree),
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Why an alert could not be rendered for a destination.
@@ -118,12 +153,14 @@ impl Renderer {
         self.render(i, input)
     }
 
-    /// Renders the alert for destination number `i`.
+    /// Renders the alert for destination number `i` (chat messages as trees).
     pub fn render(&self, i: usize, input: &AlertInput) -> Result<Rendered, RenderError> {
         self.render_shared(i, &mut Contexts::new(input))
+            .map(Rendered::tree)
     }
 
-    /// The same from an alert's shared contexts: what a job's destinations render from.
+    /// The same from an alert's shared contexts, a chat message as its text when it keeps the
+    /// limits as rendered: what a job's destinations render from.
     pub fn render_shared(
         &self,
         i: usize,
@@ -132,7 +169,8 @@ impl Renderer {
         let d = &self.destinations[i];
         let kind = alert_kind(contexts.input());
         let ctx = contexts.for_destination(&d.name, d.script_log);
-        self.render_kind(i, kind, ctx).map(|(rendered, _)| rendered)
+        self.render_names(i, &self.names(i, kind), ctx, AsIs::Allowed)
+            .map(|(rendered, _)| rendered)
     }
 
     /// Renders a template context of `kind` for destination `i` with its configured templates.
@@ -143,20 +181,24 @@ impl Renderer {
         kind: Kind,
         ctx: &Value,
     ) -> Result<(Rendered, usize), RenderError> {
+        self.render_names(i, &self.names(i, kind), ctx, AsIs::Never)
+    }
+
+    /// Destination `i`'s own templates of `kind`.
+    fn names(&self, i: usize, kind: Kind) -> Names<'_> {
         let id = |part| TemplateId::Destination {
             index: i,
             kind,
             part,
         };
-        let names = Names {
+        Names {
             subject: id(Part::Subject),
             html: id(Part::Html),
             text: id(Part::Text),
             json: id(Part::Json),
             basic: (kind == Kind::Alert).then(|| id(Part::Basic)),
             origin: self.templates.origin(i, kind),
-        };
-        self.render_names(i, &names, ctx)
+        }
     }
 
     /// The same with the stock templates of `kind` (digest or recovery): what a destination
@@ -186,7 +228,7 @@ impl Renderer {
             basic: None,
             origin: "stock template",
         };
-        self.render_names(i, &names, ctx)
+        self.render_names(i, &names, ctx, AsIs::Never)
     }
 
     fn render_names(
@@ -194,6 +236,7 @@ impl Renderer {
         i: usize,
         names: &Names,
         ctx: &Value,
+        as_is: AsIs,
     ) -> Result<(Rendered, usize), RenderError> {
         let d = &self.destinations[i];
         let limit_error = |source| RenderError::Limits {
@@ -231,17 +274,29 @@ impl Renderer {
                         )?;
                         basic_slack(&text, ctx)
                     }
-                    _ => self.render_json(
-                        names,
-                        ctx,
-                        &Escapes {
-                            text: &|t| {
-                                then(then(slack_fences(t), slack_entities), json_string_body)
+                    _ => {
+                        let mut text = self.render_json_text(
+                            names,
+                            ctx,
+                            &Escapes {
+                                text: &|t| {
+                                    then(then(slack_fences(t), slack_entities), json_string_body)
+                                },
+                                url: &json_string_body,
+                                label: &|t| then(slack_entities(t), json_string_body),
                             },
-                            url: &json_string_body,
-                            label: &|t| then(slack_entities(t), json_string_body),
-                        },
-                    )?,
+                        )?;
+                        let keys = [&s.channel, &s.username, &s.icon_emoji];
+                        if as_is == AsIs::Allowed && keys.iter().all(|k| k.is_none()) {
+                            match chat_text(text, as_is::slack) {
+                                Ok(body) => {
+                                    return Ok((Rendered::ChatText { teams: false, body }, 0))
+                                }
+                                Err(back) => text = back,
+                            }
+                        }
+                        parse_json(names, &text)?
+                    }
                 };
                 if let Some(root) = payload.as_object_mut() {
                     for (key, value) in [
@@ -273,16 +328,27 @@ impl Renderer {
                         )?;
                         basic_teams(&text, ctx)
                     }
-                    _ => self.render_json(
-                        names,
-                        ctx,
-                        &Escapes {
-                            text: &|t| then(teams_markdown(t), json_string_body),
-                            url: &json_string_body,
-                            // Button titles are plain text in Adaptive Cards.
-                            label: &json_string_body,
-                        },
-                    )?,
+                    _ => {
+                        let mut text = self.render_json_text(
+                            names,
+                            ctx,
+                            &Escapes {
+                                text: &|t| then(teams_markdown(t), json_string_body),
+                                url: &json_string_body,
+                                // Button titles are plain text in Adaptive Cards.
+                                label: &json_string_body,
+                            },
+                        )?;
+                        if as_is == AsIs::Allowed {
+                            match chat_text(text, as_is::teams) {
+                                Ok(body) => {
+                                    return Ok((Rendered::ChatText { teams: true, body }, 0))
+                                }
+                                Err(back) => text = back,
+                            }
+                        }
+                        parse_json(names, &text)?
+                    }
                 };
                 let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
                 Ok((Rendered::Teams(payload), cuts))
@@ -364,25 +430,44 @@ impl Renderer {
         }
     }
 
-    /// A formatted JSON template: values escaped first (by the kind of key), then rendered,
-    /// then parsed.
-    fn render_json(
+    /// A formatted JSON template rendered: values escaped first (by the kind of key).
+    fn render_json_text(
         &self,
         names: &Names,
         ctx: &Value,
         escapes: &Escapes,
-    ) -> Result<Value, RenderError> {
+    ) -> Result<String, RenderError> {
         let escaped = with_strings(ctx, escapes);
-        let rendered = self
-            .templates
-            .render_data(names.json, &Data::from(escaped))?;
-        serde_json::from_str(&rendered).map_err(|e| RenderError::InvalidJson {
-            template: names.origin.to_owned(),
-            message: e.to_string(),
-            line: e.line(),
-            column: e.column(),
-        })
+        self.templates.render_data(names.json, &Data::from(escaped))
     }
+}
+
+/// Whether a chat message may be kept as its rendered text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AsIs {
+    /// When it keeps the limits as it is (alerts, on the routing path).
+    Allowed,
+    /// Always a tree (digests, notices, fallbacks: rare, and their callers read the tree).
+    Never,
+}
+
+/// `text` as a chat text, when `keeps_limits` accepts it as it is (which it does only for
+/// valid JSON).
+fn chat_text(text: String, keeps_limits: fn(&str) -> bool) -> Result<ChatText, String> {
+    match keeps_limits(&text) {
+        true => Ok(ChatText(text)),
+        false => Err(text),
+    }
+}
+
+/// A rendered JSON template parsed, or the error naming the template, line and column.
+fn parse_json(names: &Names, text: &str) -> Result<Value, RenderError> {
+    serde_json::from_str(text).map_err(|e| RenderError::InvalidJson {
+        template: names.origin.to_owned(),
+        message: e.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })
 }
 
 /// The templates of one message.
