@@ -18,6 +18,51 @@ pub fn then<'a>(text: Cow<'a, str>, f: impl Fn(&str) -> Cow<'_, str>) -> Cow<'a,
     changed.map_or(text, Cow::Owned)
 }
 
+/// The bytes that some escape of a chat destination changes, besides JSON's own (the quote, the
+/// backslash, control characters). All are ASCII, so a byte scan finds them in any UTF-8 text.
+pub struct Special([bool; 256]);
+
+impl Special {
+    const fn of(extra: &[u8]) -> Special {
+        let mut table = byte_set(extra);
+        let mut b = 0;
+        while b < 0x20 {
+            table[b] = true;
+            b += 1;
+        }
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        Special(table)
+    }
+
+    /// Whether `text` has none of these bytes: every escape of the set leaves it as it is.
+    pub fn absent_from(&self, text: &str) -> bool {
+        !text.bytes().any(|b| self.0[b as usize])
+    }
+}
+
+/// What Slack's escapes change: [`slack_entities`], [`slack_fences`], [`json_string_body`].
+pub const SLACK_SPECIAL: Special = Special::of(b"&<>`");
+/// What Teams' escapes change: [`teams_markdown`], [`json_string_body`].
+pub const TEAMS_SPECIAL: Special = Special::of(TEAMS_MARKDOWN);
+
+/// Teams Markdown's marks: `[` and `]` are enough to stop links and images (`](` and `![` need
+/// them), `<` `>` stop autolinks; the rest are emphasis and code marks.
+const TEAMS_MARKDOWN: &[u8] = b"\\`*_[]<>~";
+/// The same as a table: a look-up per byte, not a search.
+const TEAMS_MARKS: [bool; 256] = byte_set(TEAMS_MARKDOWN);
+
+/// A table of `bytes`, for a look-up per byte.
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
 /// No escaping: for the keys a destination shows as they are.
 pub fn unchanged(text: &str) -> Cow<'_, str> {
     Cow::Borrowed(text)
@@ -42,18 +87,41 @@ pub fn json_string_body(text: &str) -> Cow<'_, str> {
 
 /// Slack's control characters in mrkdwn and plain text: `&`, `<`, `>` (and nothing else).
 pub fn slack_entities(text: &str) -> Cow<'_, str> {
-    if !text.contains(['&', '<', '>']) {
+    replace_ascii(
+        text,
+        |b| matches!(b, b'&' | b'<' | b'>'),
+        |b, out| {
+            out.push_str(match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                _ => "&gt;",
+            })
+        },
+    )
+}
+
+/// `text` with each ASCII byte that `special` picks replaced by what `replace` writes; runs of
+/// other text are copied whole. Borrowed when there is none.
+fn replace_ascii(
+    text: &str,
+    special: impl Fn(u8) -> bool,
+    replace: impl Fn(u8, &mut String),
+) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| special(b)) else {
         return Cow::Borrowed(text);
-    }
+    };
     let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
+        if special(b) {
+            // An ASCII byte never sits inside a multi-byte character: `i` is a boundary.
+            out.push_str(&text[start..i]);
+            replace(b, &mut out);
+            start = i + 1;
         }
     }
+    out.push_str(&text[start..]);
     Cow::Owned(out)
 }
 
@@ -90,36 +158,23 @@ pub fn keep_visible(text: &mut String) {
 /// `![image](url)`, `<url>`, emphasis or code marks are escaped with a backslash, so only the
 /// template's own Markdown has effect.
 pub fn teams_markdown(text: &str) -> Cow<'_, str> {
-    // `[` and `]` are enough to stop links and images (`](` and `![` need them), `<` `>` stop
-    // autolinks; the rest are emphasis and code marks.
-    const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '~'];
-    if !text.contains(SPECIAL) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if SPECIAL.contains(&c) {
+    replace_ascii(
+        text,
+        |b| TEAMS_MARKS[usize::from(b)],
+        |b, out| {
             out.push('\\');
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
+            out.push(char::from(b));
+        },
+    )
 }
 
 /// A value inside a Slack code block must not close it: a run of three or more backticks gets a
 /// zero-width space after each backtick, so it reads the same and fences nothing.
 pub fn slack_fences(text: &str) -> Cow<'_, str> {
-    if !text.contains("```") {
+    if !text.as_bytes().windows(3).any(|w| w == b"```") {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        out.push(c);
-        if c == '`' {
-            out.push('\u{200B}');
-        }
-    }
-    Cow::Owned(out)
+    replace_ascii(text, |b| b == b'`', |_, out| out.push_str("`\u{200B}"))
 }
 
 /// Applies `f` to every string of a JSON tree, in place.
@@ -152,6 +207,33 @@ mod tests {
             keep_visible(&mut text);
             assert_eq!(text, expected, "byte {byte:#04x}");
         }
+    }
+
+    #[test]
+    fn a_text_without_special_bytes_is_left_as_it_is_by_every_escape() {
+        fn slack(t: &str) -> Cow<'_, str> {
+            then(then(slack_fences(t), slack_entities), json_string_body)
+        }
+        fn teams(t: &str) -> Cow<'_, str> {
+            then(teams_markdown(t), json_string_body)
+        }
+        for byte in 0u8..128 {
+            let c = byte as char;
+            for text in [format!("x{c}y"), format!("{c}{c}{c}")] {
+                for (special, escaped) in [
+                    (&SLACK_SPECIAL, slack(&text)),
+                    (&TEAMS_SPECIAL, teams(&text)),
+                ] {
+                    if special.absent_from(&text) {
+                        assert_eq!(escaped, text, "byte {byte:#04x}");
+                    } else {
+                        assert!(byte < 0x20 || !byte.is_ascii_alphanumeric(), "{byte:#04x}");
+                    }
+                }
+            }
+        }
+        assert!(SLACK_SPECIAL.absent_from("Sales_2024 [EU] *ä* ✓"));
+        assert!(!TEAMS_SPECIAL.absent_from("Sales_2024"));
     }
 
     #[test]

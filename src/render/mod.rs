@@ -1,14 +1,17 @@
 //! Rendering: one alert, digest or recovery notice for one destination, with the escaping that
 //! destination needs, held to the service's limits. The templates are compiled once at start-up
-//! (`templates.rs`); chat payloads outside templates are built in `chat.rs`.
+//! (`templates.rs`); chat payloads outside templates are built in `chat.rs`, the last-resort
+//! messages in `fallback.rs`.
 
 mod as_is;
 mod chat;
 pub mod context;
 pub mod escape;
+mod fallback;
 mod helpers;
 pub mod limits;
 pub mod notice;
+mod rendered;
 pub mod sample;
 mod stock;
 mod templates;
@@ -23,56 +26,12 @@ use chat::{basic_slack, basic_teams, with_strings, Escapes};
 use context::{AlertInput, Contexts};
 use escape::{
     json_string_body, single_line, slack_entities, slack_fences, teams_markdown, then, unchanged,
+    SLACK_SPECIAL, TEAMS_SPECIAL,
 };
+use rendered::chat_text;
+pub use rendered::{ChatText, Rendered};
+use std::borrow::Cow;
 use templates::{Data, Part, TemplateId, Templates};
-
-/// What one destination sends for one alert.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Rendered {
-    Email {
-        subject: String,
-        html: String,
-        text: String,
-    },
-    Slack(Value),
-    Teams(Value),
-    /// A webhook destination's body, `vars` still placeholders.
-    Webhook(String),
-    /// A Slack or Teams message that keeps every limit as its template rendered it (see
-    /// `as_is.rs`): stored and sent as this text. [`Rendered::tree`] gives the `Slack` or
-    /// `Teams` form.
-    ChatText {
-        teams: bool,
-        body: ChatText,
-    },
-}
-
-/// A rendered chat message as text: one JSON value (checked when it was made).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatText(String);
-
-impl ChatText {
-    pub fn json(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Rendered {
-    /// The message with a chat text as its JSON tree (`Slack` or `Teams`).
-    pub fn tree(self) -> Rendered {
-        match self {
-            // Valid JSON by construction: it parsed when it was made.
-            Rendered::ChatText { teams, body } => {
-                let tree = serde_json::from_str(&body.0).unwrap_or_default();
-                match teams {
-                    true => Rendered::Teams(tree),
-                    false => Rendered::Slack(tree),
-                }
-            }
-            other => other,
-        }
-    }
-}
 
 /// Why an alert could not be rendered for a destination.
 #[derive(Debug, thiserror::Error)]
@@ -279,8 +238,12 @@ impl Renderer {
                             names,
                             ctx,
                             &Escapes {
-                                text: &|t| {
-                                    then(then(slack_fences(t), slack_entities), json_string_body)
+                                text: &|t| match SLACK_SPECIAL.absent_from(t) {
+                                    true => Cow::Borrowed(t),
+                                    false => then(
+                                        then(slack_fences(t), slack_entities),
+                                        json_string_body,
+                                    ),
                                 },
                                 url: &json_string_body,
                                 label: &|t| then(slack_entities(t), json_string_body),
@@ -333,7 +296,10 @@ impl Renderer {
                             names,
                             ctx,
                             &Escapes {
-                                text: &|t| then(teams_markdown(t), json_string_body),
+                                text: &|t| match TEAMS_SPECIAL.absent_from(t) {
+                                    true => Cow::Borrowed(t),
+                                    false => then(teams_markdown(t), json_string_body),
+                                },
                                 url: &json_string_body,
                                 // Button titles are plain text in Adaptive Cards.
                                 label: &json_string_body,
@@ -366,70 +332,6 @@ impl Renderer {
         }
     }
 
-    /// What destination `i` sends when its own template fails for an alert: the stock email
-    /// templates, or the built-in basic Slack/Teams message (no template involved). An alert is
-    /// never lost to a template bug.
-    pub fn render_fallback(&self, i: usize, input: &AlertInput) -> Rendered {
-        let d = &self.destinations[i];
-        let ctx = context::build(input, &d.name, d.script_log);
-        let app = ctx["appName"]
-            .as_str()
-            .or(ctx["appId"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        if alert_kind(input) == Kind::Automation {
-            let line = format!("Qlik Automate run failed: \"{app}\"");
-            return self.stock_or_line(i, Kind::Automation, &ctx, &line);
-        }
-        let line = format!("Qlik Cloud reload failed: \"{app}\"");
-        match &d.kind {
-            DestinationKind::Email(_) => Rendered::Email {
-                subject: single_line(&format!("❌ {line}")),
-                html: self
-                    .templates
-                    .render(TemplateId::Fallback(Part::Html), &ctx)
-                    .unwrap_or_else(|_| format!("<p>{}</p>", handlebars::html_escape(&line))),
-                text: self
-                    .templates
-                    .render(TemplateId::Fallback(Part::Text), &ctx)
-                    .unwrap_or_else(|_| line.clone()),
-            },
-            _ => self.one_line(i, &line, &ctx),
-        }
-    }
-
-    /// A message of one line (and the context's buttons), no template involved: the last resort.
-    pub fn one_line(&self, i: usize, line: &str, ctx: &Value) -> Rendered {
-        match &self.destinations[i].kind {
-            DestinationKind::Email(_) => Rendered::Email {
-                subject: single_line(line),
-                html: format!("<p>{}</p>", handlebars::html_escape(line)),
-                text: line.to_owned(),
-            },
-            DestinationKind::Slack(_) => {
-                let mut payload = basic_slack(
-                    &slack_entities(line),
-                    &with_strings(
-                        ctx,
-                        &Escapes {
-                            text: &unchanged,
-                            url: &unchanged,
-                            label: &unchanged,
-                        },
-                    ),
-                );
-                let _ = limits::fit_slack(&mut payload);
-                Rendered::Slack(payload)
-            }
-            DestinationKind::Teams(_) => {
-                let mut payload = basic_teams(&teams_markdown(line), ctx);
-                let _ = limits::fit_teams(&mut payload);
-                Rendered::Teams(payload)
-            }
-            DestinationKind::Webhook(w) => Rendered::Webhook(webhook::one_line(line, w)),
-        }
-    }
-
     /// A formatted JSON template rendered: values escaped first (by the kind of key).
     fn render_json_text(
         &self,
@@ -449,15 +351,6 @@ enum AsIs {
     Allowed,
     /// Always a tree (digests, notices, fallbacks: rare, and their callers read the tree).
     Never,
-}
-
-/// `text` as a chat text, when `keeps_limits` accepts it as it is (which it does only for
-/// valid JSON).
-fn chat_text(text: String, keeps_limits: fn(&str) -> bool) -> Result<ChatText, String> {
-    match keeps_limits(&text) {
-        true => Ok(ChatText(text)),
-        false => Err(text),
-    }
 }
 
 /// A rendered JSON template parsed, or the error naming the template, line and column.
