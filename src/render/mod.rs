@@ -25,12 +25,11 @@ use crate::qlik::event::EventKind;
 use chat::{basic_slack, basic_teams, with_strings, Escapes};
 use context::{AlertInput, Contexts};
 use escape::{
-    json_string_body, single_line, slack_entities, slack_fences, teams_markdown, then, unchanged,
-    SLACK_SPECIAL, TEAMS_SPECIAL,
+    json_string_body, single_line, slack_entities, slack_fences, slack_json_text, teams_json_text,
+    teams_markdown, then, unchanged,
 };
 use rendered::chat_text;
 pub use rendered::{ChatText, Rendered};
-use std::borrow::Cow;
 use templates::{Data, Part, TemplateId, Templates};
 
 /// Why an alert could not be rendered for a destination.
@@ -238,13 +237,7 @@ impl Renderer {
                             names,
                             ctx,
                             &Escapes {
-                                text: &|t| match SLACK_SPECIAL.absent_from(t) {
-                                    true => Cow::Borrowed(t),
-                                    false => then(
-                                        then(slack_fences(t), slack_entities),
-                                        json_string_body,
-                                    ),
-                                },
+                                text: &slack_json_text,
                                 url: &json_string_body,
                                 label: &|t| then(slack_entities(t), json_string_body),
                             },
@@ -296,10 +289,7 @@ impl Renderer {
                             names,
                             ctx,
                             &Escapes {
-                                text: &|t| match TEAMS_SPECIAL.absent_from(t) {
-                                    true => Cow::Borrowed(t),
-                                    false => then(teams_markdown(t), json_string_body),
-                                },
+                                text: &teams_json_text,
                                 url: &json_string_body,
                                 // Button titles are plain text in Adaptive Cards.
                                 label: &json_string_body,
