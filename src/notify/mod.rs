@@ -66,8 +66,7 @@ impl Payload {
             Rendered::Teams(body) => Payload::Teams { body },
             Rendered::Webhook(body) => Payload::Webhook { body },
             Rendered::ChatText { teams, body } => {
-                // Valid JSON by construction.
-                let body = serde_json::from_str(body.json()).unwrap_or_default();
+                let body = body.value();
                 match teams {
                     true => Payload::Teams { body },
                     false => Payload::Slack { body },

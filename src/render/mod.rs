@@ -233,7 +233,7 @@ impl Renderer {
                         basic_slack(&text, ctx)
                     }
                     _ => {
-                        let mut text = self.render_json_text(
+                        let text = self.render_json_text(
                             names,
                             ctx,
                             &Escapes {
@@ -242,16 +242,16 @@ impl Renderer {
                                 label: &|t| then(slack_entities(t), json_string_body),
                             },
                         )?;
+                        // Keys the config adds make a change: the full path adds them.
                         let keys = [&s.channel, &s.username, &s.icon_emoji];
-                        if as_is == AsIs::Allowed && keys.iter().all(|k| k.is_none()) {
-                            match chat_text(text, as_is::slack) {
-                                Ok(body) => {
-                                    return Ok((Rendered::ChatText { teams: false, body }, 0))
-                                }
-                                Err(back) => text = back,
-                            }
+                        let as_is = match keys.iter().all(|k| k.is_none()) {
+                            true => as_is,
+                            false => AsIs::Never,
+                        };
+                        match kept_or_parsed(names, text, as_is, as_is::slack)? {
+                            Ok(body) => return Ok((Rendered::ChatText { teams: false, body }, 0)),
+                            Err(tree) => tree,
                         }
-                        parse_json(names, &text)?
                     }
                 };
                 if let Some(root) = payload.as_object_mut() {
@@ -285,7 +285,7 @@ impl Renderer {
                         basic_teams(&text, ctx)
                     }
                     _ => {
-                        let mut text = self.render_json_text(
+                        let text = self.render_json_text(
                             names,
                             ctx,
                             &Escapes {
@@ -295,15 +295,10 @@ impl Renderer {
                                 label: &json_string_body,
                             },
                         )?;
-                        if as_is == AsIs::Allowed {
-                            match chat_text(text, as_is::teams) {
-                                Ok(body) => {
-                                    return Ok((Rendered::ChatText { teams: true, body }, 0))
-                                }
-                                Err(back) => text = back,
-                            }
+                        match kept_or_parsed(names, text, as_is, as_is::teams)? {
+                            Ok(body) => return Ok((Rendered::ChatText { teams: true, body }, 0)),
+                            Err(tree) => tree,
                         }
-                        parse_json(names, &text)?
                     }
                 };
                 let cuts = limits::fit_teams(&mut payload).map_err(limit_error)?;
@@ -341,6 +336,24 @@ enum AsIs {
     Allowed,
     /// Always a tree (digests, notices, fallbacks: rare, and their callers read the tree).
     Never,
+}
+
+/// A rendered chat template kept as its text when `as_is` allows it and `keeps_limits` accepts
+/// it, else parsed into a tree for the full path.
+fn kept_or_parsed(
+    names: &Names,
+    text: String,
+    as_is: AsIs,
+    keeps_limits: fn(&str) -> bool,
+) -> Result<Result<ChatText, Value>, RenderError> {
+    let text = match as_is {
+        AsIs::Allowed => match chat_text(text, keeps_limits) {
+            Ok(kept) => return Ok(Ok(kept)),
+            Err(text) => text,
+        },
+        AsIs::Never => text,
+    };
+    parse_json(names, &text).map(Err)
 }
 
 /// A rendered JSON template parsed, or the error naming the template, line and column.

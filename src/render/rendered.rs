@@ -31,15 +31,20 @@ impl ChatText {
     pub fn json(&self) -> &str {
         &self.0
     }
+
+    /// The message as a JSON tree.
+    pub fn value(&self) -> Value {
+        // Valid JSON by construction: it parsed when it was made.
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
 }
 
 impl Rendered {
     /// The message with a chat text as its JSON tree (`Slack` or `Teams`).
     pub fn tree(self) -> Rendered {
         match self {
-            // Valid JSON by construction: it parsed when it was made.
             Rendered::ChatText { teams, body } => {
-                let tree = serde_json::from_str(&body.0).unwrap_or_default();
+                let tree = body.value();
                 match teams {
                     true => Rendered::Teams(tree),
                     false => Rendered::Slack(tree),
