@@ -211,6 +211,17 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's log lines so far at ERROR and at WARN (its text format: time, level, ...).
+    pub fn errors_and_warnings(&self) -> (usize, usize) {
+        let log = self.log();
+        let at = |level: &str| {
+            log.lines()
+                .filter(|line| line.split_whitespace().nth(1) == Some(level))
+                .count()
+        };
+        (at("ERROR"), at("WARN"))
+    }
+
     /// Waits for the "subscribed" log line; returns the time since spawn.
     pub async fn wait_subscribed(&mut self) -> Result<Duration, String> {
         let start = Instant::now();

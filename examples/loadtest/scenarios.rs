@@ -346,6 +346,7 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
     ));
     tokio::time::sleep(Duration::from_secs(settings.settle_secs)).await;
     let rss_after = rig.daemon.status_kib("VmRSS")?;
+    let (errors, warnings) = rig.daemon.errors_and_warnings();
     rig.daemon.stop();
     let what = if email {
         format!("Slack + Teams + {mails} emails")
@@ -409,6 +410,12 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
             },
             if email { "" } else { "406–510 MiB" },
         ),
+        Row::new(
+            name,
+            "daemon log lines at ERROR (at WARN), start to the RSS reading",
+            format!("{errors} ({warnings})"),
+        )
+        .vs(if email { "" } else { "no ERROR line" }, ""),
     ])
 }
 
