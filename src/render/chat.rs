@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
+use super::reads::Reads;
+
 /// Context keys whose values are URLs: JSON-escaped but never given Slack entities, so links work.
 fn is_url_key(key: &str) -> bool {
     matches!(
@@ -36,8 +38,9 @@ pub(super) struct Escapes<'a> {
     pub label: &'a dyn Fn(&str) -> Cow<'_, str>,
 }
 
-/// A copy of the context with every string passed through the escape its key calls for.
-pub(super) fn with_strings(ctx: &Value, escapes: &Escapes) -> Value {
+/// A copy of what of the context a template `reads`, every string passed through the escape its
+/// key calls for.
+pub(super) fn with_strings(ctx: &Value, reads: &Reads, escapes: &Escapes) -> Value {
     fn walk(value: &mut Value, key: Option<&str>, e: &Escapes) {
         match value {
             Value::String(s) => {
@@ -61,7 +64,7 @@ pub(super) fn with_strings(ctx: &Value, escapes: &Escapes) -> Value {
             _ => {}
         }
     }
-    let mut out = ctx.clone();
+    let mut out = reads.copy(ctx);
     walk(&mut out, None, escapes);
     out
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::chat::{basic_slack, basic_teams, with_strings, Escapes};
 use super::context::{self, AlertInput};
 use super::escape::{single_line, slack_entities, teams_markdown, unchanged};
+use super::reads::Reads;
 use super::templates::{Part, TemplateId};
 use super::{alert_kind, limits, webhook, Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
@@ -56,6 +57,7 @@ impl Renderer {
                     &slack_entities(line),
                     &with_strings(
                         ctx,
+                        &Reads::Everything,
                         &Escapes {
                             text: &unchanged,
                             url: &unchanged,

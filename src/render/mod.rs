@@ -11,8 +11,10 @@ mod fallback;
 mod helpers;
 pub mod limits;
 pub mod notice;
+mod reads;
 mod rendered;
 pub mod sample;
+mod sources;
 mod stock;
 mod templates;
 pub mod vars;
@@ -28,6 +30,7 @@ use escape::{
     json_string_body, single_line, slack_entities, slack_fences, slack_json_text, teams_json_text,
     teams_markdown, then, unchanged,
 };
+use reads::Reads;
 use rendered::chat_text;
 pub use rendered::{ChatText, Rendered};
 use templates::{Data, Part, TemplateId, Templates};
@@ -63,7 +66,7 @@ pub struct Renderer {
 
 /// What a message is: one alert, a storm digest, or a recovery notice. Each destination has a
 /// template set for each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Alert,
     Digest,
@@ -203,8 +206,12 @@ impl Renderer {
         };
         match &d.kind {
             DestinationKind::Email(_) => {
-                // One copy of the context for the three templates.
-                let data = Data::from(ctx.clone());
+                // One copy of the context for the three templates, of what they read.
+                let reads = [names.subject, names.html, names.text]
+                    .map(|id| self.templates.reads(id))
+                    .iter()
+                    .fold(Reads::Keys(Default::default()), |all, r| all.or(r));
+                let data = Data::from(reads.copy(ctx));
                 Ok((
                     Rendered::Email {
                         subject: single_line(
@@ -223,6 +230,7 @@ impl Renderer {
                             *basic,
                             &Data::from(with_strings(
                                 ctx,
+                                self.templates.reads(*basic),
                                 &Escapes {
                                     text: &|t| then(slack_fences(t), slack_entities),
                                     url: &unchanged,
@@ -275,6 +283,7 @@ impl Renderer {
                             *basic,
                             &Data::from(with_strings(
                                 ctx,
+                                self.templates.reads(*basic),
                                 &Escapes {
                                     text: &teams_markdown,
                                     url: &unchanged,
@@ -324,7 +333,7 @@ impl Renderer {
         ctx: &Value,
         escapes: &Escapes,
     ) -> Result<String, RenderError> {
-        let escaped = with_strings(ctx, escapes);
+        let escaped = with_strings(ctx, self.templates.reads(names.json), escapes);
         self.templates.render_data(names.json, &Data::from(escaped))
     }
 }

@@ -6,19 +6,18 @@
 //! escape, and gets values already made safe for where they go (JSON strings for Slack and
 //! Teams, plain text for subjects and text bodies).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 
 use handlebars::Handlebars;
 use serde_json::Value;
 
+use super::reads::Reads;
+use super::sources::{template_set, Source};
 use super::{stock, uses, Kind, RenderError};
-use crate::config::{
-    stock_name, Config, DestinationConfig, DestinationKind, Problem, SlackConfig, TeamsConfig,
-    WebhookConfig, STOCK_PREFIX,
-};
+use crate::config::{Config, DestinationKind, Problem, SlackConfig, TeamsConfig};
 
 /// One part of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Part {
     Subject,
     /// The HTML body of an email.
@@ -50,7 +49,7 @@ impl Part {
 }
 
 /// A template in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum TemplateId {
     /// Destination `index`'s template of `kind`.
     Destination {
@@ -94,6 +93,8 @@ pub(super) struct Templates {
     raw: Handlebars<'static>,
     /// Where each destination's templates came from, for error messages: by kind, then index.
     origins: [Vec<String>; 4],
+    /// What of the context each template can read.
+    reads: HashMap<TemplateId, Reads>,
 }
 
 impl Templates {
@@ -104,6 +105,7 @@ impl Templates {
             html: Handlebars::new(),
             raw: Handlebars::new(),
             origins: Default::default(),
+            reads: HashMap::new(),
         };
         templates.raw.register_escape_fn(handlebars::no_escape);
         for registry in [&mut templates.html, &mut templates.raw] {
@@ -202,15 +204,24 @@ impl Templates {
         };
         match source.load() {
             Ok((origin, text)) => {
-                if let Err(e) = registry.register_template_string(&id.name(), text) {
-                    let place = match e.pos() {
-                        Some((l, c)) => format!("{origin}:{l}:{c}"),
-                        None => origin.clone(),
-                    };
-                    problems.push(Problem {
-                        path: config_key,
-                        message: format!("{place}: {}", e.reason()),
-                    });
+                let name = id.name();
+                match registry.register_template_string(&name, text) {
+                    Ok(()) => {
+                        let reads = registry
+                            .get_template(&name)
+                            .map_or(Reads::Everything, Reads::of);
+                        self.reads.insert(id, reads);
+                    }
+                    Err(e) => {
+                        let place = match e.pos() {
+                            Some((l, c)) => format!("{origin}:{l}:{c}"),
+                            None => origin.clone(),
+                        };
+                        problems.push(Problem {
+                            path: config_key,
+                            message: format!("{place}: {}", e.reason()),
+                        });
+                    }
                 }
                 origin
             }
@@ -245,176 +256,15 @@ impl Templates {
             })
     }
 
+    /// What of the context template `id` can read (all of it for one that is not registered).
+    pub(super) fn reads(&self, id: TemplateId) -> &Reads {
+        self.reads.get(&id).unwrap_or(&Reads::Everything)
+    }
+
     /// Where destination `index`'s template of `kind` came from (a file, or `stock …`).
     pub(super) fn origin(&self, index: usize, kind: Kind) -> &str {
         self.origins[kind.index()]
             .get(index)
             .map_or("", String::as_str)
     }
-}
-
-/// The templates of one kind for one destination: configured (or stock) sources, and the
-/// config keys they come from.
-struct TemplateSet {
-    subject: Option<(String, &'static str)>,
-    body: (Source, &'static str),
-    text: Option<(Source, &'static str)>,
-}
-
-/// Destination `d`'s template sources for `kind`, stock where the config names none.
-fn template_set(d: &DestinationConfig, kind: Kind) -> TemplateSet {
-    let stock = match kind {
-        Kind::Alert => None,
-        Kind::Digest => Some(stock::DIGEST),
-        Kind::Recovery => Some(stock::RECOVERY),
-        Kind::Automation => Some(stock::AUTOMATION),
-    };
-    match (&d.kind, stock) {
-        (DestinationKind::Email(e), None) => TemplateSet {
-            subject: Some((e.subject.clone(), "subject")),
-            body: (
-                Source::pick(&e.html_template, stock::EMAIL_HTML),
-                "html_template",
-            ),
-            text: Some((
-                Source::pick(&e.text_template, stock::EMAIL_TEXT),
-                "text_template",
-            )),
-        },
-        (DestinationKind::Email(e), Some(stock)) => {
-            let (notice, keys) = match kind {
-                Kind::Digest => (
-                    &e.digest,
-                    [
-                        "digest_subject",
-                        "digest_html_template",
-                        "digest_text_template",
-                    ],
-                ),
-                Kind::Automation => (
-                    &e.automation,
-                    [
-                        "automation_subject",
-                        "automation_html_template",
-                        "automation_text_template",
-                    ],
-                ),
-                _ => (
-                    &e.recovery,
-                    [
-                        "recovery_subject",
-                        "recovery_html_template",
-                        "recovery_text_template",
-                    ],
-                ),
-            };
-            TemplateSet {
-                subject: Some((notice.subject.clone(), keys[0])),
-                body: (Source::pick(&notice.template, stock.email_html), keys[1]),
-                text: Some((
-                    Source::pick(&notice.text_template, stock.email_text),
-                    keys[2],
-                )),
-            }
-        }
-        (DestinationKind::Slack(s), stock) => chat_set(
-            &s.template,
-            &s.digest_template,
-            &s.recovery_template,
-            &s.automation_template,
-            stock.map_or(stock::SLACK, |s| s.slack),
-            kind,
-        ),
-        (DestinationKind::Teams(t), stock) => chat_set(
-            &t.template,
-            &t.digest_template,
-            &t.recovery_template,
-            &t.automation_template,
-            stock.map_or(stock::TEAMS, |s| s.teams),
-            kind,
-        ),
-        (DestinationKind::Webhook(w), _) => webhook_set(w, kind),
-    }
-}
-
-/// A webhook's templates: the config names each one it uses (no stock template fits an unknown
-/// service); an automation alert uses the alert's unless it has its own.
-fn webhook_set(w: &WebhookConfig, kind: Kind) -> TemplateSet {
-    let (path, key) = match kind {
-        Kind::Alert => (Some(&w.template), "template"),
-        Kind::Digest => (w.digest_template.as_ref(), "digest_template"),
-        Kind::Recovery => (w.recovery_template.as_ref(), "recovery_template"),
-        Kind::Automation => match &w.automation_template {
-            Some(path) => (Some(path), "automation_template"),
-            None => (Some(&w.template), "template"),
-        },
-    };
-    // Config requires the digest and recovery templates a webhook uses.
-    let path = path.unwrap_or(&w.template);
-    let source = match stock_name(path) {
-        Some(name) => match stock::webhook(name) {
-            Some((file, text)) => Source::Stock(file, text),
-            None => Source::Missing(format!("`{STOCK_PREFIX}{name}` is no built-in template")),
-        },
-        None => Source::File(path.clone()),
-    };
-    TemplateSet {
-        subject: None,
-        body: (source, key),
-        text: None,
-    }
-}
-
-fn chat_set(
-    alert: &Option<PathBuf>,
-    digest: &Option<PathBuf>,
-    recovery: &Option<PathBuf>,
-    automation: &Option<PathBuf>,
-    stock: (&'static str, &'static str),
-    kind: Kind,
-) -> TemplateSet {
-    let (path, key) = match kind {
-        Kind::Alert => (alert, "template"),
-        Kind::Digest => (digest, "digest_template"),
-        Kind::Recovery => (recovery, "recovery_template"),
-        Kind::Automation => (automation, "automation_template"),
-    };
-    TemplateSet {
-        subject: None,
-        body: (Source::pick(path, stock), key),
-        text: None,
-    }
-}
-
-/// Where a template comes from: a file, the stock template, or a config value.
-enum Source {
-    File(PathBuf),
-    Stock(&'static str, &'static str),
-    Inline(String),
-    /// A name that is no template: the message says why.
-    Missing(String),
-}
-
-impl Source {
-    fn pick(path: &Option<PathBuf>, stock: (&'static str, &'static str)) -> Source {
-        match path {
-            Some(p) => Source::File(p.clone()),
-            None => Source::Stock(stock.0, stock.1),
-        }
-    }
-
-    /// The template text and a name for it in messages.
-    fn load(self) -> Result<(String, String), String> {
-        match self {
-            Source::File(path) => read(&path).map(|text| (path.display().to_string(), text)),
-            Source::Stock(name, text) => Ok((format!("stock {name}"), text.to_owned())),
-            Source::Inline(text) => Ok(("config value".to_owned(), text)),
-            Source::Missing(why) => Err(why),
-        }
-    }
-}
-
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read template {}: {e}", path.display()))
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::chat::{with_strings, Escapes};
 use super::escape::{json_string_body, then};
-use super::templates::{TemplateId, Templates};
+use super::templates::{Data, TemplateId, Templates};
 use super::{vars, RenderError};
 use crate::config::WebhookConfig;
 
@@ -25,6 +25,7 @@ pub(super) fn render(
         }
         with_strings(
             ctx,
+            templates.reads(id),
             &Escapes {
                 text: &json,
                 url: &json,
@@ -35,6 +36,7 @@ pub(super) fn render(
         let plain = &vars::strip_marks;
         with_strings(
             ctx,
+            templates.reads(id),
             &Escapes {
                 text: plain,
                 url: plain,
@@ -50,7 +52,7 @@ pub(super) fn render(
             .collect();
         map.insert("vars".to_owned(), Value::Object(placeholders));
     }
-    let body = templates.render(id, &escaped)?;
+    let body = templates.render_data(id, &Data::from(escaped))?;
     if !w.is_json() {
         return Ok(body);
     }
