@@ -2,13 +2,13 @@
 //! that carries none (`reload.finished`) names its app even while the Qlik API is down
 //! (design §9.1: `appName` is never empty).
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Store, StoreError};
 
 /// Remembers `name` as the last name seen for the app, in the caller's transaction.
 pub(super) fn remember(
-    tx: &Transaction,
+    tx: &Connection,
     tenant: &str,
     app: &str,
     name: &str,

@@ -19,7 +19,7 @@ pub(super) const TRIM_EVERY: usize = 200;
 const MAX_TEXT: usize = 1024;
 
 pub(super) fn write(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     topic: &str,
     payload: &[u8],
     reason: &str,

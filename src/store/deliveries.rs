@@ -193,7 +193,7 @@ impl Store {
 /// Creates a job's outbox rows (see [`Store::route_job`]), settling each pending row's rate
 /// limit: its state in `deliveries` is updated to what was recorded.
 pub(super) fn insert_rows(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     job_id: i64,
     deliveries: &mut [NewDelivery],
     now: i64,
@@ -259,7 +259,7 @@ pub(super) fn insert_rows(
 
 /// When the open storm-grouping window of (destination, recipient) closes, if one is open.
 fn open_group(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     destination: &str,
     recipient: &str,
     now: i64,

@@ -76,6 +76,8 @@ pub enum StoreError {
     Task(String),
     #[error("cannot start the state store thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("state store {path}: a group of writes did not reach the disk: {message}")]
+    GroupCommit { path: PathBuf, message: String },
     #[error("state store {path}: cannot flush the write-ahead log to disk: {source}")]
     WalSync {
         path: PathBuf,
@@ -158,6 +160,8 @@ pub struct Store {
     recovery_jobs: bool,
     /// Dead letters written since the table was last trimmed to its bounds.
     dead_letters_since_trim: usize,
+    /// Writes join the store thread's group transaction (`shared::atomically`).
+    grouped: bool,
 }
 
 impl Store {
@@ -169,23 +173,20 @@ impl Store {
         }
     }
 
-    /// Runs `f` in one transaction: committed (on disk) when `f` returns `Ok`, rolled back when
-    /// it fails. The transaction is `IMMEDIATE` (takes the write lock first, waiting out the busy
-    /// timeout): a deferred one that read first would fail at once with "database is locked"
-    /// when another connection had written meanwhile.
+    /// Runs `f` atomically: all of it is written when `f` returns `Ok`, none of it when it
+    /// fails. On its own, that is one `IMMEDIATE` transaction (it takes the write lock first,
+    /// waiting out the busy timeout: a deferred one that read first would fail at once with
+    /// "database is locked" when another connection had written meanwhile); on the store thread,
+    /// a savepoint of the group's transaction (`shared::atomically`).
     pub(crate) fn in_transaction<T>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let run = |conn: &mut Connection| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        };
-        run(&mut self.conn).map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+        shared::atomically(&mut self.conn, self.grouped, |e| e, f).map_err(|source| {
+            StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 }
@@ -231,6 +232,7 @@ impl Store {
             track_failing: false,
             recovery_jobs: true,
             dead_letters_since_trim: 0,
+            grouped: false,
         })
     }
 
@@ -255,56 +257,55 @@ impl Store {
             conn,
             path,
             dead_letters_since_trim,
+            grouped,
             ..
         } = self;
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        // Dropping the transaction on an early return rolls it back. Immediate: see
-        // `in_transaction`.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite)?;
-        let mut written = Vec::with_capacity(records.len());
-        for record in records {
-            let outcome = match record {
-                Record::Job {
-                    event,
-                    failure,
-                    topic,
-                } => {
-                    let json = serde_json::to_string(event)?;
-                    if let Some(name) = event.app_name.as_deref() {
-                        app_names::remember(&tx, &event.tenant_id, &event.app_id, name, now)
-                            .map_err(sqlite)?;
+        // An early return rolls it all back: see `in_transaction`.
+        let written = shared::atomically(conn, *grouped, sqlite, |tx| {
+            let mut written = Vec::with_capacity(records.len());
+            for record in records {
+                let outcome = match record {
+                    Record::Job {
+                        event,
+                        failure,
+                        topic,
+                    } => {
+                        let json = serde_json::to_string(event)?;
+                        if let Some(name) = event.app_name.as_deref() {
+                            app_names::remember(tx, &event.tenant_id, &event.app_id, name, now)
+                                .map_err(sqlite)?;
+                        }
+                        let written = write_job(tx, event, *failure, topic, &json, now, expires);
+                        if let (Ok(Written::Job(job_id)), true) = (&written, track_failing) {
+                            notices::note_failure(tx, event, *job_id, now).map_err(sqlite)?;
+                        }
+                        written
                     }
-                    let written = write_job(&tx, event, *failure, topic, &json, now, expires);
-                    if let (Ok(Written::Job(job_id)), true) = (&written, track_failing) {
-                        notices::note_failure(&tx, event, *job_id, now).map_err(sqlite)?;
+                    Record::Recovery { event, topic } => {
+                        let json = serde_json::to_string(event)?;
+                        notices::write_recovery(tx, event, topic, &json, now, recovery_jobs)
                     }
-                    written
-                }
-                Record::Recovery { event, topic } => {
-                    let json = serde_json::to_string(event)?;
-                    notices::write_recovery(&tx, event, topic, &json, now, recovery_jobs)
-                }
-                Record::AppName { tenant, app, name } => {
-                    app_names::remember(&tx, tenant, app, name, now).map(|()| Written::AppName)
-                }
-                Record::DeadLetter {
-                    topic,
-                    payload,
-                    reason,
-                    detail,
-                } => {
-                    *dead_letters_since_trim += 1;
-                    dead_letters::write(&tx, topic, payload, reason, detail, now)
-                }
-            };
-            written.push(outcome.map_err(sqlite)?);
-        }
-        tx.commit().map_err(sqlite)?;
+                    Record::AppName { tenant, app, name } => {
+                        app_names::remember(tx, tenant, app, name, now).map(|()| Written::AppName)
+                    }
+                    Record::DeadLetter {
+                        topic,
+                        payload,
+                        reason,
+                        detail,
+                    } => {
+                        *dead_letters_since_trim += 1;
+                        dead_letters::write(tx, topic, payload, reason, detail, now)
+                    }
+                };
+                written.push(outcome.map_err(sqlite)?);
+            }
+            Ok(written)
+        })?;
         if self.dead_letters_since_trim >= dead_letters::TRIM_EVERY {
             self.dead_letters_since_trim = 0;
             self.trim_dead_letters();
@@ -337,7 +338,7 @@ impl Store {
 }
 
 fn write_job(
-    tx: &rusqlite::Transaction,
+    tx: &Connection,
     event: &ReloadEvent,
     failure: Failure,
     topic: &str,

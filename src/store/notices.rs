@@ -171,7 +171,7 @@ pub(super) fn group_held(rows: Vec<(i64, String, i64, Option<String>)>) -> Vec<H
 /// A failure job was written: the app's failing streak starts or goes on. The job records its
 /// place in the streak (`jobs.failures`), which `escalate_after` routes by.
 pub(super) fn note_failure(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     event: &ReloadEvent,
     job_id: i64,
     now: i64,
@@ -191,7 +191,7 @@ pub(super) fn note_failure(
 /// A reload succeeded: if its app was failing, the streak ends and (with `job`) a recovery job
 /// records it.
 pub(super) fn write_recovery(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     event: &ReloadEvent,
     topic: &str,
     json: &str,

@@ -9,6 +9,13 @@
 //! callers see is the durability of `synchronous=FULL`. A closure that changed no row (SQLite's
 //! `total_changes` did not move) is answered at once.
 //!
+//! **One transaction per group.** The first write of a group opens an `IMMEDIATE` transaction
+//! that the calls after it join, each in a savepoint of its own ([`atomically`]: a call that
+//! fails rolls back only what it wrote), and the thread commits it once when the group ends:
+//! pages that many calls change (the jobs table, the outbox and its indexes) reach the WAL once
+//! per group instead of once per call. Should SQLite roll the group's transaction back (a full
+//! disk, an I/O error), the calls that wrote into it are told their writes failed.
+//!
 //! **Memory after work.** [`RELEASE_AFTER`] after the last write, the thread empties this
 //! connection's page cache and asks glibc to give freed heap memory back to the system
 //! (`malloc_trim`); and once more [`RELEASE_AGAIN_AFTER`] later, when the HTTP clients have
@@ -21,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::pg::PgStore;
 use super::{Store, StoreError};
@@ -55,8 +64,9 @@ enum Backend {
 
 impl SharedStore {
     /// Starts the store thread, which owns `store` until every clone of the handle is dropped.
-    pub fn new(store: Store) -> Result<SharedStore, StoreError> {
+    pub fn new(mut store: Store) -> Result<SharedStore, StoreError> {
         let wal = group_commit(&store)?;
+        store.grouped = wal.is_some();
         let (jobs, queue) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("store".into())
@@ -154,10 +164,19 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
         while let Some(job) = next {
             ran += 1;
             let before = store.conn.total_changes();
+            let in_group = !store.conn.is_autocommit();
             let run = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut store)));
             let changed = store.conn.total_changes() != before;
+            // SQLite rolled the group's transaction back: what was written into it is gone.
+            let lost = in_group && store.conn.is_autocommit();
+            if lost {
+                for reply in waiting.drain(..) {
+                    reply(Err(rolled_back(&store)));
+                }
+            }
             wrote |= changed;
             match run {
+                Ok(reply) if lost => reply(Err(rolled_back(&store))),
                 Ok(reply) if wal.is_some() && changed => waiting.push(reply),
                 Ok(reply) => reply(Ok(())),
                 // The caller's answer was dropped with the closure: it sees `Poisoned`.
@@ -172,19 +191,75 @@ fn serve(mut store: Store, queue: Receiver<Job>, wal: Option<PathBuf>) {
             release_at = Some(Instant::now() + RELEASE_AFTER);
             release_again = true;
         }
+        let committed = commit_group(&store).map_err(|e| e.to_string());
         if let (Some(wal), false) = (&wal, waiting.is_empty()) {
-            let synced = sync(wal).map_err(Arc::new);
+            let synced = committed.map(|()| sync(wal).map_err(Arc::new));
             for reply in waiting {
-                reply(synced.clone().map_err(|source| StoreError::WalSync {
-                    path: wal.clone(),
-                    source,
-                }));
+                reply(match &synced {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(source)) => Err(StoreError::WalSync {
+                        path: wal.clone(),
+                        source: source.clone(),
+                    }),
+                    Err(message) => Err(StoreError::GroupCommit {
+                        path: store.path.clone(),
+                        message: message.clone(),
+                    }),
+                });
             }
         }
         if panicked {
             tracing::error!("a state store call panicked; the shared connection is closed");
             break;
         }
+    }
+}
+
+/// One write transaction on `conn`, `fail` turning SQLite's errors into the caller's. Outside a
+/// group (the ingest connection, `doctor`, a store used directly) its own `IMMEDIATE`
+/// transaction, committed here. In one (`grouped`: the store thread's connection) a savepoint
+/// of the group's transaction, which the first write of a group opens and [`commit_group`]
+/// commits.
+pub(super) fn atomically<T, E>(
+    conn: &mut Connection,
+    grouped: bool,
+    fail: impl Fn(rusqlite::Error) -> E,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    if conn.is_autocommit() && !grouped {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&fail)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(&fail)?;
+        return Ok(value);
+    }
+    if conn.is_autocommit() {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(&fail)?;
+    }
+    // Dropped on an early return: rolls back what `f` wrote, and only that.
+    let savepoint = conn.savepoint().map_err(&fail)?;
+    let value = f(&savepoint)?;
+    savepoint.commit().map_err(&fail)?;
+    Ok(value)
+}
+
+/// Commits the group's transaction, if a write opened one; rolls it back when the commit fails.
+fn commit_group(store: &Store) -> Result<(), rusqlite::Error> {
+    if store.conn.is_autocommit() {
+        return Ok(());
+    }
+    let committed = store.conn.execute_batch("COMMIT");
+    if committed.is_err() && !store.conn.is_autocommit() {
+        let _ = store.conn.execute_batch("ROLLBACK");
+    }
+    committed
+}
+
+fn rolled_back(store: &Store) -> StoreError {
+    StoreError::GroupCommit {
+        path: store.path.clone(),
+        message: "SQLite rolled back the transaction of this group of writes".to_owned(),
     }
 }
 
@@ -237,6 +312,43 @@ mod tests {
                 other.poll_watermark(&format!("tenant-{n}")).expect("read"),
                 Some(n)
             );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_that_fails_in_a_group_loses_only_its_own_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(&dir);
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..200i64 {
+            let store = store.clone();
+            calls.spawn(async move {
+                let written = store
+                    .call(move |s| {
+                        s.in_transaction(|tx| {
+                            tx.execute(
+                                "INSERT INTO poll_watermarks (tenant_id, polled_until) VALUES (?1, ?2)",
+                                rusqlite::params![format!("tenant-{n}"), n],
+                            )?;
+                            match n % 3 {
+                                0 => Err(rusqlite::Error::InvalidQuery),
+                                _ => Ok(()),
+                            }
+                        })
+                    })
+                    .await;
+                (n, written)
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (n, written) = done.expect("task");
+            assert_eq!(written.is_ok(), n % 3 != 0, "call {n}: {written:?}");
+        }
+        let other =
+            Store::open(&dir.path().join("state.db"), Duration::from_secs(60)).expect("open again");
+        for n in 0..200i64 {
+            let kept = other.poll_watermark(&format!("tenant-{n}")).expect("read");
+            assert_eq!(kept, (n % 3 != 0).then_some(n), "call {n}");
         }
     }
 
