@@ -3,10 +3,9 @@
 
 use serde_json::Value;
 
-use super::chat::{basic_slack, basic_teams, with_strings, Escapes};
+use super::chat::{basic_slack, basic_teams};
 use super::context::{self, AlertInput};
-use super::escape::{single_line, slack_entities, teams_markdown, unchanged};
-use super::reads::Reads;
+use super::escape::{single_line, slack_entities, teams_markdown};
 use super::templates::{Part, TemplateId};
 use super::{alert_kind, limits, webhook, Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
@@ -53,18 +52,7 @@ impl Renderer {
                 text: line.to_owned(),
             },
             DestinationKind::Slack(_) => {
-                let mut payload = basic_slack(
-                    &slack_entities(line),
-                    &with_strings(
-                        ctx,
-                        &Reads::Everything,
-                        &Escapes {
-                            text: &unchanged,
-                            url: &unchanged,
-                            label: &unchanged,
-                        },
-                    ),
-                );
+                let mut payload = basic_slack(&slack_entities(line), ctx);
                 let _ = limits::fit_slack(&mut payload);
                 Rendered::Slack(payload)
             }
