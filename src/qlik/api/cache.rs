@@ -3,7 +3,11 @@
 //! `enrich.cache_ttl`. A storm of failures in one app then costs one set of look-ups, not one
 //! per alert. Failures are not kept: the next look-up asks again.
 
+use std::any::Any;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget;
@@ -17,9 +21,17 @@ pub(crate) const CAPACITY: u64 = 10_000;
 /// alert's time while its own has some left.
 const REJOINS: usize = 4;
 
+/// What every cache holds, whatever the kind of look-up: one moka cache type (and one fetch
+/// future type) means moka's code is in the binary once, not once per kind (five copies were
+/// ~0.4 MB of the binary's code, most of it mapped at start-up; docs/performance.md).
+type Entry = Arc<dyn Any + Send + Sync>;
+type Fetching<'a> = Pin<Box<dyn Future<Output = Result<Entry, ApiError>> + Send + 'a>>;
+
 pub(crate) struct Cached<V> {
     /// `None` when `cache_ttl` is 0: nothing kept, and no sharing either.
-    cache: Option<moka::future::Cache<String, V>>,
+    cache: Option<moka::future::Cache<String, Entry>>,
+    /// The type of the values this cache's entries hold (only `V`s are put in).
+    kind: PhantomData<fn() -> V>,
 }
 
 impl<V: Clone + Send + Sync + 'static> Cached<V> {
@@ -30,23 +42,33 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
                 .time_to_live(ttl)
                 .build()
         });
-        Self { cache }
+        Self {
+            cache,
+            kind: PhantomData,
+        }
     }
 
     /// The cached answer for `key`, or the one `fetch` gets, shared with every concurrent
     /// caller of the same key.
     pub(crate) async fn get_with<F, Fut>(&self, key: &str, fetch: F) -> Result<V, ApiError>
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<V, ApiError>>,
+        F: Fn() -> Fut + Sync,
+        Fut: Future<Output = Result<V, ApiError>> + Send,
     {
         let Some(cache) = &self.cache else {
             return fetch().await;
         };
+        let entry = || -> Fetching<'_> {
+            Box::pin(async { fetch().await.map(|value| Arc::new(value) as Entry) })
+        };
         let mut rejoins = 0;
         loop {
-            match cache.try_get_with(key.to_owned(), fetch()).await {
-                Ok(value) => return Ok(value),
+            match cache.try_get_with(key.to_owned(), entry()).await {
+                Ok(entry) => match entry.downcast_ref::<V>() {
+                    Some(value) => return Ok(value.clone()),
+                    // Cannot happen (only `V`s are put in); asking Qlik is the safe answer.
+                    None => return fetch().await,
+                },
                 Err(error) if rejoins < REJOINS && error.out_of_time() && !past_own_deadline() => {
                     rejoins += 1;
                 }

@@ -147,16 +147,35 @@ impl Times {
         }
     }
 
-    fn serialize<S: Serializer>(&self, prefix: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    /// `keys`: the UTC key, then the five local ones ([`START_KEYS`], [`STOP_KEYS`]).
+    fn serialize<S: Serializer>(&self, keys: &[&str; 6], serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(6))?;
-        map.serialize_entry(&format!("{prefix}TimeUTC"), &self.utc)?;
-        for i in 0..5 {
+        map.serialize_entry(keys[0], &self.utc)?;
+        for (i, key) in keys[1..].iter().enumerate() {
             let text = self.local.as_ref().map(|l| &l[i]);
-            map.serialize_entry(&format!("{prefix}TimeLocal{}", i + 1), &text)?;
+            map.serialize_entry(key, &text)?;
         }
         map.end()
     }
 }
+
+/// The keys of a start time, written out: every alert serialises four times.
+const START_KEYS: [&str; 6] = [
+    "startTimeUTC",
+    "startTimeLocal1",
+    "startTimeLocal2",
+    "startTimeLocal3",
+    "startTimeLocal4",
+    "startTimeLocal5",
+];
+const STOP_KEYS: [&str; 6] = [
+    "stopTimeUTC",
+    "stopTimeLocal1",
+    "stopTimeLocal2",
+    "stopTimeLocal3",
+    "stopTimeLocal4",
+    "stopTimeLocal5",
+];
 
 /// `executionStartTime.{startTimeUTC,startTimeLocal1..5}`.
 #[derive(Debug, Clone, Default)]
@@ -168,13 +187,13 @@ pub struct StopTimes(pub Times);
 
 impl Serialize for StartTimes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize("start", serializer)
+        self.0.serialize(&START_KEYS, serializer)
     }
 }
 
 impl Serialize for StopTimes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize("stop", serializer)
+        self.0.serialize(&STOP_KEYS, serializer)
     }
 }
 
