@@ -19,6 +19,8 @@ Python's email package, headers decoded), then <n>.eml (the raw bytes as receive
 sessions.txt as host:port, so tests can count connections.
 
 --fail-on rcpt|data with --fail-reply "451 4.3.0 try later" answers that reply at that stage.
+--no-8bitmime leaves 8BITMIME out of the EHLO reply (an old relay): 8-bit data is then refused.
+Each message's MAIL FROM parameters (e.g. BODY=8BITMIME) are in its .json as mail_options.
 Prints "ready <port>" on stdout once it accepts connections.
 """
 
@@ -57,6 +59,7 @@ def summary(envelope, session, raw):
         })
     return {
         "mail_from": envelope.mail_from,
+        "mail_options": list(envelope.mail_options),
         "rcpt_tos": list(envelope.rcpt_tos),
         "peer": "%s:%s" % tuple(session.peer[:2]),
         "content_type": message.get_content_type(),
@@ -67,17 +70,27 @@ def summary(envelope, session, raw):
 
 
 class Handler:
-    def __init__(self, out, fail_on, fail_reply):
+    def __init__(self, out, fail_on, fail_reply, no_8bitmime=False):
         self.out = out
         self.fail_on = fail_on
         self.fail_reply = fail_reply
+        self.no_8bitmime = no_8bitmime
         self.count = itertools.count(1)
 
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.note_session(session)
         session.host_name = hostname
+        if self.no_8bitmime:
+            responses = [r for r in responses if r != "250-8BITMIME"]
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.no_8bitmime and "BODY=8BITMIME" in mail_options:
+            return "555 5.5.4 BODY=8BITMIME not offered"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_HELO(self, server, session, envelope, hostname):
         self.note_session(session)
@@ -158,6 +171,7 @@ def main():
     p.add_argument("--xoauth2-user")
     p.add_argument("--accept-token", action="append", default=[])
     p.add_argument("--xoauth2-style", choices=["microsoft", "gmail"], default="microsoft")
+    p.add_argument("--no-8bitmime", action="store_true")
     args = p.parse_args()
 
     context = None
@@ -175,7 +189,7 @@ def main():
     options = {}
     if args.user is not None:
         options.update(authenticator=authenticator, auth_required=True)
-    handler = Handler(args.out, args.fail_on, args.fail_reply)
+    handler = Handler(args.out, args.fail_on, args.fail_reply, args.no_8bitmime)
     if args.xoauth2_user is not None:
         handler = XOAuth2Handler(args.out, args.fail_on, args.fail_reply, args.xoauth2_user,
                                  args.accept_token, args.xoauth2_style)

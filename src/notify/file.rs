@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
 
-use super::email::build_message;
+use super::email::{build_message, Parts};
 use super::{wrong_kind, NotifyError, Payload, Receipt, SendError, SendMeta};
 use crate::config::{DestinationConfig, DestinationKind, Priority};
 
@@ -52,7 +52,8 @@ impl FileNotifier {
                 },
                 Some((from, priority)),
             ) => {
-                let message = build_message(from, *priority, to, subject, text, html)?;
+                let message =
+                    build_message(from, *priority, to, subject, text, html, Parts::EightBit)?;
                 (message.formatted(), Some(to.as_str()), "eml")
             }
             (Payload::Slack { body } | Payload::Teams { body }, _) => {

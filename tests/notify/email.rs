@@ -89,6 +89,14 @@ async fn email_over_starttls_with_auth_arrives_as_multipart_alternative() {
     );
     assert_eq!(normalized(&parts[0]["body"]), TEXT);
     assert_eq!(normalized(&parts[1]["body"]), HTML);
+    // The relay offers 8BITMIME: the parts travel as they are, not quoted-printable.
+    assert_eq!(parsed["mail_options"], json!(["BODY=8BITMIME"]));
+    assert_eq!(
+        raw.matches("Content-Transfer-Encoding: 8bit\r\n").count(),
+        2,
+        "{raw}"
+    );
+    assert!(raw.contains("Engine said: <b>ÅÄÖ</b> &amp; more"), "{raw}");
 
     notifier
         .send(&mail("second@example.com"), &META)
@@ -225,4 +233,76 @@ fn a_notifier_can_be_dropped_after_its_runtime() {
     drop(runtime);
     // lettre's pool spawns a task when dropped; outside a runtime that would panic.
     drop(notifier);
+}
+
+#[tokio::test]
+async fn a_relay_without_8bitmime_gets_quoted_printable_parts() {
+    let server = SmtpServer::start_without_8bitmime(SmtpOptions {
+        security: "none",
+        pki: None,
+        login: None,
+        fail: None,
+    });
+    let notifier = email_to(server.port, SmtpSecurity::None, None, None);
+
+    for to in ["first@example.com", "second@example.com"] {
+        notifier.send(&mail(to), &META).await.expect("sent");
+    }
+    let messages = server.messages();
+    assert_eq!(
+        messages.len(),
+        2,
+        "each mail arrives once: {}",
+        server.log()
+    );
+    for message in &messages {
+        let (raw, parsed) = (&message.raw, &message.parsed);
+        assert!(raw.is_ascii(), "7-bit safe: {raw}");
+        assert_eq!(
+            raw.matches("Content-Transfer-Encoding: quoted-printable\r\n")
+                .count(),
+            2,
+            "{raw}"
+        );
+        assert_eq!(parsed["mail_options"], json!([]));
+        let parts = parsed["parts"].as_array().expect("parts");
+        assert_eq!(normalized(&parts[0]["body"]), TEXT);
+        assert_eq!(normalized(&parts[1]["body"]), HTML);
+    }
+}
+
+#[tokio::test]
+async fn over_8bitmime_only_a_part_with_a_line_over_998_bytes_is_encoded() {
+    let server = SmtpServer::start(SmtpOptions {
+        security: "none",
+        pki: None,
+        login: None,
+        fail: None,
+    });
+    let notifier = email_to(server.port, SmtpSecurity::None, None, None);
+    // 300 bytes: longer than quoted-printable's 76, well within SMTP's 998.
+    let text = format!("{TEXT}\n{}", "ü".repeat(150));
+    let long = format!("<p>{}</p>", "Å log line ".repeat(200));
+    let payload = Payload::Email {
+        to: "oncall@example.com".into(),
+        subject: SUBJECT.into(),
+        html: long.clone(),
+        text: text.clone(),
+    };
+
+    notifier.send(&payload, &META).await.expect("sent");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1, "{}", server.log());
+    let (raw, parsed) = (&messages[0].raw, &messages[0].parsed);
+    assert!(
+        raw.contains("Content-Transfer-Encoding: 8bit\r\n"),
+        "the text part: {raw}"
+    );
+    assert!(
+        raw.lines().all(|line| line.len() <= 998),
+        "no line over SMTP's limit"
+    );
+    let parts = parsed["parts"].as_array().expect("parts");
+    assert_eq!(normalized(&parts[0]["body"]), text);
+    assert_eq!(normalized(&parts[1]["body"]), long);
 }

@@ -4,8 +4,8 @@
 mod graph;
 mod smtp;
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, Message, MultiPart};
 
 use super::{wrong_kind, NotifyError, Payload, Receipt, SendError};
 use crate::config::{EmailConfig, MailTransport, Priority};
@@ -60,8 +60,10 @@ impl EmailNotifier {
         };
         match &self.via {
             Via::Smtp(sender) => {
-                let message = build_message(&self.from, self.priority, to, subject, text, html)?;
-                sender.send(message).await
+                let build = |parts| {
+                    build_message(&self.from, self.priority, to, subject, text, html, parts)
+                };
+                sender.send(build).await
             }
             Via::Graph(sender) => sender.send(to, subject, html).await,
         }
@@ -92,6 +94,17 @@ fn token_failure(error: TokenError) -> SendError {
     }
 }
 
+/// How the text and HTML parts are written into the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Parts {
+    /// As they are, UTF-8 marked `8bit`, for a relay that offers 8BITMIME (Microsoft 365,
+    /// Gmail, Postfix, Exim all do): nothing to encode and a smaller message to send. A part
+    /// with a line over SMTP's 998 bytes is still encoded.
+    EightBit,
+    /// 7-bit safe, for a relay without 8BITMIME: lettre picks 7bit, quoted-printable or base64.
+    SevenBit,
+}
+
 /// The message both the SMTP path and the dry-run `.eml` writer produce: plain text, then HTML
 /// (multipart/alternative, UTF-8), with the destination's priority headers.
 pub(crate) fn build_message(
@@ -101,6 +114,7 @@ pub(crate) fn build_message(
     subject: &str,
     text: &str,
     html: &str,
+    parts: Parts,
 ) -> Result<Message, SendError> {
     let to: Mailbox = to
         .parse()
@@ -118,8 +132,8 @@ pub(crate) fn build_message(
         .raw_header(HeaderValue::new(X_PRIORITY, x_priority.to_owned()))
         .raw_header(HeaderValue::new(IMPORTANCE, importance.to_owned()))
         .multipart(MultiPart::alternative_plain_html(
-            text.to_owned(),
-            html.to_owned(),
+            body(text, parts),
+            body(html, parts),
         ))
         .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
 }
@@ -129,4 +143,91 @@ pub(crate) fn build_message(
 fn message_id(from: &Mailbox) -> String {
     let id: u128 = rand::random();
     format!("<{id:032x}.reload-butler@{}>", from.email.domain())
+}
+
+/// One part's body, line endings made CRLF.
+fn body(content: &str, parts: Parts) -> Body {
+    match parts {
+        Parts::EightBit => eight_bit(content).unwrap_or_else(|| Body::new(content.to_owned())),
+        Parts::SevenBit => Body::new(content.to_owned()),
+    }
+}
+
+/// SMTP's longest line, CRLF not counted (RFC 5321 §4.5.3.1.6).
+const MAX_LINE: usize = 998;
+
+/// `content` as an `8bit` body (RFC 6152): CRLF line endings, no line over [`MAX_LINE`], no NUL
+/// and no CR outside CRLF; `None` when it cannot be one. By hand because lettre's own check
+/// (email-encoding's) allows `8bit` only for lines under 76 bytes, quoted-printable's length,
+/// which nearly every HTML body exceeds.
+fn eight_bit(content: &str) -> Option<Body> {
+    let bytes = content.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for end in ends {
+        let newline = end < bytes.len();
+        let mut line = &bytes[start..end];
+        if let (true, [rest @ .., b'\r']) = (newline, line) {
+            line = rest;
+        }
+        if line.len() > MAX_LINE || memchr::memchr2(b'\r', 0, line).is_some() {
+            return None;
+        }
+        out.extend_from_slice(line);
+        if newline {
+            out.extend_from_slice(b"\r\n");
+        }
+        start = end + 1;
+    }
+    Some(Body::dangerous_pre_encoded(
+        out,
+        ContentTransferEncoding::EightBit,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(content: &str) -> Option<Vec<u8>> {
+        eight_bit(content).map(Body::into_vec)
+    }
+
+    #[test]
+    fn an_eight_bit_body_has_crlf_line_endings_and_keeps_utf8() {
+        assert_eq!(
+            bytes("Å line\nnext\r\nlast").as_deref(),
+            Some("Å line\r\nnext\r\nlast".as_bytes())
+        );
+        assert_eq!(bytes("ends\n").as_deref(), Some(&b"ends\r\n"[..]));
+        assert_eq!(bytes("").as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_line_over_998_bytes_a_nul_or_a_bare_cr_cannot_go_eight_bit() {
+        let longest = "é".repeat(MAX_LINE / 2);
+        assert!(bytes(&format!("a\n{longest}\nb")).is_some());
+        assert!(bytes(&format!("a\n{longest}x\nb")).is_none(), "999 bytes");
+        assert!(bytes("a\0b").is_none());
+        assert!(bytes("a\rb\n").is_none());
+        assert!(bytes("a\r").is_none());
+    }
+
+    #[test]
+    fn a_part_that_cannot_go_eight_bit_is_encoded() {
+        let long = "x".repeat(MAX_LINE + 1);
+        assert_ne!(
+            body(&long, Parts::EightBit).encoding(),
+            ContentTransferEncoding::EightBit
+        );
+        assert_eq!(
+            body("<p>À</p>", Parts::EightBit).encoding(),
+            ContentTransferEncoding::EightBit
+        );
+        assert_eq!(
+            body("<p>À</p>", Parts::SevenBit).encoding(),
+            ContentTransferEncoding::QuotedPrintable
+        );
+    }
 }
