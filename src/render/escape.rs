@@ -1,6 +1,6 @@
 //! Escaping by destination, so that no value can break a payload whatever it holds.
 //!
-//! Email HTML uses Handlebars' own HTML escaping of `{{x}}`. For Slack and Teams the *values* are
+//! Email HTML escapes `{{x}}` as Handlebars does ([`html`]). For Slack and Teams the *values* are
 //! escaped before rendering (JSON string escaping, plus Slack's `& < >` entities), so `{{x}}` and
 //! `{{{x}}}` are equally safe inside a JSON string of the template.
 
@@ -129,6 +129,26 @@ pub fn teams_json_text(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// Handlebars' HTML escaping of `{{x}}` (`handlebars::html_escape`: `<`, `>`, `"`, `&`, `'`,
+/// backtick, `=`), the same entities, but with runs of other text copied whole: Handlebars' own
+/// pushes one character at a time into a string that grows as it goes.
+pub fn html(text: &str) -> String {
+    let special = |b| matches!(b, b'<' | b'>' | b'"' | b'&' | b'\'' | b'`' | b'=');
+    replace_ascii(text, special, push_html_entity).into_owned()
+}
+
+fn push_html_entity(b: u8, out: &mut String) {
+    out.push_str(match b {
+        b'<' => "&lt;",
+        b'>' => "&gt;",
+        b'"' => "&quot;",
+        b'&' => "&amp;",
+        b'\'' => "&#x27;",
+        b'`' => "&#x60;",
+        _ => "&#x3D;",
+    })
+}
+
 /// Slack's control characters in mrkdwn and plain text: `&`, `<`, `>` (and nothing else).
 pub fn slack_entities(text: &str) -> Cow<'_, str> {
     replace_ascii(text, |b| matches!(b, b'&' | b'<' | b'>'), push_entity)
@@ -233,6 +253,19 @@ pub fn strings_in_place(value: &mut Value, f: &dyn Fn(&mut String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_escapes_exactly_as_handlebars_does() {
+        for text in [
+            "",
+            "plain text, nothing to escape",
+            "<b>\"Sales\" & 'EU'</b> `x` a=b",
+            "ÅÄÖ <→> 🚨&amp;",
+            "&<>\"'`=",
+        ] {
+            assert_eq!(html(text), handlebars::html_escape(text), "{text}");
+        }
+    }
 
     #[test]
     fn controls_and_bidi_overrides_are_dropped_newlines_and_tabs_kept() {

@@ -108,6 +108,7 @@ impl Templates {
             reads: HashMap::new(),
         };
         templates.raw.register_escape_fn(handlebars::no_escape);
+        templates.html.register_escape_fn(super::escape::html);
         for registry in [&mut templates.html, &mut templates.raw] {
             super::helpers::register(registry);
         }
