@@ -123,7 +123,7 @@ impl SmtpSender {
         match self.attempt(build(Parts::EightBit)?).await? {
             Err(e) if no_8bitmime(&e) => {
                 if !self.seven_bit.swap(true, Ordering::Relaxed) {
-                    tracing::info!(relay = %self.relay, "the relay does not offer 8BITMIME: its mails go 7-bit safe (quoted-printable) from now on");
+                    tracing::info!(relay = %self.relay, "the relay does not offer 8BITMIME: its mails go 7-bit safe (quoted-printable or base64) from now on");
                 }
                 outcome(self.attempt(build(Parts::SevenBit)?).await?)
             }
