@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::chat::{basic_slack, basic_teams};
 use super::context::{self, AlertInput};
-use super::escape::{single_line, slack_entities, teams_markdown};
+use super::escape::{self, single_line, slack_entities, teams_markdown};
 use super::templates::{Part, TemplateId};
 use super::{alert_kind, limits, webhook, Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
@@ -33,7 +33,7 @@ impl Renderer {
                 html: self
                     .templates
                     .render(TemplateId::Fallback(Part::Html), &ctx)
-                    .unwrap_or_else(|_| format!("<p>{}</p>", handlebars::html_escape(&line))),
+                    .unwrap_or_else(|_| format!("<p>{}</p>", escape::html(&line))),
                 text: self
                     .templates
                     .render(TemplateId::Fallback(Part::Text), &ctx)
@@ -48,7 +48,7 @@ impl Renderer {
         match &self.destinations[i].kind {
             DestinationKind::Email(_) => Rendered::Email {
                 subject: single_line(line),
-                html: format!("<p>{}</p>", handlebars::html_escape(line)),
+                html: format!("<p>{}</p>", escape::html(line)),
                 text: line.to_owned(),
             },
             DestinationKind::Slack(_) => {

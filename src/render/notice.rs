@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
 use super::context::local_formats;
-use super::escape::single_line;
+use super::escape::{self, single_line};
 use super::{Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
 
@@ -173,7 +173,7 @@ impl Renderer {
         match &self.destinations[i].kind {
             DestinationKind::Email(_) => Rendered::Email {
                 subject: single_line(&format!("⚠️ {headline}")),
-                html: format!("<p>{}</p>", handlebars::html_escape(text)),
+                html: format!("<p>{}</p>", escape::html(text)),
                 text: text.to_owned(),
             },
             _ => self.one_line(i, &format!("⚠️ {text}"), &json!({})),

@@ -28,6 +28,16 @@ fn plain_server(fail: (&str, &str)) -> SmtpServer {
     })
 }
 
+/// Plain SMTP, no AUTH, no failure.
+fn plain() -> SmtpOptions<'static> {
+    SmtpOptions {
+        security: "none",
+        pki: None,
+        login: None,
+        fail: None,
+    }
+}
+
 fn normalized(body: &serde_json::Value) -> String {
     body.as_str()
         .expect("part body")
@@ -237,12 +247,7 @@ fn a_notifier_can_be_dropped_after_its_runtime() {
 
 #[tokio::test]
 async fn a_relay_without_8bitmime_gets_quoted_printable_parts() {
-    let server = SmtpServer::start_without_8bitmime(SmtpOptions {
-        security: "none",
-        pki: None,
-        login: None,
-        fail: None,
-    });
+    let server = SmtpServer::start_without_8bitmime(plain());
     let notifier = email_to(server.port, SmtpSecurity::None, None, None);
 
     for to in ["first@example.com", "second@example.com"] {
@@ -273,12 +278,7 @@ async fn a_relay_without_8bitmime_gets_quoted_printable_parts() {
 
 #[tokio::test]
 async fn over_8bitmime_only_a_part_with_a_line_over_998_bytes_is_encoded() {
-    let server = SmtpServer::start(SmtpOptions {
-        security: "none",
-        pki: None,
-        login: None,
-        fail: None,
-    });
+    let server = SmtpServer::start(plain());
     let notifier = email_to(server.port, SmtpSecurity::None, None, None);
     // 300 bytes: longer than quoted-printable's 76, well within SMTP's 998.
     let text = format!("{TEXT}\n{}", "ü".repeat(150));

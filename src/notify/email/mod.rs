@@ -99,7 +99,7 @@ fn token_failure(error: TokenError) -> SendError {
 pub(crate) enum Parts {
     /// As they are, UTF-8 marked `8bit`, for a relay that offers 8BITMIME (Microsoft 365,
     /// Gmail, Postfix, Exim all do): nothing to encode and a smaller message to send. A part
-    /// with a line over SMTP's 998 bytes is still encoded.
+    /// that cannot go 8-bit (see [`eight_bit`]) is still encoded.
     EightBit,
     /// 7-bit safe, for a relay without 8BITMIME: lettre picks 7bit, quoted-printable or base64.
     SevenBit,
