@@ -10,10 +10,10 @@
 # docs/deployment.md has the details.
 #
 # Base images: pin them by digest for reproducible builds, e.g.
-#   docker build --build-arg RUST_IMAGE=rust:1-bookworm@sha256:<digest> \
+#   docker build --build-arg RUST_IMAGE=rust:1.95-bookworm@sha256:<digest> \
 #                --build-arg RUNTIME_IMAGE=debian:bookworm-slim@sha256:<digest> .
 # (`docker buildx imagetools inspect debian:bookworm-slim` prints the current digest.)
-ARG RUST_IMAGE=rust:1-bookworm
+ARG RUST_IMAGE=rust:1.95-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
@@ -28,6 +28,10 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
            target/release/deps/libreload_butler* target/release/.fingerprint/reload-butler-*
 COPY src ./src
 COPY templates ./templates
+# build.rs links the functions in the order link/symbol-order.txt lists (docs/performance.md,
+# seventh round); the list's names match the Rust release it was made with, pinned above.
+COPY build.rs ./
+COPY link ./link
 # Built into the binary: the demo's config, and the sample events of `check`, `test-alert` and
 # `demo`.
 COPY config/demo.yaml ./config/
