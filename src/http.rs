@@ -1,6 +1,6 @@
 //! What the HTTP clients (the Qlik Cloud REST client, the Slack and Teams webhooks) share,
 //! written once: which statuses are worth another attempt, `Retry-After`, reading an answer
-//! with a size cap, and an error with its causes on one line. Each caller keeps its own policy
+//! with a size cap, an error with its causes on one line, and how long idle connections stay. Each caller keeps its own policy
 //! on top (how long it waits at most, what it does when the header is absent).
 //!
 //! Depends on nothing else in the crate.
@@ -10,6 +10,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
+
+/// Every HTTP client's idle connections (to Qlik, the webhooks, Graph, token endpoints) close
+/// after this: a storm opens many, over a hundred to a tenant, and each holds buffers; alerts a
+/// few seconds apart still reuse them.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// By then the connections a burst of work left idle are closed: the pool looks for idle ones
+/// once per [`IDLE_CONNECTION`], so one closes 10 to 20 s after its last use. The stores give
+/// memory back once more after this, so the closed connections' buffers are returned too.
+pub const IDLE_CONNECTIONS_CLOSED: Duration = Duration::from_secs(21);
 
 /// The one status rule: 408, 429 and 5xx are worth retrying (the service was slow, busy or
 /// failing); any other status, 3xx and 4xx, will not get better by asking again.

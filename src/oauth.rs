@@ -128,6 +128,7 @@ impl TokenSource {
         crate::tls::ensure_crypto_provider();
         let http = Client::builder()
             .timeout(timeout)
+            .pool_idle_timeout(crate::http::IDLE_CONNECTION)
             // A token endpoint that redirects is misconfigured; re-POSTing the secret elsewhere
             // would leak it.
             .redirect(redirect::Policy::none())

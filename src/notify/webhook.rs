@@ -171,6 +171,7 @@ impl Poster {
         })?;
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
+            .pool_idle_timeout(crate::http::IDLE_CONNECTION)
             // A webhook that redirects is misconfigured; following it would re-POST elsewhere.
             .redirect(redirect::Policy::none())
             .build()

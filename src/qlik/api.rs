@@ -66,10 +66,6 @@ fn priority(call: &'static str) -> Priority {
     }
 }
 
-/// Idle connections to a tenant are closed after this: a storm opens one per concurrent look-up
-/// (over a hundred), and each holds buffers; alerts a few seconds apart still reuse them.
-pub const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// One per tenant. Holds one connection pool; cheap to share behind an `Arc`.
 pub struct QlikClient {
     http: reqwest::Client,
@@ -111,7 +107,7 @@ impl QlikClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("reload-butler/", env!("CARGO_PKG_VERSION")))
             .timeout(enrich.timeout)
-            .pool_idle_timeout(IDLE_CONNECTION)
+            .pool_idle_timeout(crate::http::IDLE_CONNECTION)
             .build()
             .map_err(|e| ApiError::Client(error_chain(&e)))?;
         let ttl = enrich.cache_ttl;

@@ -39,9 +39,9 @@ use super::{Store, StoreError};
 const GROUP_MAX: usize = 64;
 /// Time without writes after which memory is given back.
 const RELEASE_AFTER: Duration = Duration::from_secs(2);
-/// The second release, after the first: longer than the Qlik client's idle-connection timeout
-/// (`qlik::api::IDLE_CONNECTION`), so the buffers of the connections it closed are given back.
-const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(13);
+/// The second release, after the first: once the HTTP clients have closed the connections the
+/// work left idle, so their buffers are given back too.
+const RELEASE_AGAIN_AFTER: Duration = crate::http::IDLE_CONNECTIONS_CLOSED;
 
 /// Answers one caller, given whether the group's writes reached the disk.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;

@@ -56,6 +56,7 @@ impl GraphSender {
         let tokens = TokenSource::new(&graph.client, graph.timeout).map_err(client_error)?;
         let http = reqwest::Client::builder()
             .timeout(graph.timeout)
+            .pool_idle_timeout(crate::http::IDLE_CONNECTION)
             .redirect(redirect::Policy::none())
             .build()
             .map_err(client_error)?;

@@ -37,7 +37,7 @@ use super::StoreError;
 const POOL_SIZE: usize = 16;
 /// The second release of memory after work, past the HTTP clients' idle-connection timeout
 /// (as `shared.rs` does for SQLite).
-const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(13);
+const RELEASE_AGAIN_AFTER: Duration = crate::http::IDLE_CONNECTIONS_CLOSED;
 /// A connection attempt (and a wait for a pooled one) gives up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
