@@ -10,10 +10,10 @@
 # docs/deployment.md has the details.
 #
 # Base images: pin them by digest for reproducible builds, e.g.
-#   docker build --build-arg RUST_IMAGE=rust:1.95-bookworm@sha256:<digest> \
+#   docker build --build-arg RUST_IMAGE=rust:1.95.0-bookworm@sha256:<digest> \
 #                --build-arg RUNTIME_IMAGE=debian:bookworm-slim@sha256:<digest> .
 # (`docker buildx imagetools inspect debian:bookworm-slim` prints the current digest.)
-ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build

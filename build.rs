@@ -13,7 +13,16 @@ const ORDER: &str = "link/symbol-order.txt";
 
 fn main() {
     println!("cargo::rerun-if-changed={ORDER}");
-    if env::var("PROFILE").as_deref() != Ok("release") {
+    // The probe's answer holds for one linker: ask again when the linker set for the target
+    // changes (Cargo does not re-run a build script for that on its own).
+    if let Ok(target) = env::var("TARGET") {
+        let triple = target.to_uppercase().replace('-', "_");
+        println!("cargo::rerun-if-env-changed=CARGO_TARGET_{triple}_LINKER");
+    }
+    // Only ELF on Linux: elsewhere the option means nothing, or a linker only warns about it.
+    if env::var("PROFILE").as_deref() != Ok("release")
+        || env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
+    {
         return;
     }
     let Some(manifest_dir) = env::var_os("CARGO_MANIFEST_DIR") else {
@@ -29,37 +38,36 @@ fn main() {
         // expected; the list is a layout hint, not a contract.
         "-Wl,--no-warn-symbol-ordering".to_owned(),
     ];
-    if links_with(&args) {
-        for arg in &args {
-            println!("cargo::rustc-link-arg-bin=reload-butler={arg}");
+    match links_with(&args) {
+        Ok(()) => {
+            for arg in &args {
+                println!("cargo::rustc-link-arg-bin=reload-butler={arg}");
+            }
         }
-    } else {
-        println!(
-            "cargo::warning=the linker does not take --symbol-ordering-file (not LLD); \
-             the binary is linked in the default order"
-        );
+        Err(why) => println!(
+            "cargo::warning=the binary is linked in the default order: a test link with \
+             --symbol-ordering-file failed ({why}); LLD takes it, GNU ld does not"
+        ),
     }
 }
 
 /// Whether a one-line program links with `args` under the same rustc, target, flags and linker
-/// as this build: GNU ld, the default before Rust 1.90, rejects the option.
-fn links_with(args: &[String]) -> bool {
+/// as this build, and if not, why (the first line of rustc's error).
+fn links_with(args: &[String]) -> Result<(), String> {
     let (Some(rustc), Some(out_dir), Ok(target)) = (
         env::var_os("RUSTC"),
         env::var_os("OUT_DIR"),
         env::var("TARGET"),
     ) else {
-        return false;
+        return Err("RUSTC, OUT_DIR or TARGET is not set".to_owned());
     };
     let probe_dir = Path::new(&out_dir);
     let source = probe_dir.join("probe.rs");
-    if std::fs::write(&source, "fn main() {}\n").is_err() {
-        return false;
-    }
+    std::fs::write(&source, "fn main() {}\n").map_err(|e| format!("{}: {e}", source.display()))?;
     let mut command = Command::new(rustc);
     command
         .arg("--target")
-        .arg(&target)
+        .arg(target)
         .arg("-o")
         .arg(probe_dir.join("probe"))
         .arg(&source);
@@ -74,5 +82,17 @@ fn links_with(args: &[String]) -> bool {
     for arg in args {
         command.arg("-C").arg(format!("link-arg={arg}"));
     }
-    command.output().is_ok_and(|output| output.status.success())
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(stderr
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
+        .to_owned())
 }

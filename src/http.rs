@@ -1,6 +1,7 @@
-//! What the HTTP clients (the Qlik Cloud REST client, the Slack and Teams webhooks) share,
-//! written once: which statuses are worth another attempt, `Retry-After`, reading an answer
-//! with a size cap, an error with its causes on one line, and how long idle connections stay. Each caller keeps its own policy
+//! What the HTTP clients (the Qlik Cloud REST client, the webhooks, Graph and the token
+//! endpoints) share, written once: which statuses are worth another attempt, `Retry-After`,
+//! reading an answer with a size cap, an error with its causes on one line, and how long idle
+//! connections stay open. Each caller keeps its own policy
 //! on top (how long it waits at most, what it does when the header is absent).
 //!
 //! Depends on nothing else in the crate.
