@@ -15,10 +15,11 @@ fn main() {
     println!("cargo::rerun-if-changed={ORDER}");
     // The probe's answer holds for one linker: ask again when the linker set for the target
     // changes (Cargo does not re-run a build script for that on its own).
-    if let Ok(target) = env::var("TARGET") {
-        let triple = target.to_uppercase().replace('-', "_");
-        println!("cargo::rerun-if-env-changed=CARGO_TARGET_{triple}_LINKER");
-    }
+    let Ok(target) = env::var("TARGET") else {
+        return;
+    };
+    let triple = target.to_uppercase().replace('-', "_");
+    println!("cargo::rerun-if-env-changed=CARGO_TARGET_{triple}_LINKER");
     // Only ELF on Linux: elsewhere the option means nothing, or a linker only warns about it.
     if env::var("PROFILE").as_deref() != Ok("release")
         || env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
@@ -38,7 +39,7 @@ fn main() {
         // expected; the list is a layout hint, not a contract.
         "-Wl,--no-warn-symbol-ordering".to_owned(),
     ];
-    match links_with(&args) {
+    match links_with(&target, &args) {
         Ok(()) => {
             for arg in &args {
                 println!("cargo::rustc-link-arg-bin=reload-butler={arg}");
@@ -53,13 +54,9 @@ fn main() {
 
 /// Whether a one-line program links with `args` under the same rustc, target, flags and linker
 /// as this build, and if not, why (the first line of rustc's error).
-fn links_with(args: &[String]) -> Result<(), String> {
-    let (Some(rustc), Some(out_dir), Ok(target)) = (
-        env::var_os("RUSTC"),
-        env::var_os("OUT_DIR"),
-        env::var("TARGET"),
-    ) else {
-        return Err("RUSTC, OUT_DIR or TARGET is not set".to_owned());
+fn links_with(target: &str, args: &[String]) -> Result<(), String> {
+    let (Some(rustc), Some(out_dir)) = (env::var_os("RUSTC"), env::var_os("OUT_DIR")) else {
+        return Err("RUSTC or OUT_DIR is not set".to_owned());
     };
     let probe_dir = Path::new(&out_dir);
     let source = probe_dir.join("probe.rs");

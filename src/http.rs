@@ -1,8 +1,8 @@
 //! What the HTTP clients (the Qlik Cloud REST client, the webhooks, Graph and the token
 //! endpoints) share, written once: which statuses are worth another attempt, `Retry-After`,
 //! reading an answer with a size cap, an error with its causes on one line, and how long idle
-//! connections stay open. Each caller keeps its own policy
-//! on top (how long it waits at most, what it does when the header is absent).
+//! connections stay open. Each caller keeps its own policy on top (how long it waits at most,
+//! what it does when the header is absent).
 //!
 //! Depends on nothing else in the crate.
 
@@ -18,9 +18,11 @@ use reqwest::{Response, StatusCode};
 pub const IDLE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// By then the connections a burst of work left idle are closed: the pool looks for idle ones
-/// once per [`IDLE_CONNECTION`], so one closes 10 to 20 s after its last use. The stores give
-/// memory back once more after this, so the closed connections' buffers are returned too.
-pub const IDLE_CONNECTIONS_CLOSED: Duration = Duration::from_secs(21);
+/// once per [`IDLE_CONNECTION`], so one closes one to two of those after its last use (10 to
+/// 20 s). The stores give memory back once more after this, so the closed connections' buffers
+/// are returned too.
+pub const IDLE_CONNECTIONS_CLOSED: Duration =
+    Duration::from_secs(2 * IDLE_CONNECTION.as_secs() + 1);
 
 /// The one status rule: 408, 429 and 5xx are worth retrying (the service was slow, busy or
 /// failing); any other status, 3xx and 4xx, will not get better by asking again.
