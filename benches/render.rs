@@ -44,7 +44,7 @@ fn rendering(c: &mut Criterion) {
         enrichment: &enrichment,
         tenant: config.tenants.first(),
         links: &config.links,
-        timezone: config.timezone,
+        timezone: config.timezone.as_ref(),
         remembered_name: None,
     };
     let mut group = c.benchmark_group("render");

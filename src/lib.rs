@@ -27,3 +27,4 @@ pub mod silence;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod zone;

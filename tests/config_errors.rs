@@ -232,7 +232,10 @@ fn the_shipped_config_is_valid_with_its_variables_and_names_each_missing_one() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reload-butler.yaml");
     let config = Config::load(&path, &env(SHIPPED_ENV)).expect("shipped config is valid");
     assert_eq!(config.destinations.len(), 3);
-    assert_eq!(config.timezone, Some(chrono_tz::Europe::Stockholm));
+    assert_eq!(
+        config.timezone,
+        reload_butler::zone::Zone::named("Europe/Stockholm")
+    );
     assert!(
         config.gateway.secrets.is_empty(),
         "QLIK_WEBHOOK_SECRET defaults to none"

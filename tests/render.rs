@@ -63,7 +63,7 @@ fn input<'a>(
         enrichment,
         tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
         links: &config.links,
-        timezone: config.timezone,
+        timezone: config.timezone.as_ref(),
         remembered_name: None,
     }
 }

@@ -61,7 +61,7 @@ pub(super) async fn start(
                 renderer: renderer.clone(),
                 index,
                 grouping,
-                timezone: config.timezone,
+                timezone: config.timezone.clone(),
             }),
         };
         tasks.push(tokio::spawn(
@@ -171,8 +171,9 @@ async fn resend_ended(
     let now = chrono::Utc::now();
     let mut resent = Vec::new();
     for text in keys {
-        let ended = SilenceKey::parse(&text)
-            .is_none_or(|key| !key.in_force(&config.silences, &stored, now, config.timezone));
+        let ended = SilenceKey::parse(&text).is_none_or(|key| {
+            !key.in_force(&config.silences, &stored, now, config.timezone.as_ref())
+        });
         if ended {
             resent.push((store.resend_silenced(&text).await?, text));
         }

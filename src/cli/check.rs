@@ -130,7 +130,7 @@ fn notice_error(
         window: std::time::Duration::from_secs(30),
         first_at: now,
         last_at: now,
-        timezone: config.timezone,
+        timezone: config.timezone.as_ref(),
     };
     let digest_error = uses(d, Kind::Digest)
         .then(|| renderer.render_kind(i, Kind::Digest, &digest.context(60, &d.name)))
@@ -142,7 +142,7 @@ fn notice_error(
         failing_since: now - chrono::Duration::hours(2),
         recovered_at: now,
         failures: 3,
-        timezone: config.timezone,
+        timezone: config.timezone.clone(),
     };
     for mut ctx in contexts.into_iter().filter(|_| uses(d, Kind::Recovery)) {
         recovery.extend(&mut ctx);

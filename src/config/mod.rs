@@ -35,7 +35,7 @@ pub const DEFAULT_PATH: &str = "config/reload-butler.yaml";
 #[derive(Debug, Clone)]
 pub struct Config {
     /// For the *Local* time fields of templates; `None` is the system's local zone.
-    pub timezone: Option<chrono_tz::Tz>,
+    pub timezone: Option<crate::zone::Zone>,
     /// `None` when `mqtt.url` is null: the daemon then learns of failures by polling alone.
     pub mqtt: Option<MqttConfig>,
     pub alert_on: Vec<Failure>,

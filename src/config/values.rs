@@ -195,10 +195,10 @@ impl FromYaml for SocketAddr {
     }
 }
 
-impl FromYaml for chrono_tz::Tz {
+impl FromYaml for crate::zone::Zone {
     fn from_yaml(value: &Value) -> Result<Self, String> {
         let text = scalar_text(value)?;
-        text.trim().parse().map_err(|_| {
+        crate::zone::Zone::named(text.trim()).ok_or_else(|| {
             format!("unknown time zone `{text}` (use an IANA name such as `Europe/Stockholm`)")
         })
     }

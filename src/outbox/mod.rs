@@ -49,7 +49,7 @@ pub struct Digester {
     /// The destination's position in the config (the renderer's index).
     pub index: usize,
     pub grouping: Grouping,
-    pub timezone: Option<chrono_tz::Tz>,
+    pub timezone: Option<crate::zone::Zone>,
 }
 
 impl Worker {
@@ -220,7 +220,7 @@ impl Worker {
                 window: digester.grouping.window,
                 first_at: at(items.iter().map(|r| r.created_at).min().unwrap_or_default()),
                 last_at: at(items.iter().map(|r| r.created_at).max().unwrap_or_default()),
-                timezone: digester.timezone,
+                timezone: digester.timezone.as_ref(),
             };
             let rendered = digester.renderer.render_digest(digester.index, &digest);
             let payload = Payload::encode_for(&rendered, &group.recipient);

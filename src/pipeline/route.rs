@@ -173,7 +173,7 @@ impl Router {
                 .or(event.event_time)
                 .unwrap_or_else(chrono::Utc::now),
             failures,
-            timezone: self.config.timezone,
+            timezone: self.config.timezone.clone(),
         };
         let mut out = Vec::new();
         for (i, d) in self.config.destinations.iter().enumerate() {
@@ -224,7 +224,7 @@ impl Router {
     async fn silenced(&self, facts: &Facts<'_>) -> Option<(String, Option<String>)> {
         let now = chrono::Utc::now();
         for (i, s) in self.config.silences.iter().enumerate() {
-            if in_force(s, now, self.config.timezone) && matches(&s.matcher, facts) {
+            if in_force(s, now, self.config.timezone.as_ref()) && matches(&s.matcher, facts) {
                 let key = s
                     .resend_after_silence
                     .then(|| SilenceKey::Config(i).to_string());

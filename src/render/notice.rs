@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::zone::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
 use super::context::local_formats;
@@ -60,7 +60,7 @@ pub struct Digest<'a> {
     pub window: Duration,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
-    pub timezone: Option<Tz>,
+    pub timezone: Option<&'a Zone>,
 }
 
 impl Digest<'_> {
@@ -86,7 +86,7 @@ pub struct Recovery {
     pub failing_since: DateTime<Utc>,
     pub recovered_at: DateTime<Utc>,
     pub failures: u64,
-    pub timezone: Option<Tz>,
+    pub timezone: Option<Zone>,
 }
 
 impl Recovery {
@@ -98,7 +98,7 @@ impl Recovery {
         if let Some(map) = ctx.as_object_mut() {
             map.insert(
                 "failingSince".into(),
-                json!(local(self.failing_since, self.timezone)),
+                json!(local(self.failing_since, self.timezone.as_ref())),
             );
             map.insert(
                 "failingSinceUTC".into(),
@@ -112,7 +112,7 @@ impl Recovery {
             map.insert("failuresPlural".into(), json!(self.failures != 1));
             map.insert(
                 "recoveredAt".into(),
-                json!(local(self.recovered_at, self.timezone)),
+                json!(local(self.recovered_at, self.timezone.as_ref())),
             );
         }
     }
@@ -195,7 +195,7 @@ impl Renderer {
     }
 }
 
-fn local(t: DateTime<Utc>, tz: Option<Tz>) -> String {
+fn local(t: DateTime<Utc>, tz: Option<&Zone>) -> String {
     let [first, ..] = local_formats(t, tz);
     first
 }

@@ -1,7 +1,7 @@
 //! Silences, pure: whether one is in force now, and whether it covers an alert.
 
+use crate::zone::Zone;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use chrono_tz::Tz;
 
 use crate::config::{Matcher, SilenceConfig, WeeklyWindow};
 use crate::matcher::{Facts, Judgement};
@@ -13,14 +13,14 @@ pub fn matches(m: &Matcher, f: &Facts) -> bool {
 }
 
 /// Whether `s` is in force at `now`; weekly windows are read in `tz` (the system zone if none).
-pub fn in_force(s: &SilenceConfig, now: DateTime<Utc>, tz: Option<Tz>) -> bool {
+pub fn in_force(s: &SilenceConfig, now: DateTime<Utc>, tz: Option<&Zone>) -> bool {
     if s.start.is_some_and(|start| now < start) || s.end.is_some_and(|end| now >= end) {
         return false;
     }
     match &s.weekly {
         None => true,
         Some(w) => match tz {
-            Some(tz) => in_window(w, &now.with_timezone(&tz)),
+            Some(tz) => in_window(w, &tz.local(now).time),
             None => in_window(w, &now.with_timezone(&chrono::Local)),
         },
     }
@@ -69,7 +69,7 @@ impl SilenceKey {
         config: &[SilenceConfig],
         stored: &[crate::store::StoredSilence],
         now: DateTime<Utc>,
-        tz: Option<Tz>,
+        tz: Option<&Zone>,
     ) -> bool {
         match self {
             SilenceKey::Config(i) => config
@@ -153,22 +153,22 @@ mod tests {
             to: NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
         };
         let s = silence(Some(weekend_nights));
-        let tz = Some(chrono_tz::Europe::Stockholm);
+        let tz = Zone::named("Europe/Stockholm");
         // 2026-12-05 is a Saturday; Stockholm is UTC+1 in December.
         assert!(
-            in_force(&s, at("2026-12-05T21:30:00Z"), tz),
+            in_force(&s, at("2026-12-05T21:30:00Z"), tz.as_ref()),
             "22:30 Saturday local"
         );
         assert!(
-            in_force(&s, at("2026-12-06T04:30:00Z"), tz),
+            in_force(&s, at("2026-12-06T04:30:00Z"), tz.as_ref()),
             "05:30 Sunday local"
         );
         assert!(
-            !in_force(&s, at("2026-12-06T05:30:00Z"), tz),
+            !in_force(&s, at("2026-12-06T05:30:00Z"), tz.as_ref()),
             "06:30 Sunday local"
         );
         assert!(
-            !in_force(&s, at("2026-12-05T20:30:00Z"), tz),
+            !in_force(&s, at("2026-12-05T20:30:00Z"), tz.as_ref()),
             "21:30 Saturday local"
         );
     }

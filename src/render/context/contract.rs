@@ -2,8 +2,8 @@
 //! name they use (Butler's, plus what Butler lacks). docs/templates.md describes each one. A
 //! field whose source is missing is `None`, serialised as `null`, which renders empty.
 
+use crate::zone::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -140,7 +140,7 @@ pub struct Times {
 }
 
 impl Times {
-    pub fn of(t: Option<DateTime<Utc>>, tz: Option<Tz>) -> Self {
+    pub fn of(t: Option<DateTime<Utc>>, tz: Option<&Zone>) -> Self {
         Self {
             utc: t.map(utc_text),
             local: t.map(|t| local_formats(t, tz)),

@@ -3,8 +3,8 @@
 //! missing is `null`, which renders empty (never "undefined" or "null"). docs/templates.md lists
 //! every field; [`AlertContext`] is that contract as a type.
 
+use crate::zone::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::config::{Config, LinkConfig, ScriptLogLines, TenantConfig};
@@ -34,7 +34,7 @@ pub struct AlertInput<'a> {
     pub tenant: Option<&'a TenantConfig>,
     pub links: &'a [LinkConfig],
     /// `None`: the system's local zone.
-    pub timezone: Option<Tz>,
+    pub timezone: Option<&'a Zone>,
     /// The last name an event carried for this app (the store's), for when neither the API
     /// nor this event names it.
     pub remembered_name: Option<&'a str>,
@@ -48,7 +48,7 @@ impl<'a> AlertInput<'a> {
             enrichment,
             tenant: config.tenants.iter().find(|t| t.id == event.tenant_id),
             links: &config.links,
-            timezone: config.timezone,
+            timezone: config.timezone.as_ref(),
             remembered_name: None,
         }
     }
@@ -380,23 +380,25 @@ fn utc_text(t: DateTime<Utc>) -> String {
 
 /// The five local formats: `2025-03-14 07:12:31`, `3/14/2025, 7:12:31 AM`,
 /// `Mar 14, 2025, 7:12:31 AM`, `March 14, 2025 at 7:12:31 AM CET`, `2025-03-14T07:12:31+01:00`.
-pub fn local_formats(t: DateTime<Utc>, tz: Option<Tz>) -> [String; 5] {
-    fn all<Z: chrono::TimeZone>(t: DateTime<Z>) -> [String; 5]
-    where
-        Z::Offset: std::fmt::Display,
-    {
-        [
-            t.format("%Y-%m-%d %H:%M:%S").to_string(),
-            t.format("%-m/%-d/%Y, %-I:%M:%S %p").to_string(),
-            t.format("%b %-d, %Y, %-I:%M:%S %p").to_string(),
-            t.format("%B %-d, %Y at %-I:%M:%S %p %Z").to_string(),
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        ]
-    }
-    match tz {
-        Some(tz) => all(t.with_timezone(&tz)),
-        None => all(t.with_timezone(&chrono::Local)),
-    }
+/// The system's zone has no abbreviation here: the fourth format ends in its offset (`+01:00`).
+pub fn local_formats(t: DateTime<Utc>, tz: Option<&Zone>) -> [String; 5] {
+    let (t, zone) = match tz {
+        Some(tz) => {
+            let local = tz.local(t);
+            (local.time, local.abbreviation)
+        }
+        None => {
+            let t = t.with_timezone(&chrono::Local).fixed_offset();
+            (t, t.offset().to_string())
+        }
+    };
+    [
+        t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        t.format("%-m/%-d/%Y, %-I:%M:%S %p").to_string(),
+        t.format("%b %-d, %Y, %-I:%M:%S %p").to_string(),
+        format!("{} {zone}", t.format("%B %-d, %Y at %-I:%M:%S %p")),
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+    ]
 }
 
 #[cfg(test)]
@@ -409,12 +411,13 @@ mod tests {
             crate::render::sample::event(),
             crate::render::sample::enrichment(),
         );
+        let utc = Zone::named("UTC");
         let input = AlertInput {
             event: &event,
             enrichment: &enrichment,
             tenant: None,
             links: &[],
-            timezone: Some(chrono_tz::UTC),
+            timezone: utc.as_ref(),
             remembered_name: None,
         };
         let mut contexts = Contexts::new(&input);
@@ -444,7 +447,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2025-03-14T06:12:31.904Z")
             .map(|t| t.with_timezone(&Utc))
             .expect("time");
-        let f = local_formats(t, Some(chrono_tz::Europe::Stockholm));
+        let f = local_formats(t, Zone::named("Europe/Stockholm").as_ref());
         assert_eq!(
             f,
             [
