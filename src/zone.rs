@@ -75,8 +75,15 @@ mod tests {
         assert!(Zone::named("UTC").is_some());
         // Old names the database keeps as links.
         let kolkata = Zone::named("Asia/Calcutta").expect("link");
-        assert_eq!(kolkata.local(at("2025-01-01T00:00:00Z")).abbreviation, "IST");
+        assert_eq!(
+            kolkata.local(at("2025-01-01T00:00:00Z")).abbreviation,
+            "IST"
+        );
         assert!(Zone::named("US/Eastern").is_some());
+        assert_eq!(
+            Zone::named("europe/stockholm"),
+            Zone::named("Europe/Stockholm")
+        );
         assert_eq!(Zone::named("Europe/Atlantis"), None);
         assert_eq!(Zone::named(""), None);
     }
