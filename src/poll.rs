@@ -130,7 +130,7 @@ impl Poller {
                 started - chrono::Duration::from_std(self.config.poll.lookback).unwrap_or_default()
             });
         let reloads = client
-            .failed_reloads(tenant, statuses, watermark - LONGEST_RELOAD, MAX_PAGES)
+            .failed_reloads(tenant, statuses, asked_from(watermark), MAX_PAGES)
             .await
             .map_err(|e| e.to_string())?;
         let events: Vec<(ReloadEvent, Failure)> = reloads
@@ -228,4 +228,30 @@ fn to_event(tenant: &str, r: ReloadSummary) -> Option<(ReloadEvent, Failure)> {
         is_test_run: None,
     };
     Some((event, failure))
+}
+
+/// Where the poll's look-up starts: a reload's longest run before the watermark, so one that
+/// started before it and ended after is found. A watermark the store holds near the start of
+/// time (a database edited by hand) cannot overflow the subtraction.
+fn asked_from(watermark: DateTime<Utc>) -> DateTime<Utc> {
+    watermark
+        .checked_sub_signed(LONGEST_RELOAD)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_look_up_starts_a_reload_before_the_watermark_and_never_overflows() {
+        let watermark = DateTime::from_timestamp_millis(1_765_000_000_000).expect("time");
+        assert_eq!(asked_from(watermark), watermark - LONGEST_RELOAD);
+        assert_eq!(
+            asked_from(DateTime::<Utc>::MIN_UTC),
+            DateTime::<Utc>::MIN_UTC
+        );
+        let edited = DateTime::<Utc>::MIN_UTC + chrono::Duration::hours(1);
+        assert_eq!(asked_from(edited), DateTime::<Utc>::MIN_UTC);
+    }
 }

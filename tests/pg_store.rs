@@ -91,6 +91,32 @@ async fn instances_starting_together_migrate_once() {
     PgStore::probe(&url, None).await.unwrap();
 }
 
+/// Another program's `schema_version` table (an `integer` column here) is refused with the
+/// reason, by `run`'s migration and by `check`'s probe alike, not read as ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_version_table_of_another_program_is_refused() {
+    let server = Postgres::shared();
+    let url = server.database();
+    server.query(
+        &url,
+        "CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (7)",
+    );
+    let migrate = PgStore::connect(&url, &options(Duration::from_secs(30)))
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        migrate.contains("schema_version is not reload-butler's"),
+        "{migrate}"
+    );
+    let probe = PgStore::probe(&url, None).await.unwrap_err().to_string();
+    assert!(
+        probe.contains("schema_version is not reload-butler's"),
+        "{probe}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_failure_committed_by_two_instances_at_once_is_one_job() {
     let server = Postgres::shared();

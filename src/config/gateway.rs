@@ -4,6 +4,10 @@
 use super::reader::{pair, ByteSize, Section};
 use super::{GatewayConfig, Secret};
 
+/// Linux's default limit of open files per process (`fs.nr_open`); also keeps the connection
+/// semaphore within tokio's bound, which panics beyond it.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 pub(super) fn read_gateway(s: &Section) -> GatewayConfig {
     let tls = s.section("tls");
     let tls_pair = pair(&tls, "cert_file", "key_file");
@@ -27,6 +31,11 @@ pub(super) fn read_gateway(s: &Section) -> GatewayConfig {
     };
     if gateway.max_connections == 0 {
         s.problem("max_connections", "must be at least 1");
+    } else if gateway.max_connections > MAX_CONNECTIONS {
+        s.problem(
+            "max_connections",
+            "must be at most 1048576: each connection holds a file descriptor, and Linux allows a process no more by default",
+        );
     }
     if gateway.body_budget < gateway.max_body {
         s.problem(

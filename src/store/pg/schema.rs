@@ -122,6 +122,16 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The version a `schema_version` row holds. Another program's table of that name (an
+/// `integer` or `text` column, a NULL) is refused with the reason, not read as ours.
+fn version_of(row: &tokio_postgres::Row) -> Result<i64, StoreError> {
+    row.try_get(0).map_err(|error| {
+        StoreError::Postgres(format!(
+            "table schema_version is not reload-butler's ({error}); point state.url at a database or schema of its own"
+        ))
+    })
+}
+
 /// Brings the database up to [`VERSION`] under the migration lock; refuses a newer one.
 pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(pg)?;
@@ -135,7 +145,7 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()
         .query_opt("SELECT version FROM schema_version", &[])
         .await
         .map_err(pg)?
-        .map_or(0, |row| row.get(0));
+        .map_or(Ok(0), |row| version_of(&row))?;
     if current > VERSION {
         return Err(StoreError::TooNew {
             path: "state.url".into(),
@@ -177,7 +187,7 @@ pub(super) async fn check_version(client: &deadpool_postgres::Object) -> Result<
     let Ok(Some(row)) = found else {
         return Ok(());
     };
-    let current: i64 = row.get(0);
+    let current = version_of(&row)?;
     if current > VERSION {
         return Err(StoreError::TooNew {
             path: "state.url".into(),
