@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use crate::zone::Zone;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -12,6 +11,7 @@ use super::context::local_formats;
 use super::escape::{self, single_line};
 use super::{Kind, Rendered, Renderer};
 use crate::config::DestinationKind;
+use crate::zone::Zone;
 
 /// The fields of an alert's context that a digest lists for it.
 const ITEM_KEYS: &[&str] = &[

@@ -1,10 +1,10 @@
 //! Silences, pure: whether one is in force now, and whether it covers an alert.
 
-use crate::zone::Zone;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::config::{Matcher, SilenceConfig, WeeklyWindow};
 use crate::matcher::{Facts, Judgement};
+use crate::zone::Zone;
 
 /// Whether the silence's matcher covers the alert: on known facts only (an unknown tag, name or
 /// error code never silences). The language is routing's (`crate::matcher`).

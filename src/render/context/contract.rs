@@ -2,13 +2,13 @@
 //! name they use (Butler's, plus what Butler lacks). docs/templates.md describes each one. A
 //! field whose source is missing is `None`, serialised as `null`, which renders empty.
 
-use crate::zone::Zone;
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::{cap, grouped, local_formats, utc_text};
 use crate::config::ScriptLogLines;
+use crate::zone::Zone;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

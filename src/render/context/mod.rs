@@ -3,7 +3,6 @@
 //! missing is `null`, which renders empty (never "undefined" or "null"). docs/templates.md lists
 //! every field; [`AlertContext`] is that contract as a type.
 
-use crate::zone::Zone;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -12,6 +11,7 @@ use crate::domain::AlertKind;
 use crate::metrics::{Label, Lookup};
 use crate::qlik::event::{engine_error_text, EventKind, ReloadEvent, Status};
 use crate::qlik::model::Enrichment;
+use crate::zone::Zone;
 
 mod automation;
 mod contract;
