@@ -127,7 +127,7 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 fn version_of(row: &tokio_postgres::Row) -> Result<i64, StoreError> {
     row.try_get(0).map_err(|error| {
         StoreError::Postgres(format!(
-            "table schema_version is not reload-butler's ({error}); point state.url at a database or schema of its own"
+            "table schema_version is not reload-butler's ({error}); point state.url at a database of its own"
         ))
     })
 }
