@@ -15,11 +15,13 @@ use crate::zone::Zone;
 
 mod automation;
 mod contract;
+mod local;
 
 pub use automation::{automation_url, AutomationFields};
 pub use contract::{
     AlertContext, Button, DurationParts, GenericUrl, ScriptLogFields, StartTimes, StopTimes, Times,
 };
+pub use local::local_formats;
 
 /// Longest text kept in one field (script log excerpts, log message, error message): enough for
 /// any alert, and a multi-megabyte line cannot bloat a message.
@@ -378,29 +380,6 @@ fn utc_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The five local formats: `2025-03-14 07:12:31`, `3/14/2025, 7:12:31 AM`,
-/// `Mar 14, 2025, 7:12:31 AM`, `March 14, 2025 at 7:12:31 AM CET`, `2025-03-14T07:12:31+01:00`.
-/// The system's zone has no abbreviation here: the fourth format ends in its offset (`+01:00`).
-pub fn local_formats(t: DateTime<Utc>, tz: Option<&Zone>) -> [String; 5] {
-    let (t, zone) = match tz {
-        Some(tz) => {
-            let local = tz.local(t);
-            (local.time, local.abbreviation)
-        }
-        None => {
-            let t = t.with_timezone(&chrono::Local).fixed_offset();
-            (t, t.offset().to_string())
-        }
-    };
-    [
-        t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        t.format("%-m/%-d/%Y, %-I:%M:%S %p").to_string(),
-        t.format("%b %-d, %Y, %-I:%M:%S %p").to_string(),
-        format!("{} {zone}", t.format("%B %-d, %Y at %-I:%M:%S %p")),
-        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,24 +419,6 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(41_943_040), "41,943,040");
-    }
-
-    #[test]
-    fn five_local_formats() {
-        let t = DateTime::parse_from_rfc3339("2025-03-14T06:12:31.904Z")
-            .map(|t| t.with_timezone(&Utc))
-            .expect("time");
-        let f = local_formats(t, Zone::named("Europe/Stockholm").as_ref());
-        assert_eq!(
-            f,
-            [
-                "2025-03-14 07:12:31",
-                "3/14/2025, 7:12:31 AM",
-                "Mar 14, 2025, 7:12:31 AM",
-                "March 14, 2025 at 7:12:31 AM CET",
-                "2025-03-14T07:12:31+01:00",
-            ]
-        );
     }
 
     #[test]
