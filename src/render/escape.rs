@@ -215,8 +215,8 @@ pub fn keep_visible(text: &mut String) {
 }
 
 /// Whether every byte is printable ASCII, a newline or a tab. Checked 32 bytes at a time without
-/// an early exit inside a block, which the compiler makes vector instructions of (script logs
-/// are most of an alert's text).
+/// an early exit inside a block, which the compiler makes vector instructions of (the script
+/// log's lines are an alert's longest texts).
 fn is_plain_ascii(bytes: &[u8]) -> bool {
     let plain = |b: u8| (b.wrapping_sub(b' ') < 95) | (b == b'\n') | (b == b'\t');
     let mut blocks = bytes.chunks_exact(32);

@@ -32,16 +32,7 @@ const SHORT_MONTHS: [&str; 12] = [
 /// Each is what chrono's `format` writes for `%Y-%m-%d %H:%M:%S`, `%-m/%-d/%Y, %-I:%M:%S %p`,
 /// `%b %-d, %Y, %-I:%M:%S %p` and `%B %-d, %Y at %-I:%M:%S %p` (a test holds them to it).
 pub fn local_formats(t: DateTime<Utc>, tz: Option<&Zone>) -> [String; 5] {
-    let (t, zone): (DateTime<FixedOffset>, String) = match tz {
-        Some(tz) => {
-            let local = tz.local(t);
-            (local.time, local.abbreviation)
-        }
-        None => {
-            let t = t.with_timezone(&chrono::Local).fixed_offset();
-            (t, t.offset().to_string())
-        }
-    };
+    let (t, zone) = on_clock(t, tz);
     let (year, month, day) = (Year(t.year()), t.month(), t.day());
     let month0 = t.month0() as usize;
     let (long, short) = (
@@ -65,6 +56,21 @@ pub fn local_formats(t: DateTime<Utc>, tz: Option<&Zone>) -> [String; 5] {
     ]
 }
 
+/// `t` on the clock of `tz` (the system's zone without one), and what the fourth format ends
+/// in: the zone's abbreviation, or the system zone's offset.
+fn on_clock(t: DateTime<Utc>, tz: Option<&Zone>) -> (DateTime<FixedOffset>, String) {
+    match tz {
+        Some(tz) => {
+            let local = tz.local(t);
+            (local.time, local.abbreviation)
+        }
+        None => {
+            let t = t.with_timezone(&chrono::Local).fixed_offset();
+            (t, t.offset().to_string())
+        }
+    }
+}
+
 /// A year as chrono's `%Y` writes it: four digits, with a sign outside 0–9999.
 struct Year(i32);
 
@@ -85,16 +91,7 @@ mod tests {
 
     /// What chrono's patterns write for `t` in `tz`: the formats' definition.
     fn by_chrono(t: DateTime<Utc>, tz: Option<&Zone>) -> [String; 5] {
-        let (t, zone) = match tz {
-            Some(tz) => {
-                let local = tz.local(t);
-                (local.time, local.abbreviation)
-            }
-            None => {
-                let t = t.with_timezone(&chrono::Local).fixed_offset();
-                (t, t.offset().to_string())
-            }
-        };
+        let (t, zone) = on_clock(t, tz);
         [
             t.format("%Y-%m-%d %H:%M:%S").to_string(),
             t.format("%-m/%-d/%Y, %-I:%M:%S %p").to_string(),
