@@ -218,6 +218,11 @@ impl Store {
         // Pages not held here are read from the system's file cache.
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             .map_err(sqlite)?;
+        // Savepoint and statement journals, sorts and `IN (…)` lists in memory: a store group's
+        // savepoints spilled over 64 KiB into files in /var/tmp (1,444 writes in a storm of 300),
+        // and a container with a read-only root has no writable temporary directory at all.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(sqlite)?;
         if let Err(found) = schema::migrate(&mut conn).map_err(sqlite)? {
             return Err(StoreError::TooNew {
                 path: path.to_owned(),
@@ -396,6 +401,47 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A savepoint journals each page it changes (the store thread runs every call of a group
+    /// in one); past 64 KiB SQLite moves that journal to a file in the temporary directory
+    /// unless `temp_store` keeps it in memory.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_savepoint_over_64_kib_opens_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store =
+            Store::open(&dir.path().join("state.db"), Duration::from_secs(60)).expect("open");
+        let body = "a".repeat(1_000);
+        let tx = store.conn.transaction().expect("begin");
+        tx.execute_batch("CREATE TABLE scratch (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .expect("create");
+        for id in 0..400i64 {
+            tx.execute("INSERT INTO scratch VALUES (?1, ?2)", params![id, body])
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+        let mut tx = store.conn.transaction().expect("begin");
+        let savepoint = tx.savepoint().expect("savepoint");
+        let changed = savepoint
+            .execute("UPDATE scratch SET body = upper(body)", [])
+            .expect("update");
+        let spilled = sqlite_temporary_files_open();
+        savepoint.commit().expect("release");
+        tx.commit().expect("commit");
+        assert_eq!(changed, 400);
+        assert!(spilled.is_empty(), "SQLite journalled to {spilled:?}");
+    }
+
+    /// SQLite's temporary files (`etilqs_…`, unlinked once opened) among this process's files.
+    #[cfg(target_os = "linux")]
+    fn sqlite_temporary_files_open() -> Vec<String> {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .map(|target| target.to_string_lossy().into_owned())
+            .filter(|target| target.contains("etilqs_"))
+            .collect()
+    }
 
     /// Two connections (as the ingest and the shared store are) each run transactions that read,
     /// then write. With deferred transactions a writer whose snapshot went stale got "database is
