@@ -38,19 +38,26 @@ pub(super) struct Escapes<'a> {
     pub label: &'a dyn Fn(&str) -> Cow<'_, str>,
 }
 
+impl Escapes<'_> {
+    /// The escape of a string under `key`: the nearest object key above it (a list's items are
+    /// escaped as the list's key says: `appTags`, `engineErrors` are text).
+    pub(super) fn for_key(&self, key: Option<&str>) -> &dyn Fn(&str) -> Cow<'_, str> {
+        match key {
+            Some(k) if is_url_key(k) => self.url,
+            Some(k) if is_label_key(k) => self.label,
+            _ => self.text,
+        }
+    }
+}
+
 /// A copy of what of the context a template `reads`, every string passed through the escape its
 /// key calls for.
 pub(super) fn with_strings(ctx: &Value, reads: &Reads, escapes: &Escapes) -> Value {
     fn walk(value: &mut Value, key: Option<&str>, e: &Escapes) {
         match value {
             Value::String(s) => {
-                let escape = match key {
-                    Some(k) if is_url_key(k) => e.url,
-                    Some(k) if is_label_key(k) => e.label,
-                    _ => e.text,
-                };
                 // Most values need no escaping: the copy is then the only allocation.
-                let escaped = match escape(s) {
+                let escaped = match e.for_key(key)(s) {
                     Cow::Owned(escaped) => Some(escaped),
                     Cow::Borrowed(_) => None,
                 };
@@ -58,7 +65,6 @@ pub(super) fn with_strings(ctx: &Value, reads: &Reads, escapes: &Escapes) -> Val
                     *s = escaped;
                 }
             }
-            // A list's items are escaped as their key says (`appTags`, `engineErrors`: text).
             Value::Array(items) => items.iter_mut().for_each(|v| walk(v, key, e)),
             Value::Object(map) => map.iter_mut().for_each(|(k, v)| walk(v, Some(k), e)),
             _ => {}

@@ -81,6 +81,9 @@ fn cut(text: &str, limit: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The names `register` gives its helpers.
+pub(super) const NAMES: [&str; 3] = ["urlencode", "html", "truncate"];
+
 pub(super) fn register(registry: &mut Handlebars) {
     registry.register_helper("urlencode", Box::new(urlencode));
     registry.register_helper("html", Box::new(html));

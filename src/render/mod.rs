@@ -6,6 +6,7 @@
 mod as_is;
 mod chat;
 pub mod context;
+mod direct;
 pub mod escape;
 mod fallback;
 mod helpers;
@@ -206,19 +207,27 @@ impl Renderer {
         };
         match &d.kind {
             DestinationKind::Email(_) => {
-                // One copy of the context for the three templates, of what they read.
-                let reads = [names.subject, names.html, names.text]
-                    .map(|id| self.templates.reads(id))
-                    .iter()
-                    .fold(Reads::Keys(Default::default()), |all, r| all.or(r));
-                let data = Data::from(reads.copy(ctx));
+                // What Handlebars renders shares one copy of the context, of what the three
+                // templates read, made when the first of them needs it.
+                let copy = std::cell::OnceCell::new();
+                let render = |id| match self.templates.render_direct(id, ctx, None) {
+                    Some(text) => Ok(text),
+                    None => {
+                        let data = copy.get_or_init(|| {
+                            let reads = [names.subject, names.html, names.text]
+                                .map(|id| self.templates.reads(id))
+                                .iter()
+                                .fold(Reads::Keys(Default::default()), |all, r| all.or(r));
+                            Data::from(reads.copy(ctx))
+                        });
+                        self.templates.render_data(id, data)
+                    }
+                };
                 Ok((
                     Rendered::Email {
-                        subject: single_line(
-                            self.templates.render_data(names.subject, &data)?.trim(),
-                        ),
-                        html: self.templates.render_data(names.html, &data)?,
-                        text: self.templates.render_data(names.text, &data)?,
+                        subject: single_line(render(names.subject)?.trim()),
+                        html: render(names.html)?,
+                        text: render(names.text)?,
                     },
                     0,
                 ))
@@ -226,23 +235,20 @@ impl Renderer {
             DestinationKind::Slack(s) => {
                 let mut payload = match (&names.basic, s.format) {
                     (Some(basic), MessageFormat::Basic) => {
-                        let text = self.templates.render_data(
+                        let text = self.render_escaped(
                             *basic,
-                            &Data::from(with_strings(
-                                ctx,
-                                self.templates.reads(*basic),
-                                &Escapes {
-                                    text: &|t| then(slack_fences(t), slack_entities),
-                                    url: &unchanged,
-                                    label: &slack_entities,
-                                },
-                            )),
+                            ctx,
+                            &Escapes {
+                                text: &|t| then(slack_fences(t), slack_entities),
+                                url: &unchanged,
+                                label: &slack_entities,
+                            },
                         )?;
                         basic_slack(&text, ctx)
                     }
                     _ => {
-                        let text = self.render_json_text(
-                            names,
+                        let text = self.render_escaped(
+                            names.json,
                             ctx,
                             &Escapes {
                                 text: &slack_json_text,
@@ -279,23 +285,20 @@ impl Renderer {
             DestinationKind::Teams(t) => {
                 let mut payload = match (&names.basic, t.format) {
                     (Some(basic), MessageFormat::Basic) => {
-                        let text = self.templates.render_data(
+                        let text = self.render_escaped(
                             *basic,
-                            &Data::from(with_strings(
-                                ctx,
-                                self.templates.reads(*basic),
-                                &Escapes {
-                                    text: &teams_markdown,
-                                    url: &unchanged,
-                                    label: &unchanged,
-                                },
-                            )),
+                            ctx,
+                            &Escapes {
+                                text: &teams_markdown,
+                                url: &unchanged,
+                                label: &unchanged,
+                            },
                         )?;
                         basic_teams(&text, ctx)
                     }
                     _ => {
-                        let text = self.render_json_text(
-                            names,
+                        let text = self.render_escaped(
+                            names.json,
                             ctx,
                             &Escapes {
                                 text: &teams_json_text,
@@ -326,15 +329,21 @@ impl Renderer {
         }
     }
 
-    /// A formatted JSON template rendered: values escaped first (by the kind of key).
-    fn render_json_text(
+    /// Template `id` rendered with every string of `ctx` escaped as its key calls for: by the
+    /// direct renderer when it can, else by Handlebars from an escaped copy.
+    fn render_escaped(
         &self,
-        names: &Names,
+        id: TemplateId,
         ctx: &Value,
         escapes: &Escapes,
     ) -> Result<String, RenderError> {
-        let escaped = with_strings(ctx, self.templates.reads(names.json), escapes);
-        self.templates.render_data(names.json, &Data::from(escaped))
+        match self.templates.render_direct(id, ctx, Some(escapes)) {
+            Some(text) => Ok(text),
+            None => {
+                let escaped = with_strings(ctx, self.templates.reads(id), escapes);
+                self.templates.render_data(id, &Data::from(escaped))
+            }
+        }
     }
 }
 
