@@ -125,6 +125,22 @@ pub fn webhook(name: &str) -> Option<(&'static str, &'static str)> {
     WEBHOOK.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
+/// Every stock template of a destination's own (not the webhooks'), for tests that go through
+/// all of them.
+#[cfg(test)]
+pub fn all() -> Vec<(&'static str, &'static str)> {
+    let mut all = vec![EMAIL_HTML, EMAIL_TEXT, SLACK, TEAMS];
+    for notice in [DIGEST, RECOVERY, AUTOMATION] {
+        all.extend([
+            notice.email_html,
+            notice.email_text,
+            notice.slack,
+            notice.teams,
+        ]);
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -347,21 +347,9 @@ mod tests {
         }
         // Every name in the stock templates (the helpers' and the fields') is told apart.
         let mut names = std::collections::BTreeSet::new();
-        for stock in [stock::DIGEST, stock::RECOVERY, stock::AUTOMATION] {
-            for (_, text) in [
-                stock.email_html,
-                stock.email_text,
-                stock.slack,
-                stock.teams,
-                stock::SLACK,
-                stock::TEAMS,
-                stock::EMAIL_HTML,
-                stock::EMAIL_TEXT,
-            ] {
-                if let Reads::Keys(keys) = Reads::of(&handlebars::Template::compile(text).unwrap())
-                {
-                    names.extend(keys);
-                }
+        for (_, text) in stock::all() {
+            if let Reads::Keys(keys) = Reads::of(&handlebars::Template::compile(text).unwrap()) {
+                names.extend(keys);
             }
         }
         assert!(names.len() > 50 && names.contains("urlencode"), "{names:?}");

@@ -330,24 +330,8 @@ mod tests {
 
     #[test]
     fn stock_templates_render_as_handlebars_renders_them() {
-        let all = [
-            stock::SLACK,
-            stock::TEAMS,
-            stock::EMAIL_HTML,
-            stock::EMAIL_TEXT,
-            stock::AUTOMATION.slack,
-            stock::AUTOMATION.teams,
-            stock::AUTOMATION.email_html,
-            stock::AUTOMATION.email_text,
-            stock::DIGEST.slack,
-            stock::DIGEST.teams,
-            stock::DIGEST.email_text,
-            stock::RECOVERY.slack,
-            stock::RECOVERY.teams,
-            stock::RECOVERY.email_text,
-        ];
         let contexts = contexts();
-        for (name, text) in all {
+        for (name, text) in stock::all() {
             let answered: usize = contexts.iter().map(|ctx| agree(text, ctx)).sum();
             // The stock alert templates for chat and the text bodies are the direct renderer's.
             if !name.ends_with(".html.hbs") {
