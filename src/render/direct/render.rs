@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use handlebars::JsonTruthy;
 use serde_json::Value;
 
 use super::{Helper, Lookup, Node, Start};
@@ -28,11 +29,10 @@ enum Found<'c> {
     Missing,
     /// A value of the context and the key it is under.
     Json(&'c Value, Option<&'c str>),
-    /// A block's `@` variable or a literal: never escaped by key (Handlebars derives them).
+    /// A block's `@` variable: never escaped by key (Handlebars derives them).
     Bool(bool),
     Index(usize),
     Key(&'c str),
-    Literal(&'c Value),
 }
 
 /// Handlebars reports this lookup as an error; it renders the template itself.
@@ -171,7 +171,8 @@ impl<'c> Render<'c, '_> {
         // Handlebars' block list starts at the innermost block.
         let block = |level: usize| self.frames.iter().rev().nth(level);
         match lookup {
-            Lookup::Literal(v) => Ok(Found::Literal(v)),
+            // Only `if` and `unless` take a literal, and only its truthiness counts.
+            Lookup::Literal(v) => Ok(Found::Json(v, None)),
             Lookup::Local { level, name } => {
                 let locals = block(*level).map(|f| f.locals).unwrap_or_default();
                 Ok(match name.as_str() {
@@ -212,7 +213,6 @@ impl<'c> Render<'c, '_> {
         match found {
             Found::Missing => {}
             Found::Json(value, key) => self.json(value, *key, out),
-            Found::Literal(value) => self.json(value, None, out),
             Found::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Found::Index(i) => {
                 let _ = write!(out, "{i}");
@@ -247,18 +247,11 @@ impl<'c> Render<'c, '_> {
     }
 }
 
-/// Handlebars' truthiness (`JsonTruthy` without `includeZero`).
+/// Handlebars' truthiness (`JsonTruthy` without `includeZero`; escaping never empties a string).
 fn truthy(found: &Found) -> bool {
     match found {
         Found::Missing => false,
-        Found::Json(value, _) | Found::Literal(value) => match value {
-            Value::Bool(b) => *b,
-            Value::Number(n) => n.as_f64().is_some_and(f64::is_normal),
-            Value::Null => false,
-            Value::String(s) => !s.is_empty(),
-            Value::Array(items) => !items.is_empty(),
-            Value::Object(map) => !map.is_empty(),
-        },
+        Found::Json(value, _) => value.is_truthy(false),
         Found::Bool(b) => *b,
         Found::Index(i) => *i != 0,
         Found::Key(k) => !k.is_empty(),
