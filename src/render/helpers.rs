@@ -25,9 +25,12 @@ const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'|')
     .add(b'^');
 
-handlebars::handlebars_helper!(urlencode: |text: str| {
+handlebars::handlebars_helper!(urlencode: |text: str| url_part(text));
+
+/// `text` percent-encoded as `{{urlencode text}}` writes it (the direct renderer's too).
+pub(super) fn url_part(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, URL_PART).to_string()
-});
+}
 
 /// A helper's text argument: a string as it is, null as nothing, anything else as its JSON.
 fn text_of(value: &serde_json::Value) -> std::borrow::Cow<'_, str> {

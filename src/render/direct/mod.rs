@@ -27,10 +27,12 @@ pub(super) struct Direct(Vec<Node>);
 #[derive(Debug)]
 enum Node {
     Text(String),
-    /// `{{path}}` (`escaped`: the registry's escape applies) or `{{{path}}}`.
+    /// `{{path}}` (`escaped`: the registry's escape applies) or `{{{path}}}`; with `urlencode`,
+    /// `{{urlencode path}}`.
     Value {
         lookup: Lookup,
         escaped: bool,
+        urlencode: bool,
     },
     Block {
         helper: Helper,
@@ -107,22 +109,38 @@ fn nodes(list: &[TemplateElement], is_helper: &dyn Fn(&str) -> bool) -> Option<V
 /// `{{path}}`: a value, unless it names a helper (then Handlebars calls it). Handlebars looks
 /// the path's whole text up among the helpers, and every helper's name is a plain word: a path
 /// written with more than its one name (`this.x`, `../x`, `a.b`) is never a helper's.
+/// `{{urlencode path}}` is the one helper call compiled here (the stock email bodies use it).
 fn value(h: &HelperTemplate, escaped: bool, is_helper: &dyn Fn(&str) -> bool) -> Option<Node> {
-    let plain = !h.block && h.params.is_empty() && h.hash.is_empty() && h.block_param.is_none();
-    let Parameter::Path(path) = &h.name else {
+    if h.block || !h.hash.is_empty() || h.block_param.is_some() {
         return None;
-    };
-    let lookup = lookup(path)?;
-    let helper = match &lookup {
-        Lookup::Path {
-            start: Start::Current,
-            names,
-        } => {
-            matches!(names.as_slice(), [name] if h.name.as_name() == Some(name) && is_helper(name))
+    }
+    match (&h.name, h.params.as_slice()) {
+        (Parameter::Path(path), []) => {
+            let lookup = lookup(path)?;
+            let helper = match &lookup {
+                Lookup::Path {
+                    start: Start::Current,
+                    names,
+                } => {
+                    matches!(names.as_slice(), [name] if h.name.as_name() == Some(name) && is_helper(name))
+                }
+                _ => false,
+            };
+            (!helper).then_some(Node::Value {
+                lookup,
+                escaped,
+                urlencode: false,
+            })
         }
-        _ => false,
-    };
-    (plain && !helper).then_some(Node::Value { lookup, escaped })
+        (Parameter::Name(name), [Parameter::Path(path)]) if name == "urlencode" => {
+            Some(Node::Value {
+                lookup: lookup(path)?,
+                escaped,
+                urlencode: true,
+            })
+        }
+        _ => None,
+    }
 }
 
 fn block(h: &HelperTemplate, is_helper: &dyn Fn(&str) -> bool) -> Option<Node> {
@@ -333,17 +351,15 @@ mod tests {
         let contexts = contexts();
         for (name, text) in stock::all() {
             let answered: usize = contexts.iter().map(|ctx| agree(text, ctx)).sum();
-            // The stock alert templates for chat and the text bodies are the direct renderer's.
-            if !name.ends_with(".html.hbs") {
-                assert_eq!(answered, contexts.len() * 10, "{name}");
-            }
+            // Every stock template for email and chat is the direct renderer's.
+            assert_eq!(answered, contexts.len() * 10, "{name}");
         }
     }
 
     #[test]
     fn each_construct_renders_as_in_handlebars() {
         let ctx = json!({
-            "appName": "Sales <\"Q1\"> & `x` *y*", "appId": "a1", "empty": "", "zero": 0,
+            "appName": "Sales <\"Q1\"> & `x` *y* 'z'", "appId": "a1", "empty": "", "zero": 0,
             "half": 0.5, "yes": true, "no": false, "nothing": null,
             "owner": {"name": "Ann [x](y)", "email": "ann@example.com"},
             "engineErrors": ["e1 \"quoted\"", "```fence```"],
@@ -374,6 +390,8 @@ mod tests {
             "{{#each engineErrors}}\n  - {{this}}\n{{/each}}\n{{#if yes}}\n    yes\n{{/if}}\n",
             "a {{~#if yes~}}  b  {{~/if~}}  c {{~appId}} {{appId~}} d",
             "{{! a comment }}{{!-- another --}}{{appId}}",
+            "{{urlencode appName}}|{{{urlencode appName}}}|{{urlencode owner.email}}|{{urlencode empty}}",
+            "{{#each tags}}{{urlencode @key}}={{urlencode this}}&{{/each}}{{#each buttons}}{{urlencode url}}{{/each}}",
         ];
         let declined: Vec<_> = cases.iter().filter(|s| agree(s, &ctx) != 10).collect();
         assert!(declined.is_empty(), "{declined:#?}");
@@ -387,7 +405,14 @@ mod tests {
             "{{#each buttons}}{{this.x.y}}{{/each}}{{buttons.first}}",
             "{{len buttons}}",
             "{{len}}",
-            "{{urlencode appName}}",
+            "{{urlencode}}",
+            "{{urlencode n}}",
+            "{{urlencode missing}}",
+            "{{urlencode buttons}}",
+            "{{urlencode appName n}}",
+            "{{urlencode \"lit\"}}",
+            "{{urlencode (urlencode appName)}}",
+            "{{#each buttons}}{{urlencode @index}}{{/each}}",
             "{{#if (eq n 3)}}x{{/if}}",
             "{{#if n includeZero=true}}x{{/if}}",
             "{{#each buttons as |b|}}{{b.text}}{{/each}}",
@@ -486,6 +511,7 @@ mod tests {
             let path = random_path(rng);
             match choice {
                 0 => out.push_str([" ", "-", "\n", "x\n  "][rng.random_range(0..4)]),
+                1 if rng.random_bool(0.2) => out.push_str(&format!("{{{{urlencode {path}}}}}")),
                 1 => out.push_str(&format!("{{{{{path}}}}}")),
                 2 => out.push_str(&format!("{{{{{{{path}}}}}}}")),
                 3..=6 => {

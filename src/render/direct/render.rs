@@ -1,6 +1,7 @@
 //! Rendering a compiled template: a stack of block scopes over the borrowed context, each
 //! path resolved as Handlebars resolves it, each value written as Handlebars writes it.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use handlebars::JsonTruthy;
@@ -75,18 +76,32 @@ impl<'c> Render<'c, '_> {
     fn node(&mut self, node: &'c Node) -> Result<(), Unsupported> {
         match node {
             Node::Text(text) => self.out.push_str(text),
-            Node::Value { lookup, escaped } => {
+            Node::Value {
+                lookup,
+                escaped,
+                urlencode,
+            } => {
                 let found = self.find(lookup)?;
-                match *escaped && self.html {
-                    true => {
-                        let mut text = String::new();
-                        self.write(&found, &mut text);
-                        self.out.push_str(&crate::render::escape::html(&text));
-                    }
-                    false => {
+                let html = *escaped && self.html;
+                match (*urlencode, html) {
+                    (false, false) => {
                         let mut out = std::mem::take(&mut self.out);
                         self.write(&found, &mut out);
                         self.out = out;
+                    }
+                    _ => {
+                        let text = match urlencode {
+                            true => self.url_part(&found)?,
+                            false => {
+                                let mut text = String::new();
+                                self.write(&found, &mut text);
+                                text
+                            }
+                        };
+                        match html {
+                            true => self.out.push_str(&crate::render::escape::html(&text)),
+                            false => self.out.push_str(&text),
+                        }
                     }
                 }
             }
@@ -219,6 +234,20 @@ impl<'c> Render<'c, '_> {
             }
             Found::Key(k) => out.push_str(k),
         }
+    }
+
+    /// `{{urlencode x}}`: a string (escaped by key) or an `@key`, percent-encoded. Handlebars
+    /// reports any other value (a number, a missing field) as an error.
+    fn url_part(&self, found: &Found) -> Result<String, Unsupported> {
+        let text = match found {
+            Found::Json(Value::String(s), key) => match self.escapes {
+                Some(e) => e.for_key(*key)(s),
+                None => Cow::Borrowed(s.as_str()),
+            },
+            Found::Key(k) => Cow::Borrowed(*k),
+            _ => return Err(Unsupported),
+        };
+        Ok(crate::render::helpers::url_part(&text))
     }
 
     fn json(&self, value: &Value, key: Option<&str>, out: &mut String) {
