@@ -1,6 +1,6 @@
 //! Renders the templates most destinations use straight from the alert's shared context: text,
-//! `{{field}}` values and the `if`, `unless`, `each` and `with` blocks, each value escaped as it
-//! is written. Handlebars renders the same templates from an escaped copy of the context
+//! `{{field}}` values, `{{urlencode field}}` and the `if`, `unless`, `each` and `with` blocks,
+//! each value escaped as it is written. Handlebars renders the same templates from an escaped copy of the context
 //! (`chat::with_strings`) and resolves each path by building it anew, with a few allocations per
 //! `{{field}}`: in a storm, rendering that way was a quarter of the daemon's CPU.
 //!
