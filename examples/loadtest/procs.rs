@@ -259,6 +259,11 @@ impl Daemon {
 
     /// User + system CPU time so far, in milliseconds.
     pub fn cpu_ms(&self) -> Result<f64, String> {
+        self.cpu_split_ms().map(|(user, system)| user + system)
+    }
+
+    /// User and system (kernel) CPU time so far, in milliseconds.
+    pub fn cpu_split_ms(&self) -> Result<(f64, f64), String> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .map_err(|e| format!("/proc/{}/stat: {e}", self.pid))?;
         // Fields after the command name (which may hold spaces) start at field 3 (state).
@@ -267,7 +272,10 @@ impl Daemon {
         let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
         // utime is field 14, stime 15: indices 11 and 12 after the state (field 3).
         match (ticks(11), ticks(12)) {
-            (Some(u), Some(s)) => Ok((u + s) * 1000.0 / clock_ticks()),
+            (Some(u), Some(s)) => {
+                let ms = 1000.0 / clock_ticks();
+                Ok((u * ms, s * ms))
+            }
             _ => Err(format!("cannot read /proc/{}/stat", self.pid)),
         }
     }

@@ -97,29 +97,19 @@ impl Store {
         // No `LIMIT ?`: SQLite prepares a statement whose LIMIT is a bound parameter again each
         // time it is bound (the planner reads the value). The index yields the rows in order, one
         // at a time, so stopping after `limit` of them reads no more than a LIMIT would.
-        let rows = stmt
-            .query_map(params![destination, now_ms()], |r| {
-                Ok(DueDelivery {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    destination: r.get(2)?,
-                    recipient: r.get(3)?,
-                    payload: r.get(4)?,
-                    attempts: r.get(5)?,
-                    created_at: r.get(6)?,
-                    app_id: r.get(7)?,
-                    reload_id: r.get(8)?,
-                })
-            })
+        let mut rows = stmt
+            .query(params![destination, now_ms()])
             .map_err(|e| self.sqlite(e))?;
         let mut due = Vec::with_capacity(limit);
-        for row in rows {
-            if due.len() == limit {
+        while due.len() < limit {
+            let Some(row) = rows.next().map_err(|e| self.sqlite(e))? else {
                 break;
-            }
-            let row = row.map_err(|e| self.sqlite(e))?;
-            if !busy.contains(&row.id) {
-                due.push(row);
+            };
+            // A row in flight is passed over before its payload is read: SQLite reads a column
+            // only when asked, and an email's payload spans several overflow pages.
+            let id = row.get(0).map_err(|e| self.sqlite(e))?;
+            if !busy.contains(&id) {
+                due.push(due_delivery(id, row).map_err(|e| self.sqlite(e))?);
             }
         }
         Ok(due)
@@ -188,6 +178,21 @@ impl Store {
         }
         Ok(deleted)
     }
+}
+
+/// The due delivery `id` of a row of [`Store::due_deliveries`]' query.
+fn due_delivery(id: i64, r: &rusqlite::Row) -> rusqlite::Result<DueDelivery> {
+    Ok(DueDelivery {
+        id,
+        job_id: r.get(1)?,
+        destination: r.get(2)?,
+        recipient: r.get(3)?,
+        payload: r.get(4)?,
+        attempts: r.get(5)?,
+        created_at: r.get(6)?,
+        app_id: r.get(7)?,
+        reload_id: r.get(8)?,
+    })
 }
 
 /// Creates a job's outbox rows (see [`Store::route_job`]), settling each pending row's rate
@@ -269,4 +274,69 @@ fn open_group(
          WHERE destination = ?1 AND recipient = ?2 AND state = 'held' AND next_attempt_at > ?3",
     )?
     .query_row(params![destination, recipient, now], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Record;
+
+    /// A job with a pending chat delivery per recipient, in order; returns the store and the
+    /// rows' ids.
+    fn pending(dir: &std::path::Path, recipients: &[&str]) -> (Store, Vec<i64>) {
+        let mut store = Store::open(&dir.join("s.db"), std::time::Duration::from_secs(60)).unwrap();
+        let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
+        let event = crate::qlik::event::decode(payload).unwrap();
+        let failure = event.failure().unwrap();
+        let written = store
+            .write(&[Record::Job {
+                event: &event,
+                failure,
+                topic: "t",
+            }])
+            .unwrap();
+        let crate::store::Written::Job(job) = written[0] else {
+            panic!("{written:?}")
+        };
+        let rows = recipients
+            .iter()
+            .map(|to| NewDelivery {
+                destination: "chat".into(),
+                recipient: (*to).into(),
+                payload: format!("payload for {to}"),
+                state: NewState::Pending,
+                rate_limit: None,
+                hold: None,
+                silence_key: None,
+            })
+            .collect();
+        store.route_job(job, rows).unwrap();
+        let ids = store
+            .due_deliveries("chat", 10, &[])
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        (store, ids)
+    }
+
+    #[test]
+    fn due_rows_leave_out_the_busy_ones_and_stop_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = pending(dir.path(), &["a", "b", "c"]);
+        assert_eq!(ids.len(), 3);
+        let due = store.due_deliveries("chat", 2, &[]).unwrap();
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), ids[..2]);
+        // With the first in flight, the next two are due, each with its own row's columns.
+        let due = store.due_deliveries("chat", 2, &[ids[0]]).unwrap();
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), ids[1..]);
+        for (d, to) in due.iter().zip(["b", "c"]) {
+            assert_eq!(d.recipient, to);
+            assert_eq!(d.payload, format!("payload for {to}"));
+            assert_eq!((d.destination.as_str(), d.attempts), ("chat", 0));
+            assert!(!d.app_id.is_empty() && !d.reload_id.is_empty());
+        }
+        assert!(store.due_deliveries("chat", 5, &ids).unwrap().is_empty());
+        assert!(store.due_deliveries("other", 5, &[]).unwrap().is_empty());
+    }
 }
