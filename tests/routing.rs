@@ -406,7 +406,10 @@ async fn escalate_after_three_pages_from_the_third_failure_and_resolves_on_recov
             ],
         ]
     );
-    let stored = daemon.query("SELECT payload FROM outbox WHERE destination = 'on-call'");
+    let stored = daemon.query(
+        "SELECT p.payload FROM outbox o JOIN outbox_payloads p ON p.id = o.id
+         WHERE o.destination = 'on-call'",
+    );
     assert!(
         stored.iter().all(|r| !r[0].contains(PD_KEY)),
         "the routing key is never at rest in the state store"

@@ -243,14 +243,15 @@ impl Store {
             return Ok(None);
         };
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS}, o.payload FROM outbox o WHERE o.job_id = ?1
-             ORDER BY o.destination, o.recipient"
+            "SELECT {DELIVERY_COLUMNS}, p.payload FROM outbox o
+             LEFT JOIN outbox_payloads p ON p.id = o.id
+             WHERE o.job_id = ?1 ORDER BY o.destination, o.recipient"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.sqlite(e))?;
         let rows = stmt
             .query_map(params![id], |r| {
                 let mut d = delivery(r)?;
-                d.payload = Some(r.get::<_, String>(10)?).filter(|p| !p.is_empty());
+                d.payload = r.get::<_, Option<String>>(10)?.filter(|p| !p.is_empty());
                 Ok(d)
             })
             .map_err(|e| self.sqlite(e))?;
@@ -262,8 +263,9 @@ impl Store {
     /// it); `resendable` is false for those that have nothing to send.
     pub fn dead_deliveries(&self, limit: usize) -> Result<Vec<(AlertRow, bool)>, StoreError> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS}, {DELIVERY_COLUMNS}, o.payload <> '' FROM outbox o
+            "SELECT {JOB_COLUMNS}, {DELIVERY_COLUMNS}, coalesce(p.payload, '') <> '' FROM outbox o
              JOIN jobs j ON j.id = o.job_id
+             LEFT JOIN outbox_payloads p ON p.id = o.id
              LEFT JOIN app_names n ON n.tenant_id = j.tenant_id AND n.app_id = j.app_id
              WHERE o.state = 'dead' ORDER BY o.updated_at DESC, o.id DESC LIMIT ?1"
         );
@@ -314,7 +316,8 @@ impl Store {
         self.in_transaction(|tx| {
             let found: Option<(String, bool, i64, String)> = tx
                 .query_row(
-                    "SELECT state, payload <> '', job_id, destination FROM outbox WHERE id = ?1",
+                    "SELECT o.state, coalesce(p.payload, '') <> '', o.job_id, o.destination
+                     FROM outbox o LEFT JOIN outbox_payloads p ON p.id = o.id WHERE o.id = ?1",
                     params![id],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )

@@ -87,9 +87,10 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.job_id, o.destination, o.recipient, o.payload, o.attempts, o.created_at,
+                "SELECT o.id, o.job_id, o.destination, o.recipient, p.payload, o.attempts, o.created_at,
                         j.app_id, j.reload_id
                  FROM outbox o JOIN jobs j ON j.id = o.job_id
+                 LEFT JOIN outbox_payloads p ON p.id = o.id
                  WHERE o.destination = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
                  ORDER BY o.next_attempt_at, o.id",
             )
@@ -106,7 +107,7 @@ impl Store {
                 break;
             };
             // A row in flight is passed over before its payload is read: SQLite reads a column
-            // only when asked, and an email's payload spans several overflow pages.
+            // only when asked, and an email's payload spans several pages.
             let id = row.get(0).map_err(|e| self.sqlite(e))?;
             if !busy.contains(&id) {
                 due.push(due_delivery(id, row).map_err(|e| self.sqlite(e))?);
@@ -169,14 +170,17 @@ impl Store {
             "DELETE FROM dead_letters WHERE received_at < ?1",
             "DELETE FROM rate_limits WHERE last_sent_at < ?1",
         ];
-        let mut deleted = 0;
-        for statement in sql {
-            deleted += self
-                .conn
-                .execute(statement, params![cutoff])
-                .map_err(|e| self.sqlite(e))?;
-        }
-        Ok(deleted)
+        self.in_transaction(|tx| {
+            // The payloads of the rows about to go, first (not counted).
+            tx.execute(
+                "DELETE FROM outbox_payloads WHERE id IN (SELECT id FROM outbox
+                    WHERE state NOT IN ('pending', 'held') AND updated_at < ?1)",
+                params![cutoff],
+            )?;
+            sql.iter().try_fold(0, |deleted, statement| {
+                Ok(deleted + tx.execute(statement, params![cutoff])?)
+            })
+        })
     }
 }
 
@@ -187,7 +191,7 @@ fn due_delivery(id: i64, r: &rusqlite::Row) -> rusqlite::Result<DueDelivery> {
         job_id: r.get(1)?,
         destination: r.get(2)?,
         recipient: r.get(3)?,
-        payload: r.get(4)?,
+        payload: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
         attempts: r.get(5)?,
         created_at: r.get(6)?,
         app_id: r.get(7)?,
@@ -203,13 +207,13 @@ pub(super) fn insert_rows(
     deliveries: &mut [NewDelivery],
     now: i64,
 ) -> rusqlite::Result<()> {
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO outbox
-             (job_id, destination, recipient, payload, state, created_at, next_attempt_at, updated_at,
-              detail, digest_item, silence_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10)",
-        )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox
+             (job_id, destination, recipient, payload, state, created_at, next_attempt_at,
+              updated_at, detail, digest_item, silence_key)
+             VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?5, ?7, ?8, ?9)",
+    )?;
+    let mut keep_payload = tx.prepare_cached(PUT_PAYLOAD)?;
     let mut window = tx
         .prepare_cached("INSERT OR REPLACE INTO rate_limits (key, last_sent_at) VALUES (?1, ?2)")?;
     let mut open = tx.prepare_cached(
@@ -246,11 +250,10 @@ pub(super) fn insert_rows(
             NewState::Silenced(reason) => ("silenced", Some(reason)),
             NewState::Dead(reason) => ("dead", Some(reason)),
         };
-        insert.execute(params![
+        let inserted = insert.execute(params![
             job_id,
             d.destination,
             d.recipient,
-            d.payload,
             state,
             now,
             due_at,
@@ -258,9 +261,17 @@ pub(super) fn insert_rows(
             d.hold.as_ref().and_then(|(_, item)| item.as_deref()),
             d.silence_key
         ])?;
+        // An ignored insert (the row exists) keeps the payload it has.
+        if inserted == 1 && !d.payload.is_empty() {
+            keep_payload.execute(params![tx.last_insert_rowid(), d.payload])?;
+        }
     }
     Ok(())
 }
+
+/// Sets outbox row ?1's payload to ?2 (the table beside the outbox: see schema.rs, 7).
+pub(super) const PUT_PAYLOAD: &str =
+    "INSERT OR REPLACE INTO outbox_payloads (id, payload) VALUES (?1, ?2)";
 
 /// When the open storm-grouping window of (destination, recipient) closes, if one is open.
 fn open_group(
@@ -281,9 +292,8 @@ mod tests {
     use super::*;
     use crate::store::Record;
 
-    /// A job with a pending chat delivery per recipient, in order; returns the store and the
-    /// rows' ids.
-    fn pending(dir: &std::path::Path, recipients: &[&str]) -> (Store, Vec<i64>) {
+    /// A job with a pending chat delivery per recipient, in order; returns the store and the job.
+    fn pending(dir: &std::path::Path, recipients: &[&str]) -> (Store, i64) {
         let mut store = Store::open(&dir.join("s.db"), std::time::Duration::from_secs(60)).unwrap();
         let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
         let event = crate::qlik::event::decode(payload).unwrap();
@@ -298,33 +308,46 @@ mod tests {
         let crate::store::Written::Job(job) = written[0] else {
             panic!("{written:?}")
         };
-        let rows = recipients
+        let rows = deliveries(recipients, "payload for");
+        store.route_job(job, rows).unwrap();
+        (store, job)
+    }
+
+    fn deliveries(recipients: &[&str], text: &str) -> Vec<NewDelivery> {
+        recipients
             .iter()
             .map(|to| NewDelivery {
                 destination: "chat".into(),
                 recipient: (*to).into(),
-                payload: format!("payload for {to}"),
+                payload: format!("{text} {to}"),
                 state: NewState::Pending,
                 rate_limit: None,
                 hold: None,
                 silence_key: None,
             })
-            .collect();
-        store.route_job(job, rows).unwrap();
-        let ids = store
+            .collect()
+    }
+
+    fn due_ids(store: &Store) -> Vec<i64> {
+        store
             .due_deliveries("chat", 10, &[])
             .unwrap()
             .iter()
             .map(|d| d.id)
-            .collect();
-        (store, ids)
+            .collect()
     }
 
     #[test]
     fn due_rows_leave_out_the_busy_ones_and_stop_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, ids) = pending(dir.path(), &["a", "b", "c"]);
+        let (mut store, job) = pending(dir.path(), &["a", "b", "c"]);
+        let ids = due_ids(&store);
         assert_eq!(ids.len(), 3);
+        // Routing the job again creates no row and leaves each row's payload as it was.
+        store
+            .route_job(job, deliveries(&["a", "b", "c"], "another"))
+            .unwrap();
+        assert_eq!(due_ids(&store), ids);
         let due = store.due_deliveries("chat", 2, &[]).unwrap();
         assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), ids[..2]);
         // With the first in flight, the next two are due, each with its own row's columns.
@@ -338,5 +361,29 @@ mod tests {
         }
         assert!(store.due_deliveries("chat", 5, &ids).unwrap().is_empty());
         assert!(store.due_deliveries("other", 5, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn purged_rows_take_their_payloads_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = pending(dir.path(), &["a", "b"]);
+        let ids = due_ids(&store);
+        let delivered = Outcome::Delivered {
+            detail: "ok".into(),
+        };
+        store.record_attempts(&[(ids[0], delivered)]).unwrap();
+        let payloads = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM outbox_payloads", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(payloads(&store), 2);
+        // A retention in the future: everything finished is old enough.
+        assert_eq!(store.purge_history(-60_000).unwrap(), 1, "one row purged");
+        assert_eq!(payloads(&store), 1, "the pending row keeps its payload");
+        let due = store.due_deliveries("chat", 5, &[]).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].payload, "payload for b");
     }
 }

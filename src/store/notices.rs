@@ -70,9 +70,10 @@ impl Store {
             )?;
             let mut carry = tx.prepare_cached(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
-                    payload = ?3, detail = ?4
+                    detail = ?3
                  WHERE id = ?1 AND state = 'held'",
             )?;
+            let mut carry_payload = tx.prepare_cached(super::deliveries::PUT_PAYLOAD)?;
             let mut list = tx.prepare_cached(
                 "UPDATE outbox SET state = 'digested', updated_at = ?2, detail = ?3
                  WHERE id = ?1 AND state = 'held'",
@@ -90,7 +91,9 @@ impl Store {
                         listed,
                     } => {
                         let detail = format!("digest of {} alerts", listed.len() + 1);
-                        carry.execute(params![carrier, now, payload, detail])?;
+                        if carry.execute(params![carrier, now, detail])? == 1 {
+                            carry_payload.execute(params![carrier, payload])?;
+                        }
                         let detail = format!("listed in the digest sent as outbox row {carrier}");
                         for id in listed {
                             list.execute(params![id, now, detail])?;

@@ -111,6 +111,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, app_id)
     ) WITHOUT ROWID;
     ",
+    // 7: payloads beside their outbox rows. Recording an attempt rewrites the whole row in
+    // SQLite; without the message in it that is a short row, not an email's several pages
+    // (docs/performance.md, fourteenth round). Only non-empty payloads are kept here, and
+    // `outbox.payload` stays empty (dropping it would run SQLite's table rewrite at every
+    // first start). Deleting outbox rows deletes their payloads in the same transaction.
+    "
+    CREATE TABLE outbox_payloads (
+        id        INTEGER PRIMARY KEY,              -- the outbox row's id
+        payload   TEXT NOT NULL                     -- the rendered message (notify::Payload JSON)
+    );
+    INSERT INTO outbox_payloads (id, payload) SELECT id, payload FROM outbox WHERE payload <> '';
+    UPDATE outbox SET payload = '' WHERE payload <> '';
+    ",
 ];
 
 /// The schema version this build writes.
@@ -130,4 +143,47 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), i64>> {
         tx.commit()?;
     }
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_move_beside_the_outbox() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (id, created_at, tenant_id, app_id, reload_id, event_id, failure,
+                               topic, event)
+             VALUES (1, 0, 't', 'a', 'r', 'e', 'reload_failed', 'x', '{}');
+             INSERT INTO outbox (id, job_id, destination, payload, state, created_at,
+                                 next_attempt_at, updated_at)
+             VALUES (1, 1, 'chat', '{\"kind\":\"slack\"}', 'pending', 0, 0, 0),
+                    (2, 1, 'cards', '', 'dead', 0, 0, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap().unwrap();
+        let payloads = |conn: &Connection| -> Vec<(i64, String)> {
+            let mut stmt = conn
+                .prepare("SELECT id, payload FROM outbox_payloads ORDER BY id")
+                .unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert_eq!(payloads(&conn), [(1, r#"{"kind":"slack"}"#.to_owned())]);
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM outbox WHERE payload <> ''", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(left, 0, "the outbox keeps no payload itself");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+    }
 }

@@ -204,11 +204,13 @@ impl Store {
                  (SELECT job_id FROM outbox WHERE silence_key = ?1 AND state = 'silenced')",
                 params![key],
             )?;
+            let silenced = "SELECT id FROM outbox WHERE state = 'silenced' AND job_id IN
+                 (SELECT id FROM jobs WHERE state = 'new')";
             tx.execute(
-                "DELETE FROM outbox WHERE state = 'silenced' AND job_id IN
-                 (SELECT id FROM jobs WHERE state = 'new')",
+                &format!("DELETE FROM outbox_payloads WHERE id IN ({silenced})"),
                 [],
             )?;
+            tx.execute(&format!("DELETE FROM outbox WHERE id IN ({silenced})"), [])?;
             Ok(jobs)
         })
     }
