@@ -367,24 +367,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewDelivery, NewState, Record};
+    use crate::store::{NewDelivery, NewState};
 
     fn store_with_alert(dir: &std::path::Path) -> (Store, i64) {
-        let mut store = Store::open(&dir.join("s.db"), std::time::Duration::from_secs(60)).unwrap();
-        store.track_failing_apps(true);
-        let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
-        let event = crate::qlik::event::decode(payload).unwrap();
-        let failure = event.failure().unwrap();
-        let written = store
-            .write(&[Record::Job {
-                event: &event,
-                failure,
-                topic: "t",
-            }])
-            .unwrap();
-        let crate::store::Written::Job(job) = written[0] else {
-            panic!("{written:?}")
-        };
+        let (mut store, job) = crate::store::store_with_job(dir, true);
         let row = |destination: &str, payload: &str, state| NewDelivery {
             destination: destination.into(),
             recipient: String::new(),

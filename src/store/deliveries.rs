@@ -290,24 +290,10 @@ fn open_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Record;
 
     /// A job with a pending chat delivery per recipient, in order; returns the store and the job.
     fn pending(dir: &std::path::Path, recipients: &[&str]) -> (Store, i64) {
-        let mut store = Store::open(&dir.join("s.db"), std::time::Duration::from_secs(60)).unwrap();
-        let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
-        let event = crate::qlik::event::decode(payload).unwrap();
-        let failure = event.failure().unwrap();
-        let written = store
-            .write(&[Record::Job {
-                event: &event,
-                failure,
-                topic: "t",
-            }])
-            .unwrap();
-        let crate::store::Written::Job(job) = written[0] else {
-            panic!("{written:?}")
-        };
+        let (mut store, job) = crate::store::store_with_job(dir, false);
         let rows = deliveries(recipients, "payload for");
         store.route_job(job, rows).unwrap();
         (store, job)

@@ -398,6 +398,28 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// For tests: a store in `dir` (tracking failing apps when `track_failing`) with one job, a
+/// failed reload; returns it and the job's id.
+#[cfg(test)]
+pub(crate) fn store_with_job(dir: &Path, track_failing: bool) -> (Store, i64) {
+    let mut store = Store::open(&dir.join("s.db"), Duration::from_secs(60)).unwrap();
+    store.track_failing_apps(track_failing);
+    let payload = include_bytes!("../../tests/fixtures/events/app-reload-finished-error.json");
+    let event = crate::qlik::event::decode(payload).unwrap();
+    let failure = event.failure().unwrap();
+    let written = store
+        .write(&[Record::Job {
+            event: &event,
+            failure,
+            topic: "t",
+        }])
+        .unwrap();
+    let Written::Job(job) = written[0] else {
+        panic!("{written:?}")
+    };
+    (store, job)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
