@@ -164,24 +164,34 @@ impl Store {
     pub fn purge_history(&mut self, retention_ms: i64) -> Result<usize, StoreError> {
         let cutoff = now_ms().saturating_sub(retention_ms);
         let sql = [
-            "DELETE FROM outbox WHERE state NOT IN ('pending', 'held') AND updated_at < ?1",
             "DELETE FROM jobs WHERE state != 'new' AND created_at < ?1
                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id)",
             "DELETE FROM dead_letters WHERE received_at < ?1",
             "DELETE FROM rate_limits WHERE last_sent_at < ?1",
         ];
         self.in_transaction(|tx| {
-            // The payloads of the rows about to go, first (not counted).
-            tx.execute(
-                "DELETE FROM outbox_payloads WHERE id IN (SELECT id FROM outbox
-                    WHERE state NOT IN ('pending', 'held') AND updated_at < ?1)",
-                params![cutoff],
-            )?;
-            sql.iter().try_fold(0, |deleted, statement| {
+            let finished = "SELECT id FROM outbox
+                WHERE state NOT IN ('pending', 'held') AND updated_at < ?1";
+            let rows = delete_rows(tx, finished, params![cutoff])?;
+            sql.iter().try_fold(rows, |deleted, statement| {
                 Ok(deleted + tx.execute(statement, params![cutoff])?)
             })
         })
     }
+}
+
+/// Deletes the outbox rows that `ids` selects (`SELECT id FROM outbox …`) and their payloads,
+/// which live beside them (schema.rs, 7). Returns how many rows.
+pub(super) fn delete_rows<P: rusqlite::Params + Clone>(
+    tx: &rusqlite::Connection,
+    ids: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        &format!("DELETE FROM outbox_payloads WHERE id IN ({ids})"),
+        params.clone(),
+    )?;
+    tx.execute(&format!("DELETE FROM outbox WHERE id IN ({ids})"), params)
 }
 
 /// The due delivery `id` of a row of [`Store::due_deliveries`]' query.

@@ -206,11 +206,7 @@ impl Store {
             )?;
             let silenced = "SELECT id FROM outbox WHERE state = 'silenced' AND job_id IN
                  (SELECT id FROM jobs WHERE state = 'new')";
-            tx.execute(
-                &format!("DELETE FROM outbox_payloads WHERE id IN ({silenced})"),
-                [],
-            )?;
-            tx.execute(&format!("DELETE FROM outbox WHERE id IN ({silenced})"), [])?;
+            super::deliveries::delete_rows(tx, silenced, [])?;
             Ok(jobs)
         })
     }
