@@ -69,6 +69,10 @@ struct Args {
     /// Recipients of the email destination in `storm-email`.
     #[arg(long, default_value_t = 2)]
     recipients: usize,
+    /// Failures delivered before a storm's measurement starts, so that the measured storm runs
+    /// on a database (and WAL file) that has already grown, as a daemon's does after a while.
+    #[arg(long, default_value_t = 0)]
+    warm_up: usize,
 }
 
 /// One line of the results table.
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         idle_secs: args.idle_secs,
         settle_secs: args.settle_secs,
         recipients: args.recipients,
+        warm_up: args.warm_up,
     };
     let mut rows = Vec::new();
     let mut failed = Vec::new();

@@ -19,6 +19,8 @@ pub struct Settings {
     pub settle_secs: u64,
     /// Recipients of the email destination in `storm-email`.
     pub recipients: usize,
+    /// Failures delivered before a storm is measured (`--warm-up`).
+    pub warm_up: usize,
 }
 
 const MIB: f64 = 1024.0;
@@ -306,8 +308,35 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
     let name: &'static str = if email { "storm-email" } else { "storm" };
     progress(&format!("{name}: {count} failures at once"));
     let mut rig = rig(settings, email).await?;
-    let payloads = failures(0, count)?;
     let publisher = Publisher::connect(rig.broker.port).await?;
+    let warm_up = settings.warm_up;
+    let mails = if email { settings.recipients } else { 0 };
+    let mut mails_before = 0;
+    if warm_up > 0 {
+        progress(&format!("{name}: {warm_up} failures first, not measured"));
+        publisher
+            .publish_all(failures(0, warm_up)?, Duration::from_secs(120))
+            .await?;
+        let hooks = rig.hooks.clone();
+        let timeout = Duration::from_millis((warm_up as u64 * 60).clamp(60_000, 900_000));
+        let smtp = &mut rig.smtp;
+        wait_for(
+            "every warm-up delivery",
+            timeout,
+            Duration::from_millis(5),
+            || {
+                let (slack, teams) = hooks.counts();
+                let mail = smtp.as_mut().map_or(0, |s| s.received());
+                slack >= warm_up && teams >= warm_up && mail >= mails * warm_up
+            },
+        )
+        .await?;
+        // The outcomes are recorded after the last POST; let the store go quiet.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        rig.hooks.clear();
+        mails_before = rig.smtp.as_mut().map_or(0, |s| s.received());
+    }
+    let payloads = failures(warm_up, count)?;
     let rss_before = rig.daemon.status_kib("VmRSS")?;
     let (user0, system0) = rig.daemon.cpu_split_ms()?;
     let start = Instant::now();
@@ -315,7 +344,6 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
         .publish_all(payloads, Duration::from_secs(120))
         .await?;
     let timeout = Duration::from_millis((count as u64 * 60).clamp(60_000, 900_000));
-    let mails = if email { settings.recipients } else { 0 };
     let per_failure = 2 + mails;
     let (hooks, mut smtp) = (rig.hooks.clone(), rig.smtp.take());
     let mut mail_done_at = None;
@@ -323,7 +351,7 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
         let (slack, teams) = hooks.counts();
         let mail = match smtp.as_mut() {
             Some(smtp) => {
-                let received = smtp.received();
+                let received = smtp.received() - mails_before;
                 if received >= mails * count && mail_done_at.is_none() {
                     mail_done_at = Some(Instant::now());
                 }
@@ -359,7 +387,13 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
     Ok(vec![
         Row::new(
             name,
-            format!("{count} failures → {deliveries} deliveries ({what}), publish to last receipt"),
+            format!(
+                "{count} failures → {deliveries} deliveries ({what}), publish to last receipt{}",
+                match warm_up {
+                    0 => String::new(),
+                    n => format!(" (after {n} warm-up failures)"),
+                }
+            ),
             format!(
                 "{} (all {count} PUBACKed after {})",
                 ms(elapsed),
