@@ -303,6 +303,11 @@ pub async fn single(settings: &Settings) -> Result<Vec<Row>, String> {
 }
 
 /// N distinct failures published at once; until every delivery arrived.
+/// How long a storm of `count` failures may take to be delivered before the run gives up.
+fn deliveries_timeout(count: usize) -> Duration {
+    Duration::from_millis((count as u64 * 60).clamp(60_000, 900_000))
+}
+
 pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String> {
     let count = settings.events.unwrap_or(1000);
     let name: &'static str = if email { "storm-email" } else { "storm" };
@@ -318,7 +323,7 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
             .publish_all(failures(0, warm_up)?, Duration::from_secs(120))
             .await?;
         let hooks = rig.hooks.clone();
-        let timeout = Duration::from_millis((warm_up as u64 * 60).clamp(60_000, 900_000));
+        let timeout = deliveries_timeout(warm_up);
         let smtp = &mut rig.smtp;
         wait_for(
             "every warm-up delivery",
@@ -343,7 +348,7 @@ pub async fn storm(settings: &Settings, email: bool) -> Result<Vec<Row>, String>
     let published = publisher
         .publish_all(payloads, Duration::from_secs(120))
         .await?;
-    let timeout = Duration::from_millis((count as u64 * 60).clamp(60_000, 900_000));
+    let timeout = deliveries_timeout(count);
     let per_failure = 2 + mails;
     let (hooks, mut smtp) = (rig.hooks.clone(), rig.smtp.take());
     let mut mail_done_at = None;
